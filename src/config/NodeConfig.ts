@@ -1,0 +1,59 @@
+/**
+ * Settings of the node role, with the contract's defaults. `layer(partial)` is for tests;
+ * the CLI (main.ts) builds the full object from flags and `DCOUNTER_*` variables.
+ */
+import { Context, Duration, Layer, Option, Redacted } from "effect"
+
+export interface NodeConfigShape {
+  /** gossip TCP address to listen on and advertise */
+  readonly addr: string
+  /** HTTP API address */
+  readonly httpAddr: string
+  readonly discovery: Option.Option<string>
+  readonly peers: ReadonlyArray<string>
+  readonly dataDir: string
+  readonly syncInterval: Duration.Duration
+  readonly fullSyncInterval: Duration.Duration
+  readonly maxSyncPeers: number
+  readonly heartbeatInterval: Duration.Duration
+  readonly maxFails: number
+  readonly failureTimeout: Duration.Duration
+  readonly clusterKey: Option.Option<Redacted.Redacted<string>>
+  /** eager delta push of local writes (off reproduces the seed's behaviour) */
+  readonly eagerPush: boolean
+  /** how long local writes are batched before an eager push */
+  readonly pushWindow: Duration.Duration
+}
+
+/** `--http-addr` default: same host, port 8010 + (gossip port - 9000). */
+export const defaultHttpAddr = (addr: string): string => {
+  const i = addr.lastIndexOf(":")
+  const host = addr.slice(0, i)
+  const port = Number(addr.slice(i + 1))
+  return `${host}:${8010 + (port - 9000)}`
+}
+
+/** `--data-dir` default: `./data/<gossip addr with : as _>`. */
+export const defaultDataDir = (addr: string): string => `./data/${addr.replaceAll(":", "_")}`
+
+export const defaults: NodeConfigShape = {
+  addr: "127.0.0.1:9000",
+  httpAddr: "127.0.0.1:8010",
+  discovery: Option.none(),
+  peers: [],
+  dataDir: "./data/127.0.0.1_9000",
+  syncInterval: Duration.seconds(2),
+  fullSyncInterval: Duration.seconds(20),
+  maxSyncPeers: 2,
+  heartbeatInterval: Duration.seconds(1),
+  maxFails: 5,
+  failureTimeout: Duration.seconds(30),
+  clusterKey: Option.none(),
+  eagerPush: true,
+  pushWindow: Duration.millis(2)
+}
+
+export class NodeConfig extends Context.Tag("dcounter/NodeConfig")<NodeConfig, NodeConfigShape>() {
+  static readonly layer = (partial: Partial<NodeConfigShape> = {}) =>
+    Layer.succeed(NodeConfig, { ...defaults, ...partial })
+}

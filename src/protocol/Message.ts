@@ -1,0 +1,73 @@
+/**
+ * Gossip wire messages. Every message travels in one frame (see Frame.ts) encoded by
+ * Codec.ts; what a peer sends is validated against these schemas before anything uses it.
+ */
+import { Schema } from "effect"
+import { Entries } from "../crdt/Entry.js"
+import { ReplicaId } from "../crdt/ReplicaId.js"
+
+/** The protocol version this build speaks; Hello carries it. */
+export const PROTOCOL_VERSION = 1
+
+/** `host:port`, as given to `--addr` and advertised in Hello. */
+export const HostPort = Schema.String.pipe(
+  Schema.pattern(/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]{1,253}):([0-9]{1,5})$/, {
+    message: () => "an address is host:port"
+  }),
+  Schema.filter((s) => {
+    const port = Number(s.slice(s.lastIndexOf(":") + 1))
+    return (port >= 1 && port <= 65535) || "the port must be 1..65535"
+  })
+)
+export type HostPort = typeof HostPort.Type
+
+/** First frame on every connection: who is talking and where to reach it. */
+export class Hello extends Schema.TaggedClass<Hello>()("Hello", {
+  protocol: Schema.Int,
+  replicaId: ReplicaId,
+  gossipAddr: HostPort,
+  httpAddr: HostPort
+}) {}
+
+/** "Here is the digest of my state": equal -> DigestAck, different -> Push. */
+export class DigestPull extends Schema.TaggedClass<DigestPull>()("DigestPull", {
+  digest: Schema.String.pipe(Schema.maxLength(128)),
+  /** How many entries the asker holds: a hint for choosing delta or full push. */
+  entries: Schema.NonNegativeInt
+}) {}
+
+/** "My digest is the same as yours." */
+export class DigestAck extends Schema.TaggedClass<DigestAck>()("DigestAck", {
+  digest: Schema.String.pipe(Schema.maxLength(128))
+}) {}
+
+/** State to merge: the sender's full state (`full`) or a delta of it. */
+export class Push extends Schema.TaggedClass<Push>()("Push", {
+  full: Schema.Boolean,
+  entries: Entries,
+  /** The sender's digest after this state, so the receiver can tell if it is now equal. */
+  digest: Schema.String.pipe(Schema.maxLength(128))
+}) {}
+
+export class PeerInfo extends Schema.Class<PeerInfo>("PeerInfo")({
+  gossipAddr: HostPort,
+  httpAddr: HostPort,
+  replicaId: Schema.optional(ReplicaId)
+}) {}
+
+/** Peer exchange: peers the sender knows to be alive. */
+export class PeerList extends Schema.TaggedClass<PeerList>()("PeerList", {
+  peers: Schema.Array(PeerInfo).pipe(Schema.maxItems(4096))
+}) {}
+
+/** Failure detection probe; answered by PingAck with the same sequence number. */
+export class Ping extends Schema.TaggedClass<Ping>()("Ping", {
+  seq: Schema.NonNegativeInt
+}) {}
+
+export class PingAck extends Schema.TaggedClass<PingAck>()("PingAck", {
+  seq: Schema.NonNegativeInt
+}) {}
+
+export const Message = Schema.Union(Hello, DigestPull, DigestAck, Push, PeerList, Ping, PingAck)
+export type Message = typeof Message.Type

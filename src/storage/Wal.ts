@@ -1,0 +1,49 @@
+/**
+ * The write-ahead log port. `append` is durable when it resolves (written and fdatasynced,
+ * group-committed with concurrent appends); `appendLazy` is for merged remote state, made
+ * durable within a short flush interval. Recovery (snapshot + replay) happens when the
+ * layer is built; `recovered` is its result. Implementations: `WalFile.layer` and
+ * `WalMemory.layer` (see those modules).
+ */
+import type { Effect } from "effect"
+import { Context, Data } from "effect"
+import type { Entry } from "../crdt/Entry.js"
+
+/** A failure of the disk under the WAL: the append was not made durable. */
+export class WalError extends Data.TaggedError("WalError")<{
+  readonly reason: "NoSpace" | "ReadOnly" | "Io" | "Closed"
+  readonly message: string
+  readonly cause?: unknown
+}> {}
+
+/** Recovery found damage it must not repair silently. */
+export class WalCorrupted extends Data.TaggedError("WalCorrupted")<{
+  readonly file: string
+  readonly offset: number
+  readonly message: string
+}> {}
+
+export interface WalStats {
+  readonly appends: number
+  readonly records: number
+  readonly syncs: number
+  readonly bytesWritten: number
+  readonly snapshots: number
+  /** fdatasync durations in seconds since start, for the /metrics histogram */
+  readonly syncSeconds: ReadonlyArray<number>
+}
+
+export class Wal extends Context.Tag("dcounter/Wal")<
+  Wal,
+  {
+    /** The state recovered at start: latest snapshot plus every later record. */
+    readonly recovered: ReadonlyArray<Entry>
+    /** Durable append: resolves after the entries are written and fdatasynced. */
+    readonly append: (entries: ReadonlyArray<Entry>) => Effect.Effect<void, WalError>
+    /** Coalesced append for merged remote state: durable within the flush interval. */
+    readonly appendLazy: (entries: ReadonlyArray<Entry>) => Effect.Effect<void, WalError>
+    /** Makes everything appended so far durable. */
+    readonly flush: Effect.Effect<void, WalError>
+    readonly stats: Effect.Effect<WalStats>
+  }
+>() {}
