@@ -1,0 +1,26 @@
+/**
+ * The WAL's Prometheus metrics, shared by every `Wal` implementation:
+ * `dcounter_wal_fsync_seconds` (histogram of fdatasync durations),
+ * `dcounter_wal_appends_total` (appends made durable) and `dcounter_wal_bytes_total`
+ * (bytes written to segments and snapshots).
+ */
+import { Metric, MetricBoundaries } from "effect"
+
+export const fsyncSeconds = Metric.histogram(
+  "dcounter_wal_fsync_seconds",
+  MetricBoundaries.fromIterable([0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1]),
+  "Duration of WAL fdatasync calls, in seconds"
+)
+
+export const appendsTotal = Metric.counter("dcounter_wal_appends_total", {
+  description: "WAL appends made durable",
+  incremental: true
+})
+
+export const bytesTotal = Metric.counter("dcounter_wal_bytes_total", {
+  description: "Bytes written to WAL segments and snapshots",
+  incremental: true
+})
+
+/** How many recent fdatasync durations `WalStats.syncSeconds` keeps (a ring, not unbounded). */
+export const SYNC_SECONDS_KEPT = 1024
