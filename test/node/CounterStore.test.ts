@@ -1,0 +1,224 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Chunk, Context, Effect, Exit, Fiber, Layer, Queue, Scope, TestClock } from "effect"
+import type { CounterName } from "../../src/crdt/CounterName.js"
+import type { Entry } from "../../src/crdt/Entry.js"
+import type { ReplicaId } from "../../src/crdt/ReplicaId.js"
+import * as CounterStore from "../../src/node/CounterStore.js"
+import * as DataDirMemory from "../../src/storage/DataDirMemory.js"
+import * as MemoryDisk from "../../src/storage/MemoryDisk.js"
+import { Wal } from "../../src/storage/Wal.js"
+import * as WalMemory from "../../src/storage/WalMemory.js"
+
+const c = (s: string) => s as CounterName
+const r = (s: string) => s as ReplicaId
+
+const storeLayer = (disk: MemoryDisk.MemoryDisk, wal: Layer.Layer<Wal> = WalMemory.layer(disk)) =>
+  CounterStore.layer().pipe(Layer.provide(Layer.merge(wal, DataDirMemory.layer(disk))))
+
+/** Builds a store on `disk` in its own scope, so a test can close it (a node stop) and reopen. */
+const open = (disk: MemoryDisk.MemoryDisk, wal?: Layer.Layer<Wal>) =>
+  Effect.gen(function*() {
+    const scope = yield* Scope.make()
+    const ctx = yield* Layer.buildWithScope(storeLayer(disk, wal), scope)
+    return { store: Context.get(ctx, CounterStore.CounterStore), scope }
+  })
+
+/** Builds the store in the test's scope. */
+const build = (layer: Layer.Layer<CounterStore.CounterStore, unknown>) =>
+  Effect.map(Layer.build(layer), (ctx) => Context.get(ctx, CounterStore.CounterStore))
+
+/** A Wal whose durable appends wait until `release` is opened: an fdatasync in flight. */
+const gatedWal = (disk: MemoryDisk.MemoryDisk, gate: Effect.Latch) =>
+  Layer.effect(
+    Wal,
+    Effect.map(Wal, (wal) => Wal.of({ ...wal, append: (entries) => gate.await.pipe(Effect.zipRight(wal.append(entries))) }))
+  ).pipe(Layer.provide(WalMemory.layer(disk)))
+
+describe("CounterStore", () => {
+  it.scoped("increments and decrements resolve with the new value once durable", () =>
+    Effect.gen(function*() {
+      const disk = MemoryDisk.make()
+      const store = yield* build(storeLayer(disk))
+      expect(yield* store.value(c("a"))).toBe(0)
+      expect(yield* store.increment(c("a"), 5)).toBe(5)
+      expect(yield* store.decrement(c("a"), 2)).toBe(3)
+      expect(yield* store.increment(c("b"), 1)).toBe(1)
+      expect(yield* store.localValue(c("a"))).toBe(3)
+      expect(yield* store.values).toEqual([{ name: "a", value: 3 }, { name: "b", value: 1 }])
+      // durable: the simulated disk already holds the totals
+      expect(disk.state.totals(c("a"), store.replicaId)).toEqual({ inc: 5, dec: 2 })
+      const st = yield* store.counterState(c("a"))
+      expect(st).toEqual({ name: "a", increments: { [store.replicaId]: 5 }, decrements: { [store.replicaId]: 2 }, value: 3 })
+    }))
+
+  it.scoped("an own write is invisible (reads, changes) until its WAL append has resolved", () =>
+    Effect.gen(function*() {
+      const disk = MemoryDisk.make()
+      const gate = yield* Effect.makeLatch(false)
+      const store = yield* build(storeLayer(disk, gatedWal(disk, gate)))
+      const changes = yield* store.changes
+      const fiber = yield* Effect.fork(store.increment(c("x"), 7))
+      yield* Effect.yieldNow()
+      yield* Effect.yieldNow()
+      expect(yield* store.value(c("x"))).toBe(0)
+      expect(yield* store.entries).toEqual([])
+      expect(yield* Queue.size(changes)).toBe(0)
+      expect(disk.state.value(c("x"))).toBe(0)
+      yield* gate.open
+      expect(yield* Fiber.join(fiber)).toBe(7)
+      expect(yield* store.value(c("x"))).toBe(7)
+      const change = yield* Queue.take(changes)
+      expect(change.origin._tag).toBe("Local")
+      expect(change.entries).toEqual([["x", store.replicaId, 7, 0]])
+    }))
+
+  it.scoped("group commit: concurrent writes share WAL appends and are all counted", () =>
+    Effect.gen(function*() {
+      const disk = MemoryDisk.make()
+      const gate = yield* Effect.makeLatch(false)
+      const store = yield* build(storeLayer(disk, gatedWal(disk, gate)))
+      // the first write takes the committer into a (blocked) sync; the next 199 queue up
+      const first = yield* Effect.fork(store.increment(c("n"), 1))
+      yield* Effect.yieldNow()
+      const rest = yield* Effect.forEach(
+        Array.from({ length: 199 }, (_, i) => i),
+        (i) => Effect.fork(i % 4 === 0 ? store.decrement(c("n"), 1) : store.increment(c("n"), 2)),
+        { concurrency: "unbounded" }
+      )
+      yield* gate.open
+      yield* Fiber.join(first)
+      const values = yield* Effect.forEach(rest, Fiber.join)
+      const expected = 1 + Array.from({ length: 199 }, (_, i) => (i % 4 === 0 ? -1 : 2)).reduce((a, b) => a + b, 0)
+      expect(yield* store.value(c("n"))).toBe(expected)
+      // all 199 queued writes went out in the second append: 2 records, not 200
+      expect(disk.records).toBe(2)
+      expect(Math.max(...values)).toBe(expected)
+    }))
+
+  it.scoped("overflow fails only its own write", () =>
+    Effect.gen(function*() {
+      const disk = MemoryDisk.make()
+      const store = yield* build(storeLayer(disk))
+      yield* store.increment(c("big"), Number.MAX_SAFE_INTEGER - 1)
+      const results = yield* Effect.all(
+        [store.increment(c("big"), 5), store.increment(c("big"), 1), store.increment(c("other"), 3)],
+        { concurrency: "unbounded", mode: "either" }
+      )
+      expect(results[0]._tag).toBe("Left")
+      expect(results[1]._tag).toBe("Right")
+      expect(results[2]._tag).toBe("Right")
+      expect(yield* store.value(c("big"))).toBe(Number.MAX_SAFE_INTEGER)
+      expect(yield* store.value(c("other"))).toBe(3)
+    }))
+
+  it.scoped("a failing disk fails the whole batch with StoreUnavailable and changes nothing", () =>
+    Effect.gen(function*() {
+      const disk = MemoryDisk.make()
+      const store = yield* build(storeLayer(disk))
+      yield* store.increment(c("d"), 2)
+      const changes = yield* store.changes
+      disk.failWith("NoSpace")
+      const results = yield* Effect.all(
+        [store.increment(c("d"), 1), store.decrement(c("d"), 1), store.increment(c("e"), 1)],
+        { concurrency: "unbounded", mode: "either" }
+      )
+      for (const res of results) {
+        expect(res._tag).toBe("Left")
+        if (res._tag === "Left") {
+          expect(res.left._tag).toBe("StoreUnavailable")
+          expect(res.left._tag === "StoreUnavailable" && res.left.reason).toBe("Disk")
+        }
+      }
+      expect(yield* store.value(c("d"))).toBe(2)
+      expect(yield* store.value(c("e"))).toBe(0)
+      expect(yield* Queue.size(changes)).toBe(0)
+      disk.failWith(undefined)
+      expect(yield* store.increment(c("d"), 1)).toBe(3)
+      expect(disk.state.totals(c("d"), store.replicaId)).toEqual({ inc: 3, dec: 0 })
+    }))
+
+  it.effect("a store closed and reopened on the same disk resumes with the same replica and totals", () =>
+    Effect.gen(function*() {
+      const disk = MemoryDisk.make()
+      const a = yield* open(disk)
+      yield* a.store.increment(c("k"), 10)
+      yield* a.store.decrement(c("k"), 3)
+      yield* a.store.merge([[c("k"), r("peer"), 4, 1]])
+      const id = a.store.replicaId
+      yield* Scope.close(a.scope, Exit.void)
+      const b = yield* open(disk)
+      expect(b.store.replicaId).toBe(id)
+      expect(yield* b.store.value(c("k"))).toBe(10)
+      expect(yield* b.store.increment(c("k"), 1)).toBe(11)
+      expect(yield* b.store.localValue(c("k"))).toBe(8)
+      yield* Scope.close(b.scope, Exit.void)
+    }))
+
+  it.effect("after a crash every acknowledged write is recovered; a lost disk gets a new replica", () =>
+    Effect.gen(function*() {
+      const disk = MemoryDisk.make()
+      const a = yield* open(disk)
+      const acked = yield* Effect.forEach(Array.from({ length: 50 }, () => 1), (n) => a.store.increment(c("z"), n), {
+        concurrency: 8
+      })
+      expect(acked.length).toBe(50)
+      disk.crash()
+      yield* Scope.close(a.scope, Exit.void)
+      const b = yield* open(disk)
+      expect(yield* b.store.value(c("z"))).toBe(50)
+      expect(b.store.replicaId).toBe(a.store.replicaId)
+      const fresh = yield* open(MemoryDisk.make())
+      expect(fresh.store.replicaId).not.toBe(a.store.replicaId)
+      yield* Scope.close(b.scope, Exit.void)
+      yield* Scope.close(fresh.scope, Exit.void)
+    }))
+
+  it.effect("shutdown commits queued writes before the store closes, then refuses new ones", () =>
+    Effect.gen(function*() {
+      const disk = MemoryDisk.make()
+      const a = yield* open(disk)
+      const fibers = yield* Effect.forEach(Array.from({ length: 20 }, () => 0), () => Effect.fork(a.store.increment(c("s"), 1)))
+      yield* Effect.yieldNow()
+      yield* Scope.close(a.scope, Exit.void)
+      const exits = yield* Effect.forEach(fibers, Fiber.await)
+      const ok = exits.filter(Exit.isSuccess).length
+      expect(ok).toBe(20)
+      expect(disk.state.value(c("s"))).toBe(20)
+      const after = yield* Effect.either(a.store.increment(c("s"), 1))
+      expect(after._tag).toBe("Left")
+      expect(disk.state.value(c("s"))).toBe(20)
+    }))
+
+  it.scoped("merge applies the pointwise max, reports what grew, publishes and persists it lazily", () =>
+    Effect.gen(function*() {
+      const disk = MemoryDisk.make()
+      const store = yield* build(storeLayer(disk))
+      const changes = yield* store.changes
+      const v0 = yield* store.version
+      const grew = yield* store.merge([[c("m"), r("p1"), 5, 2], [c("m"), r("p2"), 1, 0]], "127.0.0.1:9001" as never)
+      expect(grew).toEqual([["m", "p1", 5, 2], ["m", "p2", 1, 0]])
+      expect(yield* store.merge([[c("m"), r("p1"), 3, 2]])).toEqual([])
+      expect(yield* store.merge([[c("m"), r("p1"), 4, 6]])).toEqual([["m", "p1", 5, 6]])
+      expect(yield* store.value(c("m"))).toBe(0)
+      const all = Chunk.toReadonlyArray(yield* Queue.takeAll(changes))
+      expect(all.length).toBe(2)
+      expect(all[0]!.fromVersion).toBe(v0)
+      expect(all[1]!.fromVersion).toBe(all[0]!.toVersion)
+      expect(all[0]!.origin).toEqual({ _tag: "Remote", from: "127.0.0.1:9001" })
+      // persisted coalesced, within the WAL's flush interval
+      expect(disk.state.totals(c("m"), r("p1"))).toEqual({ inc: 0, dec: 0 })
+      yield* TestClock.adjust("100 millis")
+      expect(disk.state.totals(c("m"), r("p1"))).toEqual({ inc: 5, dec: 6 })
+      expect(disk.state.totals(c("m"), r("p2"))).toEqual({ inc: 1, dec: 0 })
+    }))
+
+  it.scoped("missingFrom lists exactly the entries a peer's full state lacks", () =>
+    Effect.gen(function*() {
+      const disk = MemoryDisk.make()
+      const store = yield* build(storeLayer(disk))
+      yield* store.merge([[c("a"), r("p1"), 5, 2], [c("a"), r("p2"), 1, 0], [c("b"), r("p1"), 3, 3]])
+      const theirs: ReadonlyArray<Entry> = [[c("a"), r("p1"), 5, 1], [c("b"), r("p1"), 3, 3], [c("c"), r("p9"), 1, 0]]
+      const missing = yield* store.missingFrom(theirs)
+      expect([...missing].sort()).toEqual([["a", "p1", 5, 2], ["a", "p2", 1, 0]])
+    }))
+})
