@@ -1,0 +1,45 @@
+/**
+ * Runs a validated invocation: prints help, or builds the chosen role's layer (config,
+ * logging) and launches it until interrupted, or runs `simulate` / `wal` to completion.
+ */
+import { Console, Data, Effect, Layer, Logger, LogLevel } from "effect"
+import type { Invocation, LoggingOptions } from "./Invocation.js"
+
+/** A role or command this build does not contain. */
+export class RoleUnavailable extends Data.TaggedError("RoleUnavailable")<{ readonly message: string }> {}
+
+const logLevels = {
+  debug: LogLevel.Debug,
+  info: LogLevel.Info,
+  warn: LogLevel.Warning,
+  error: LogLevel.Error
+} as const
+
+/** The logger chosen by `--log-level` and `--log-format`. */
+export const loggingLayer = (options: LoggingOptions): Layer.Layer<never> =>
+  Layer.merge(
+    Logger.replace(Logger.defaultLogger, options.format === "json" ? Logger.jsonLogger : Logger.prettyLoggerDefault),
+    Logger.minimumLogLevel(logLevels[options.level])
+  )
+
+const unavailable = (what: string) =>
+  Effect.fail(new RoleUnavailable({ message: `${what} is not available in this build` }))
+
+export const run = (invocation: Invocation): Effect.Effect<void, unknown> => {
+  switch (invocation._tag) {
+    case "Help":
+      return Console.log(invocation.text)
+    case "Version":
+      return Console.log("dcounter 0.1.0")
+    case "Discovery":
+      return unavailable("--role discovery")
+    case "Node":
+      return unavailable("--role node")
+    case "Gateway":
+      return unavailable("--role gateway")
+    case "Simulate":
+      return unavailable("dcounter simulate")
+    case "Wal":
+      return unavailable("dcounter wal")
+  }
+}

@@ -1,0 +1,115 @@
+/**
+ * Parsers for option values. Each takes the raw text of a flag or environment variable and
+ * returns the typed value or, on the left, what was expected (the caller names the option).
+ */
+import { Duration, Either, Schema } from "effect"
+import { HostPort } from "../protocol/Message.js"
+
+export type Parsed<A> = Either.Either<A, string>
+
+const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/
+const MILLIS_PER_UNIT = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 } as const
+
+/** `500ms`, `2s`, `1m` (also `1.5s`, `1h`): a strictly positive duration. */
+export const duration = (raw: string): Parsed<Duration.Duration> => {
+  const match = DURATION.exec(raw.trim())
+  if (match === null) return Either.left("expected a duration like 500ms, 2s or 1m")
+  const millis = Number(match[1]) * MILLIS_PER_UNIT[match[2] as keyof typeof MILLIS_PER_UNIT]
+  if (!(millis >= 1)) return Either.left("expected a duration of at least 1ms, like 500ms, 2s or 1m")
+  return Either.right(Duration.millis(Math.round(millis)))
+}
+
+/** Renders a duration the way the flags take it (`2s`, `500ms`, `1m`). */
+export const formatDuration = (d: Duration.Duration): string => {
+  const ms = Duration.toMillis(d)
+  if (ms % 60_000 === 0) return `${ms / 60_000}m`
+  if (ms % 1_000 === 0) return `${ms / 1_000}s`
+  return `${ms}ms`
+}
+
+const decodeHostPort = Schema.decodeUnknownEither(HostPort)
+
+/** `host:port` with a port in 1..65535 (`[::1]:9000` for IPv6). */
+export const hostPort = (raw: string): Parsed<string> =>
+  Either.mapLeft(decodeHostPort(raw.trim()), () => "expected host:port, like 127.0.0.1:9000")
+
+/** A comma-separated list of `host:port`; empty items are ignored. */
+export const hostPortList = (raw: string): Parsed<ReadonlyArray<string>> => {
+  const out: Array<string> = []
+  for (const item of splitList(raw)) {
+    const parsed = hostPort(item)
+    if (Either.isLeft(parsed)) return Either.left(`"${item}" is not host:port; expected a list like a:9001,b:9002`)
+    out.push(parsed.right)
+  }
+  return Either.right(out)
+}
+
+/** An HTTP endpoint `http://host:port` (a bare `host:port` is taken as http). */
+export const httpEndpoint = (raw: string): Parsed<string> => {
+  const text = raw.trim()
+  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(text) ? text : `http://${text}`
+  let url: URL
+  try {
+    url = new URL(withScheme)
+  } catch {
+    return Either.left("expected an HTTP endpoint like http://127.0.0.1:8010")
+  }
+  if (url.protocol !== "http:") return Either.left("expected an http:// endpoint like http://127.0.0.1:8010")
+  if (url.port === "" || (url.pathname !== "/" && url.pathname !== "") || url.search !== "" || url.hash !== "") {
+    return Either.left("expected an HTTP endpoint with a port and no path, like http://127.0.0.1:8010")
+  }
+  return Either.map(hostPort(url.host), (hp) => `http://${hp}`)
+}
+
+/** A comma-separated list of HTTP endpoints; empty items are ignored. */
+export const httpEndpointList = (raw: string): Parsed<ReadonlyArray<string>> => {
+  const out: Array<string> = []
+  for (const item of splitList(raw)) {
+    const parsed = httpEndpoint(item)
+    if (Either.isLeft(parsed)) return Either.left(`"${item}": ${parsed.left}`)
+    out.push(parsed.right)
+  }
+  return Either.right(out)
+}
+
+/** An integer in `[min, max]`. */
+export const integer = (min: number, max: number) => (raw: string): Parsed<number> => {
+  const text = raw.trim()
+  const n = Number(text)
+  if (!/^-?\d+$/.test(text) || !Number.isSafeInteger(n) || n < min || n > max) {
+    return Either.left(`expected an integer from ${min} to ${max}`)
+  }
+  return Either.right(n)
+}
+
+/** A number in `[min, max]` (fractions allowed). */
+export const decimal = (min: number, max: number) => (raw: string): Parsed<number> => {
+  const text = raw.trim()
+  const n = Number(text)
+  if (text === "" || !Number.isFinite(n) || n < min || n > max) {
+    return Either.left(`expected a number from ${min} to ${max}`)
+  }
+  return Either.right(n)
+}
+
+/** One of a fixed set of words. */
+export const oneOf = <const A extends string>(choices: ReadonlyArray<A>) => (raw: string): Parsed<A> => {
+  const text = raw.trim()
+  const found = choices.find((c) => c === text)
+  return found === undefined ? Either.left(`expected one of ${choices.join(", ")}`) : Either.right(found)
+}
+
+/** `true|false` (also `yes|no`, `1|0`, `on|off`). */
+export const boolean = (raw: string): Parsed<boolean> => {
+  const text = raw.trim().toLowerCase()
+  if (["true", "yes", "1", "on"].includes(text)) return Either.right(true)
+  if (["false", "no", "0", "off"].includes(text)) return Either.right(false)
+  return Either.left("expected true or false")
+}
+
+/** Any non-empty text. */
+export const nonEmpty = (raw: string): Parsed<string> =>
+  raw.trim() === "" ? Either.left("expected a non-empty value") : Either.right(raw.trim())
+
+const splitList = (raw: string): Array<string> =>
+  raw.split(",").map((s) => s.trim()).filter((s) => s !== "")

@@ -1,0 +1,16 @@
+/** Settings of `dcounter simulate`, as parsed from its flags (see cli/Flags.ts for defaults). */
+import type { Duration, Option } from "effect"
+
+export interface SimulateOptions {
+  readonly nodeCount: number
+  /** how long random writes run */
+  readonly duration: Duration.Duration
+  /** writes per second over the whole cluster */
+  readonly rate: number
+  readonly partitions: number
+  readonly crashes: number
+  /** none: a random seed, printed so the run can be replayed */
+  readonly seed: Option.Option<number>
+  readonly syncInterval: Duration.Duration
+  readonly convergeTimeout: Duration.Duration
+}
