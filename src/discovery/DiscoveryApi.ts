@@ -1,0 +1,141 @@
+/**
+ * The discovery role's HTTP API (see CONTRACT.md, "discovery"): one definition of routes,
+ * bodies, errors and security, from which the server routes and decodes and OpenAPI is
+ * generated. Errors are JSON `{"error": "<code>", "message": "<human text>"}`.
+ *
+ * With a cluster key, the `discovery` group (register, heartbeat, peers, deregister)
+ * requires `Authorization: Bearer <key>`; `/health` never does.
+ */
+import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiMiddleware, HttpApiSchema, HttpApiSecurity, OpenApi } from "@effect/platform"
+import { Schema } from "effect"
+import { HostPort } from "../protocol/Message.js"
+
+// ---------------------------------------------------------------------------------------
+// errors
+
+/** Malformed JSON, a missing field, a bad address or a wrong type (400). */
+export class BadRequest extends Schema.Class<BadRequest>("DiscoveryBadRequest")(
+  { error: Schema.Literal("bad_request"), message: Schema.String },
+  HttpApiSchema.annotations({ status: 400, description: "The request body is malformed; nothing changed" })
+) {
+  static readonly of = (message: string) => new BadRequest({ error: "bad_request", message })
+}
+
+/** A cluster key is set and the request did not carry it (401). */
+export class Unauthorized extends Schema.Class<Unauthorized>("DiscoveryUnauthorized")(
+  { error: Schema.Literal("unauthorized"), message: Schema.String },
+  HttpApiSchema.annotations({ status: 401, description: "Missing or wrong `Authorization: Bearer <cluster key>`" })
+) {
+  static readonly of = (message: string) => new Unauthorized({ error: "unauthorized", message })
+}
+
+/** A heartbeat for an address that is not registered (404): the client registers again. */
+export class NotRegistered extends Schema.Class<NotRegistered>("DiscoveryNotRegistered")(
+  { error: Schema.Literal("not_registered"), message: Schema.String },
+  HttpApiSchema.annotations({ status: 404, description: "The address is not registered (or expired): register again" })
+) {
+  static readonly of = (message: string) => new NotRegistered({ error: "not_registered", message })
+}
+
+/** The registry is at its bound and the address is new (507). */
+export class RegistryFull extends Schema.Class<RegistryFull>("DiscoveryRegistryFull")(
+  { error: Schema.Literal("registry_full"), message: Schema.String },
+  HttpApiSchema.annotations({ status: 507, description: "The registry holds its maximum number of peers" })
+) {
+  static readonly of = (message: string) => new RegistryFull({ error: "registry_full", message })
+}
+
+// ---------------------------------------------------------------------------------------
+// bodies
+
+/** A node id as nodes advertise it: 1 to 128 visible ASCII characters. */
+export const NodeId = Schema.String.pipe(
+  Schema.pattern(/^[\x21-\x7e]{1,128}$/, { message: () => "a nodeId is 1 to 128 visible ASCII characters" })
+)
+
+export const RegisterRequest = Schema.Struct({
+  addr: HostPort,
+  httpAddr: HostPort,
+  nodeId: NodeId
+}).annotations({ identifier: "RegisterRequest" })
+export type RegisterRequest = typeof RegisterRequest.Type
+
+export const AddrRequest = Schema.Struct({
+  addr: HostPort
+}).annotations({ identifier: "AddrRequest" })
+export type AddrRequest = typeof AddrRequest.Type
+
+export const Empty = Schema.Struct({}).annotations({ identifier: "Empty" })
+
+export const Peer = Schema.Struct({
+  addr: HostPort,
+  httpAddr: HostPort,
+  nodeId: Schema.String,
+  /** ISO-8601, UTC */
+  lastSeen: Schema.Date
+}).annotations({ identifier: "Peer" })
+export type Peer = typeof Peer.Type
+
+export const Peers = Schema.Array(Peer).annotations({ identifier: "Peers" })
+
+export const Health = Schema.Struct({
+  status: Schema.Literal("ok"),
+  role: Schema.Literal("discovery"),
+  peers: Schema.NonNegativeInt
+}).annotations({ identifier: "DiscoveryHealth" })
+
+// ---------------------------------------------------------------------------------------
+// security
+
+/**
+ * `Authorization: Bearer <cluster key>` on the `discovery` group. Its layer (see
+ * DiscoveryHandlers) lets everything through when no key is configured.
+ */
+export class ClusterAuth extends HttpApiMiddleware.Tag<ClusterAuth>()("dcounter/DiscoveryClusterAuth", {
+  failure: Unauthorized,
+  security: {
+    bearer: HttpApiSecurity.bearer.pipe(
+      HttpApiSecurity.annotate(
+        OpenApi.Description,
+        "The cluster key (`--cluster-key`), required when discovery runs with one"
+      )
+    )
+  }
+}) {}
+
+// ---------------------------------------------------------------------------------------
+// API
+
+export class DiscoveryGroup extends HttpApiGroup.make("discovery")
+  .add(
+    HttpApiEndpoint.post("register", "/register")
+      .setPayload(RegisterRequest)
+      .addSuccess(Empty)
+      .addError(RegistryFull)
+  )
+  .add(
+    HttpApiEndpoint.post("heartbeat", "/heartbeat")
+      .setPayload(AddrRequest)
+      .addSuccess(Empty)
+      .addError(NotRegistered)
+  )
+  .add(HttpApiEndpoint.get("peers", "/peers").addSuccess(Peers))
+  .add(
+    HttpApiEndpoint.post("deregister", "/deregister")
+      .setPayload(AddrRequest)
+      .addSuccess(Empty)
+  )
+  .middleware(ClusterAuth)
+{}
+
+export class HealthGroup extends HttpApiGroup.make("health")
+  .add(HttpApiEndpoint.get("health", "/health").addSuccess(Health))
+{}
+
+export class DiscoveryApi extends HttpApi.make("discovery")
+  .add(DiscoveryGroup)
+  .add(HealthGroup)
+  .addError(BadRequest)
+  .annotate(OpenApi.Title, "dcounter discovery")
+  .annotate(OpenApi.Description, "Registry of dcounter nodes: register, heartbeat, list, deregister")
+{}

@@ -1,0 +1,99 @@
+/**
+ * Handlers of the discovery HTTP API, as standard `HttpApiBuilder.group` layers over the
+ * `Registry`, plus the cluster-key security middleware. `layer` assembles them into the
+ * `HttpApi.Api` service that a server (stock or `ApiServer`) serves.
+ */
+import type { HttpApi } from "@effect/platform"
+import { HttpApiBuilder } from "@effect/platform"
+import { Effect, Layer, Metric, Option } from "effect"
+import type { Redacted } from "effect"
+import * as ClusterKey from "./ClusterKey.js"
+import {
+  ClusterAuth,
+  DiscoveryApi,
+  NotRegistered,
+  RegistryFull as RegistryFullError,
+  Unauthorized
+} from "./DiscoveryApi.js"
+import { Registry } from "./Registry.js"
+
+export const unauthorizedRequests = Metric.counter("dcounter_discovery_unauthorized_total", {
+  description: "requests refused for a missing or wrong cluster key",
+  incremental: true
+})
+
+/**
+ * `Authorization: Bearer <key>` check. Without a key every request passes; with one, a
+ * request without the exact key fails with 401 `unauthorized`.
+ */
+export const layerClusterAuth = (clusterKey: Option.Option<Redacted.Redacted<string>>): Layer.Layer<ClusterAuth> =>
+  Layer.succeed(
+    ClusterAuth,
+    ClusterAuth.of({
+      bearer: (token) =>
+        Option.match(clusterKey, {
+          onNone: () => Effect.void,
+          onSome: (key) =>
+            ClusterKey.matches(key, token)
+              ? Effect.void
+              : Effect.zipRight(
+                Metric.increment(unauthorizedRequests),
+                Effect.fail(Unauthorized.of("this discovery requires `Authorization: Bearer <cluster key>`"))
+              )
+        })
+    })
+  )
+
+export const layerDiscoveryGroup = HttpApiBuilder.group(DiscoveryApi, "discovery", (handlers) =>
+  Effect.gen(function*() {
+    const registry = yield* Registry
+    return handlers
+      .handle("register", ({ payload }) =>
+        registry.register(payload).pipe(
+          Effect.tap(() => Effect.logInfo(`registered ${payload.addr} (http ${payload.httpAddr}, node ${payload.nodeId})`)),
+          Effect.as({}),
+          Effect.catchTag("RegistryFull", (error) =>
+            Effect.zipRight(
+              Effect.logWarning(error.message),
+              Effect.fail(RegistryFullError.of(error.message))
+            ))
+        ))
+      .handle("heartbeat", ({ payload }) =>
+        registry.heartbeat(payload.addr).pipe(
+          Effect.as({}),
+          Effect.catchTag("PeerNotRegistered", (error) =>
+            Effect.zipRight(
+              Effect.logDebug(`heartbeat from unregistered ${payload.addr}: answered 404`),
+              Effect.fail(NotRegistered.of(error.message))
+            ))
+        ))
+      .handle("peers", () =>
+        Effect.map(registry.peers, (entries) =>
+          entries.map((entry) => ({
+            addr: entry.addr,
+            httpAddr: entry.httpAddr,
+            nodeId: entry.nodeId,
+            lastSeen: new Date(entry.lastSeen)
+          }))))
+      .handle("deregister", ({ payload }) =>
+        registry.deregister(payload.addr).pipe(
+          Effect.tap((wasLive) => wasLive ? Effect.logInfo(`deregistered ${payload.addr}`) : Effect.void),
+          Effect.as({})
+        ))
+  }))
+
+export const layerHealthGroup = HttpApiBuilder.group(DiscoveryApi, "health", (handlers) =>
+  Effect.gen(function*() {
+    const registry = yield* Registry
+    return handlers.handle("health", () =>
+      Effect.map(registry.peers, (peers) => ({ status: "ok" as const, role: "discovery" as const, peers: peers.length })))
+  }))
+
+/** The discovery `HttpApi.Api` with its handlers and security, ready to be served. */
+export const layer = (options: {
+  readonly clusterKey: Option.Option<Redacted.Redacted<string>>
+}): Layer.Layer<HttpApi.Api, never, Registry> =>
+  HttpApiBuilder.api(DiscoveryApi).pipe(
+    Layer.provide([layerDiscoveryGroup, layerHealthGroup]),
+    Layer.provide(layerClusterAuth(options.clusterKey))
+  )

@@ -1,0 +1,36 @@
+/**
+ * The discovery role (`dcounter --role discovery`): the registry and its HTTP API on
+ * `--addr`, configured by `DiscoveryConfig`. Logs the address it listens on. The output
+ * keeps `Registry` and `HttpServer` for tests and for composing (`HttpServer.addressWith`).
+ */
+import type { HttpServerError } from "@effect/platform"
+import { HttpServer } from "@effect/platform"
+import { Duration, Effect, Layer, Option } from "effect"
+import { DiscoveryConfig } from "../config/DiscoveryConfig.js"
+import * as DiscoveryHandlers from "./DiscoveryHandlers.js"
+import * as DiscoveryHttpServer from "./DiscoveryHttpServer.js"
+import * as Registry from "./Registry.js"
+
+const logListening = Layer.effectDiscard(
+  Effect.gen(function*() {
+    const config = yield* DiscoveryConfig
+    const address = yield* HttpServer.addressFormattedWith(Effect.succeed)
+    yield* Effect.logInfo(
+      `discovery listening on ${address} (peer TTL ${Duration.format(config.peerTtl)}, ` +
+        `at most ${config.maxPeers} peers, cluster key ${Option.isSome(config.clusterKey) ? "required" : "off"})`
+    )
+  })
+)
+
+export const layer: Layer.Layer<
+  Registry.Registry | HttpServer.HttpServer,
+  HttpServerError.ServeError,
+  DiscoveryConfig
+> = Layer.unwrapEffect(
+  Effect.map(DiscoveryConfig, (config) =>
+    DiscoveryHttpServer.layer({ addr: config.addr }).pipe(
+      Layer.provide(DiscoveryHandlers.layer({ clusterKey: config.clusterKey })),
+      (server) => Layer.merge(server, logListening.pipe(Layer.provide(server))),
+      Layer.provideMerge(Registry.layerConfig)
+    ))
+)
