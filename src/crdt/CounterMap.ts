@@ -9,9 +9,16 @@
  *
  * Versions: every entry remembers the map's version at which it last grew, so
  * `deltaSince(v)` lists exactly the entries that changed after version `v`: merging that
- * delta into any replica that had seen version `v` yields the full state.
+ * delta into any replica that had seen version `v` yields the full state. Entries are
+ * also kept in a list ordered by version, so `deltaSince(v)` costs O(entries changed
+ * since v), not O(state): the eager push after each write stays cheap on a large map.
+ *
+ * Digest: the sum modulo 2^256 of SHA-256(entry) over all entries. A sum does not depend
+ * on order, so equal states have equal digests however they were built, and it is kept
+ * up to date incrementally: `digest()` rehashes only the entries changed since the last
+ * call (one subtraction and one addition each), not the whole state.
  */
-import { createHash } from "node:crypto"
+import { hash } from "node:crypto"
 import { Either } from "effect"
 import type { CounterName } from "./CounterName.js"
 import type { Entry } from "./Entry.js"
@@ -19,9 +26,17 @@ import * as PNCounter from "./PNCounter.js"
 import type { ReplicaId } from "./ReplicaId.js"
 
 interface Slot {
+  readonly name: CounterName
+  readonly replica: ReplicaId
   inc: number
   dec: number
   version: number
+  /** The neighbours in the version-ordered list: `older` has a lower version. */
+  older: Slot | undefined
+  newer: Slot | undefined
+  /** The totals this slot currently contributes to the digest sum; -1: none yet. */
+  hashedInc: number
+  hashedDec: number
 }
 
 interface Counter {
@@ -30,18 +45,63 @@ interface Counter {
   sumDec: number
 }
 
+const DIGEST_WORDS = 8
+
+/** SHA-256 of one entry; names and replica ids never contain NUL, so this is unambiguous. */
+const entryHash = (name: string, replica: string, inc: number, dec: number): Buffer =>
+  hash("sha256", `${name}\u0000${replica}\u0000${inc}\u0000${dec}`, "buffer")
+
+/** acc += h (mod 2^256), both little-endian 32-bit words. */
+const addHash = (acc: Uint32Array, h: Buffer): void => {
+  let carry = 0
+  for (let i = 0; i < DIGEST_WORDS; i++) {
+    const s = acc[i]! + h.readUInt32LE(i * 4) + carry
+    acc[i] = s >>> 0
+    carry = s > 0xffffffff ? 1 : 0
+  }
+}
+
+/** acc -= h (mod 2^256). */
+const subHash = (acc: Uint32Array, h: Buffer): void => {
+  let borrow = 0
+  for (let i = 0; i < DIGEST_WORDS; i++) {
+    const d = acc[i]! - h.readUInt32LE(i * 4) - borrow
+    acc[i] = d >>> 0
+    borrow = d < 0 ? 1 : 0
+  }
+}
+
+const hex = (acc: Uint32Array): string => {
+  let out = ""
+  for (let i = DIGEST_WORDS - 1; i >= 0; i--) out += acc[i]!.toString(16).padStart(8, "0")
+  return out
+}
+
 export class CounterMap {
   private readonly counters = new Map<CounterName, Counter>()
   private currentVersion = 0
-  private digestCache: string | undefined = undefined
+  private entryTotal = 0
+  /** Oldest and newest slot of the version-ordered list. */
+  private oldest: Slot | undefined = undefined
+  private newest: Slot | undefined = undefined
+  private readonly digestSum = new Uint32Array(DIGEST_WORDS)
+  /** The map version `digestSum` reflects. */
+  private digestVersion = 0
+  private digestCache: string = hex(new Uint32Array(DIGEST_WORDS))
 
   /** Increases by one on every change; 0 for an empty map. */
   get version(): number {
     return this.currentVersion
   }
 
+  /** The number of counters. */
   get size(): number {
     return this.counters.size
+  }
+
+  /** The number of entries, i.e. of (counter, replica) pairs: what `entries()` would return. */
+  get entryCount(): number {
+    return this.entryTotal
   }
 
   names(): ReadonlyArray<CounterName> {
@@ -76,7 +136,8 @@ export class CounterMap {
 
   /**
    * The entry a local write would produce: the replica's totals after adding `by`, or
-   * `Overflow` when an entry or the counter's sum would pass 2^53-1. Changes nothing.
+   * `Overflow` when `by` is not a positive safe integer or when the entry or the counter's
+   * sum would pass 2^53-1. Changes nothing.
    */
   prepare(
     name: CounterName,
@@ -121,7 +182,20 @@ export class CounterMap {
       }
       const version = ++this.currentVersion
       if (s === undefined) {
-        c.slots.set(replica, { inc, dec, version })
+        const slot: Slot = {
+          name,
+          replica,
+          inc,
+          dec,
+          version,
+          older: undefined,
+          newer: undefined,
+          hashedInc: -1,
+          hashedDec: -1
+        }
+        c.slots.set(replica, slot)
+        this.append(slot)
+        this.entryTotal++
         c.sumInc += inc
         c.sumDec += dec
         changed.push([name, replica, inc, dec])
@@ -133,60 +207,95 @@ export class CounterMap {
         s.inc = ni
         s.dec = nd
         s.version = version
+        this.unlink(s)
+        this.append(s)
         changed.push([name, replica, ni, nd])
       }
     }
-    if (changed.length > 0) this.digestCache = undefined
     return changed
   }
 
-  /** Every entry, in no particular order. */
+  /** Every entry, oldest change first. */
   entries(): Array<Entry> {
     return this.deltaSince(0)
   }
 
-  /** The entries that changed after `version`. `deltaSince(0)` is the full state. */
+  /**
+   * The entries that changed after `version`, oldest change first. `deltaSince(0)` is the
+   * full state. Costs O(result), not O(state).
+   */
   deltaSince(version: number): Array<Entry> {
     const out: Array<Entry> = []
-    if (version >= this.currentVersion) return out
-    for (const [name, c] of this.counters) {
-      for (const [replica, s] of c.slots) {
-        if (s.version > version) out.push([name, replica, s.inc, s.dec])
-      }
+    const from = Number.isNaN(version) ? 0 : version
+    if (from >= this.currentVersion) return out
+    let first = this.newest
+    while (first !== undefined && first.older !== undefined && first.older.version > from) first = first.older
+    for (let s = first; s !== undefined; s = s.newer) {
+      if (s.version > from) out.push([s.name, s.replica, s.inc, s.dec])
     }
     return out
   }
 
   /**
-   * A digest of the state: hex SHA-256 over the entries sorted by (name, replica). Equal
-   * states have equal digests whatever order they were built in. Cached until the next
-   * change.
+   * A digest of the state (64 hex characters): equal states have equal digests whatever
+   * order they were built in, and different states differ (barring a 2^-256 accident).
+   * Rehashes only the entries changed since the previous call.
    */
   digest(): string {
-    if (this.digestCache !== undefined) return this.digestCache
-    const h = createHash("sha256")
-    const names = [...this.counters.keys()].sort()
-    for (const name of names) {
-      const c = this.counters.get(name)!
-      const replicas = [...c.slots.keys()].sort()
-      for (const r of replicas) {
-        const s = c.slots.get(r)!
-        h.update(`${name}\u0000${r}\u0000${s.inc}\u0000${s.dec}\n`)
-      }
+    if (this.digestVersion === this.currentVersion) return this.digestCache
+    for (let s = this.newest; s !== undefined && s.version > this.digestVersion; s = s.older) {
+      if (s.hashedInc >= 0) subHash(this.digestSum, entryHash(s.name, s.replica, s.hashedInc, s.hashedDec))
+      addHash(this.digestSum, entryHash(s.name, s.replica, s.inc, s.dec))
+      s.hashedInc = s.inc
+      s.hashedDec = s.dec
     }
-    this.digestCache = h.digest("hex")
+    this.digestVersion = this.currentVersion
+    this.digestCache = hex(this.digestSum)
     return this.digestCache
   }
 
+  /** An independent copy with the same entries, versions and digest. */
   clone(): CounterMap {
     const m = new CounterMap()
-    m.apply(this.entries())
+    for (let s = this.oldest; s !== undefined; s = s.newer) {
+      let c = m.counters.get(s.name)
+      if (c === undefined) {
+        const orig = this.counters.get(s.name)!
+        c = { slots: new Map(), sumInc: orig.sumInc, sumDec: orig.sumDec }
+        m.counters.set(s.name, c)
+      }
+      const copy: Slot = { ...s, older: undefined, newer: undefined }
+      c.slots.set(s.replica, copy)
+      m.append(copy)
+    }
+    m.currentVersion = this.currentVersion
+    m.entryTotal = this.entryTotal
+    m.digestSum.set(this.digestSum)
+    m.digestVersion = this.digestVersion
+    m.digestCache = this.digestCache
     return m
   }
 
   /** `{name: value}` for every counter, sorted by name. */
   values(): Array<{ readonly name: CounterName; readonly value: number }> {
     return [...this.counters.keys()].sort().map((name) => ({ name, value: this.value(name) }))
+  }
+
+  private append(s: Slot): void {
+    s.older = this.newest
+    s.newer = undefined
+    if (this.newest === undefined) this.oldest = s
+    else this.newest.newer = s
+    this.newest = s
+  }
+
+  private unlink(s: Slot): void {
+    if (s.older === undefined) this.oldest = s.newer
+    else s.older.newer = s.newer
+    if (s.newer === undefined) this.newest = s.older
+    else s.newer.older = s.older
+    s.older = undefined
+    s.newer = undefined
   }
 }
 
