@@ -43,7 +43,19 @@ export type WriteError = Overflow | StoreUnavailable
 /** Where a change to the state came from. */
 export type ChangeOrigin =
   | { readonly _tag: "Local" }
-  | { readonly _tag: "Remote"; readonly from: HostPort | undefined }
+  | {
+    readonly _tag: "Remote"
+    readonly from: HostPort | undefined
+    /** learned by anti-entropy (news the eager pushes missed), not from an eager delta */
+    readonly repair: boolean
+  }
+
+/** Where merged state came from. */
+export interface MergeSource {
+  readonly from?: HostPort | undefined
+  /** true for state learned by anti-entropy (see `ChangeOrigin`) */
+  readonly repair?: boolean | undefined
+}
 
 /**
  * One change to the map: the entries that grew, with their resulting totals. Versions are
@@ -105,7 +117,7 @@ export class CounterStore extends Context.Tag("dcounter/CounterStore")<
      */
     readonly missingFrom: (theirs: ReadonlyArray<Entry>) => Effect.Effect<ReadonlyArray<Entry>>
     /** Merges remote state; returns the entries that grew. Persisted lazily (coalesced). */
-    readonly merge: (entries: ReadonlyArray<Entry>, from?: HostPort) => Effect.Effect<ReadonlyArray<Entry>>
+    readonly merge: (entries: ReadonlyArray<Entry>, source?: MergeSource) => Effect.Effect<ReadonlyArray<Entry>>
     /** Change notifications, in order (see `Change`). */
     readonly changes: Effect.Effect<Queue.Dequeue<Change>, never, Scope.Scope>
   }
@@ -303,9 +315,10 @@ export const make = (options: CounterStoreOptions = {}) =>
         return yield* Deferred.await(done)
       })
 
-    const merge = (entries: ReadonlyArray<Entry>, from?: HostPort) =>
+    const merge = (entries: ReadonlyArray<Entry>, source: MergeSource = {}) =>
       Effect.suspend(() => {
-        const changed = applyAndPublish(entries, { _tag: "Remote", from })
+        const from = source.from
+        const changed = applyAndPublish(entries, { _tag: "Remote", from, repair: source.repair ?? false })
         if (changed.length === 0) return Effect.succeed(changed)
         const ownRaised = changed.filter((e) => e[1] === replicaId)
         return Effect.all([

@@ -195,7 +195,7 @@ describe("CounterStore", () => {
       const store = yield* build(storeLayer(disk))
       const changes = yield* store.changes
       const v0 = yield* store.version
-      const grew = yield* store.merge([[c("m"), r("p1"), 5, 2], [c("m"), r("p2"), 1, 0]], "127.0.0.1:9001" as never)
+      const grew = yield* store.merge([[c("m"), r("p1"), 5, 2], [c("m"), r("p2"), 1, 0]], { from: "127.0.0.1:9001" as never })
       expect(grew).toEqual([["m", "p1", 5, 2], ["m", "p2", 1, 0]])
       expect(yield* store.merge([[c("m"), r("p1"), 3, 2]])).toEqual([])
       expect(yield* store.merge([[c("m"), r("p1"), 4, 6]])).toEqual([["m", "p1", 5, 6]])
@@ -204,7 +204,7 @@ describe("CounterStore", () => {
       expect(all.length).toBe(2)
       expect(all[0]!.fromVersion).toBe(v0)
       expect(all[1]!.fromVersion).toBe(all[0]!.toVersion)
-      expect(all[0]!.origin).toEqual({ _tag: "Remote", from: "127.0.0.1:9001" })
+      expect(all[0]!.origin).toEqual({ _tag: "Remote", from: "127.0.0.1:9001", repair: false })
       // persisted coalesced, within the WAL's flush interval
       expect(disk.state.totals(c("m"), r("p1"))).toEqual({ inc: 0, dec: 0 })
       yield* TestClock.adjust("100 millis")
