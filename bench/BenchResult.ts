@@ -111,8 +111,8 @@ const cell = (s: string): string => s.replace(/\|/g, "\\|").replace(/\n/g, " ")
 /** One markdown table with a row per result. */
 export const markdownTable = (results: ReadonlyArray<BenchResult>): string => {
   const lines = [
-    "| bench | case | figures | baseline | ratio | goal | met |",
-    "| --- | --- | --- | --- | --- | --- | --- |"
+    "| bench | case | figures | baseline | ratio | goal | met | notes |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- |"
   ]
   for (const r of results) {
     lines.push(
@@ -124,7 +124,8 @@ export const markdownTable = (results: ReadonlyArray<BenchResult>): string => {
           r.baseline ?? "",
           r.ratio === undefined ? "" : `${r.ratio.toFixed(2)}x`,
           r.goal ?? "",
-          r.met === undefined ? "" : r.met ? "yes" : "**no**"
+          r.met === undefined ? "" : r.met ? "yes" : "**no**",
+          r.notes ?? ""
         ]
           .map(cell)
           .join(" | ") +
