@@ -3,6 +3,10 @@
  * logging) and launches it until interrupted, or runs `simulate` / `wal` to completion.
  */
 import { Console, Data, Effect, Layer, Logger, LogLevel } from "effect"
+import { DiscoveryConfig } from "../config/DiscoveryConfig.js"
+import { GatewayConfig } from "../config/GatewayConfig.js"
+import * as DiscoveryRole from "../discovery/DiscoveryRole.js"
+import * as GatewayRole from "../gateway/GatewayRole.js"
 import type { Invocation, LoggingOptions } from "./Invocation.js"
 
 /** A role or command this build does not contain. */
@@ -25,6 +29,10 @@ export const loggingLayer = (options: LoggingOptions): Layer.Layer<never> =>
 const unavailable = (what: string) =>
   Effect.fail(new RoleUnavailable({ message: `${what} is not available in this build` }))
 
+/** Builds a role's layer and keeps it running until interrupted (SIGINT/SIGTERM). */
+const launch = <A, E>(role: Layer.Layer<A, E>, logging: LoggingOptions): Effect.Effect<never, E> =>
+  Layer.launch(role).pipe(Effect.provide(loggingLayer(logging)))
+
 export const run = (invocation: Invocation): Effect.Effect<void, unknown> => {
   switch (invocation._tag) {
     case "Help":
@@ -32,11 +40,17 @@ export const run = (invocation: Invocation): Effect.Effect<void, unknown> => {
     case "Version":
       return Console.log("dcounter 0.1.0")
     case "Discovery":
-      return unavailable("--role discovery")
+      return launch(
+        DiscoveryRole.layer.pipe(Layer.provide(Layer.succeed(DiscoveryConfig, invocation.config))),
+        invocation.logging
+      )
     case "Node":
       return unavailable("--role node")
     case "Gateway":
-      return unavailable("--role gateway")
+      return launch(
+        GatewayRole.layer.pipe(Layer.provide(Layer.succeed(GatewayConfig, invocation.config))),
+        invocation.logging
+      )
     case "Simulate":
       return unavailable("dcounter simulate")
     case "Wal":

@@ -1,0 +1,258 @@
+/**
+ * The live dashboard served at the gateway's `GET /`: one self-contained HTML page (inline
+ * CSS and JS, no build step, nothing fetched from the internet). It polls `/nodes` and
+ * `/counter` every second and shows every node with its health and value, the cluster
+ * value with a live chart, and buttons that increment and decrement through the gateway.
+ */
+
+const css = `
+:root {
+  --bg: #0f1419; --panel: #171e26; --panel-2: #1d2631; --line: #2a3644; --text: #e6edf3;
+  --muted: #8b98a8; --accent: #4fb3ff; --ok: #3fcf8e; --bad: #ff6b6b; --warn: #f5b94a;
+  --radius: 12px;
+}
+* { box-sizing: border-box; }
+body {
+  margin: 0; background: var(--bg); color: var(--text);
+  font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, Ubuntu, sans-serif;
+}
+header {
+  display: flex; align-items: center; justify-content: space-between; gap: 16px;
+  padding: 18px 32px; border-bottom: 1px solid var(--line); background: var(--panel);
+}
+header h1 { margin: 0; font-size: 20px; letter-spacing: .3px; }
+header h1 span { color: var(--accent); }
+header .sub { color: var(--muted); font-size: 13px; }
+.pill {
+  display: inline-flex; align-items: center; gap: 8px; padding: 5px 12px; border-radius: 999px;
+  background: var(--panel-2); border: 1px solid var(--line); font-size: 13px; white-space: nowrap;
+}
+.dot { width: 9px; height: 9px; border-radius: 50%; background: var(--muted); display: inline-block; }
+.dot.ok { background: var(--ok); box-shadow: 0 0 8px var(--ok); }
+.dot.bad { background: var(--bad); box-shadow: 0 0 8px var(--bad); }
+.dot.warn { background: var(--warn); }
+main { max-width: 1180px; margin: 0 auto; padding: 24px 32px 40px; display: grid; gap: 20px; }
+.top { display: grid; grid-template-columns: minmax(280px, 360px) 1fr; gap: 20px; }
+.card { background: var(--panel); border: 1px solid var(--line); border-radius: var(--radius); padding: 20px 22px; }
+.card h2 {
+  margin: 0 0 12px; font-size: 12px; font-weight: 600; color: var(--muted);
+  text-transform: uppercase; letter-spacing: 1px;
+}
+#cluster-value { font-size: 64px; font-weight: 700; line-height: 1.05; font-variant-numeric: tabular-nums; }
+#convergence { margin-top: 6px; font-size: 13px; color: var(--muted); min-height: 20px; }
+.controls { display: flex; gap: 10px; margin-top: 18px; align-items: center; flex-wrap: wrap; }
+button {
+  font: inherit; font-weight: 600; border-radius: 9px; border: 1px solid var(--line); cursor: pointer;
+  padding: 9px 18px; color: var(--text); background: var(--panel-2); transition: transform .05s, background .15s;
+}
+button:active { transform: scale(.97); }
+button.primary { background: var(--accent); border-color: var(--accent); color: #04121f; }
+button.primary:hover { background: #75c4ff; }
+button:hover { background: #243142; }
+input[type=number] {
+  width: 76px; font: inherit; padding: 8px 10px; border-radius: 9px; border: 1px solid var(--line);
+  background: var(--bg); color: var(--text);
+}
+label.by { color: var(--muted); font-size: 13px; display: flex; align-items: center; gap: 6px; }
+#message { margin-top: 12px; font-size: 13px; min-height: 20px; color: var(--muted); }
+#message.error { color: var(--bad); }
+.chart-head { display: flex; justify-content: space-between; align-items: baseline; }
+.chart-head .legend { color: var(--muted); font-size: 12px; }
+#chart { width: 100%; height: 190px; display: block; }
+#chart .grid { stroke: var(--line); stroke-width: 1; }
+#chart .axis { fill: var(--muted); font-size: 11px; }
+#chart .line { fill: none; stroke: var(--accent); stroke-width: 2.2; stroke-linejoin: round; }
+#chart .area { fill: url(#fade); }
+table { width: 100%; border-collapse: collapse; font-variant-numeric: tabular-nums; }
+th {
+  text-align: left; font-size: 12px; font-weight: 600; color: var(--muted); text-transform: uppercase;
+  letter-spacing: .8px; padding: 0 12px 10px; border-bottom: 1px solid var(--line);
+}
+td { padding: 11px 12px; border-bottom: 1px solid var(--line); }
+tr:last-child td { border-bottom: none; }
+td.value { font-weight: 700; font-size: 17px; }
+td.value.behind { color: var(--warn); }
+td.mono, .mono { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 13px; }
+td.err { color: var(--bad); font-size: 12px; max-width: 300px; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.status { display: inline-flex; align-items: center; gap: 7px; }
+.empty { color: var(--muted); padding: 18px 12px; }
+footer { color: var(--muted); font-size: 12px; text-align: center; padding-bottom: 28px; }
+footer a { color: var(--accent); text-decoration: none; margin: 0 8px; }
+@media (max-width: 820px) { .top { grid-template-columns: 1fr; } main, header { padding-left: 16px; padding-right: 16px; } }
+`
+
+const js = `
+const HISTORY = 120;
+const history = [];
+let clusterValue = null;
+let lastNodes = [];
+
+const $ = (id) => document.getElementById(id);
+const fmt = (n) => n === null || n === undefined ? "—" : Number(n).toLocaleString("en-US");
+const esc = (s) => String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+
+async function getJson(path, init) {
+  const res = await fetch(path, Object.assign({ headers: { accept: "application/json" }, cache: "no-store" }, init || {}));
+  const text = await res.text();
+  let body = null;
+  try { body = text === "" ? null : JSON.parse(text); } catch (e) { body = { error: "bad_response", message: text.slice(0, 200) }; }
+  return { ok: res.ok, status: res.status, body };
+}
+
+function setMessage(text, isError) {
+  const el = $("message");
+  el.textContent = text;
+  el.className = isError ? "error" : "";
+}
+
+function showClusterValue(value) {
+  clusterValue = value;
+  $("cluster-value").textContent = fmt(value);
+}
+
+function renderNodes(nodes) {
+  lastNodes = nodes;
+  const healthy = nodes.filter((n) => n.healthy);
+  const values = new Set(healthy.map((n) => n.value));
+  const converged = healthy.length > 0 && values.size === 1;
+  $("health-dot").className = "dot " + (healthy.length === 0 ? "bad" : healthy.length < nodes.length ? "warn" : "ok");
+  $("health-text").textContent = healthy.length + " / " + nodes.length + " nodes healthy";
+  $("convergence").innerHTML = healthy.length === 0
+    ? '<span class="dot bad"></span> no healthy node'
+    : converged
+      ? '<span class="dot ok"></span> every healthy node agrees'
+      : '<span class="dot warn"></span> nodes are converging (' + values.size + ' distinct values)';
+  const reference = converged ? healthy[0].value : clusterValue;
+  const rows = nodes.map((n) => {
+    const behind = n.healthy && reference !== null && n.value !== reference;
+    return '<tr data-node="' + esc(n.httpAddr) + '" data-healthy="' + n.healthy + '">' +
+      '<td><span class="status"><span class="dot ' + (n.healthy ? "ok" : "bad") + '"></span>' + (n.healthy ? "healthy" : "down") + '</span></td>' +
+      '<td class="mono" title="' + esc(n.id) + '">' + esc(n.id.length > 14 ? n.id.slice(0, 12) + "…" : n.id) + '</td>' +
+      '<td class="mono">' + esc(n.httpAddr) + '</td>' +
+      '<td class="mono">' + esc(n.gossipAddr || "—") + '</td>' +
+      '<td class="value' + (behind ? " behind" : "") + '">' + fmt(n.value) + '</td>' +
+      '<td>' + (n.latencyMs === null ? "—" : n.latencyMs + " ms") + '</td>' +
+      '<td>' + fmt(n.requests) + '</td>' +
+      '<td class="err" title="' + esc(n.lastError || "") + '">' + esc(n.lastError || "") + '</td>' +
+      '</tr>';
+  });
+  $("nodes").innerHTML = rows.length === 0
+    ? '<tr><td class="empty" colspan="8">No node known yet: start nodes with --discovery, or give the gateway --nodes.</td></tr>'
+    : rows.join("");
+  $("node-count").textContent = nodes.length === 1 ? "1 node" : nodes.length + " nodes";
+  if (converged) showClusterValue(healthy[0].value);
+}
+
+function renderChart() {
+  const svg = $("chart");
+  const w = svg.clientWidth || 600, h = 190, padL = 56, padR = 12, padT = 12, padB = 22;
+  const pts = history.filter((p) => p.v !== null);
+  let out = '<defs><linearGradient id="fade" x1="0" x2="0" y1="0" y2="1">' +
+    '<stop offset="0" stop-color="#4fb3ff" stop-opacity=".35"/><stop offset="1" stop-color="#4fb3ff" stop-opacity="0"/></linearGradient></defs>';
+  if (pts.length === 0) {
+    svg.innerHTML = out + '<text class="axis" x="' + (w / 2 - 40) + '" y="' + (h / 2) + '">waiting for data…</text>';
+    return;
+  }
+  let lo = Math.min(...pts.map((p) => p.v)), hi = Math.max(...pts.map((p) => p.v));
+  if (lo === hi) { lo -= 1; hi += 1; }
+  const x = (i) => padL + (w - padL - padR) * (i / (HISTORY - 1));
+  const y = (v) => padT + (h - padT - padB) * (1 - (v - lo) / (hi - lo));
+  for (let k = 0; k <= 3; k++) {
+    const v = lo + (hi - lo) * k / 3, yy = y(v);
+    out += '<line class="grid" x1="' + padL + '" x2="' + (w - padR) + '" y1="' + yy + '" y2="' + yy + '"/>';
+    out += '<text class="axis" x="6" y="' + (yy + 4) + '">' + esc(fmt(Math.round(v))) + '</text>';
+  }
+  const offset = HISTORY - history.length;
+  const coords = [];
+  history.forEach((p, i) => { if (p.v !== null) coords.push([x(offset + i), y(p.v)]); });
+  const line = coords.map((c) => c[0].toFixed(1) + "," + c[1].toFixed(1)).join(" ");
+  const base = (h - padB).toFixed(1);
+  out += '<polygon class="area" points="' + coords[0][0].toFixed(1) + "," + base + " " + line + " " + coords[coords.length - 1][0].toFixed(1) + "," + base + '"/>';
+  out += '<polyline class="line" points="' + line + '"/>';
+  out += '<text class="axis" x="' + padL + '" y="' + (h - 5) + '">' + Math.round(HISTORY) + ' s ago</text>';
+  out += '<text class="axis" x="' + (w - padR - 24) + '" y="' + (h - 5) + '">now</text>';
+  svg.innerHTML = out;
+}
+
+async function tick() {
+  try {
+    const [nodes, counter] = await Promise.all([getJson("/nodes"), getJson("/counter")]);
+    if (nodes.ok) renderNodes(nodes.body.nodes);
+    const converged = nodes.ok && $("convergence").textContent.indexOf("agrees") >= 0;
+    if (counter.ok && !converged) showClusterValue(counter.body.value);
+    $("updated").textContent = "updated " + new Date().toLocaleTimeString();
+  } catch (e) {
+    $("health-dot").className = "dot bad";
+    $("health-text").textContent = "gateway unreachable";
+  }
+  history.push({ t: Date.now(), v: clusterValue });
+  if (history.length > HISTORY) history.shift();
+  renderChart();
+}
+
+async function change(kind) {
+  const by = Math.max(1, Math.floor(Number($("by").value) || 1));
+  const res = await getJson("/" + kind, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ by }) })
+    .catch((e) => ({ ok: false, status: 0, body: { error: "network", message: String(e) } }));
+  if (res.ok) {
+    showClusterValue(res.body.value);
+    setMessage((kind === "increment" ? "+" : "−") + by + " acknowledged by " + res.body.node + " → " + fmt(res.body.value), false);
+  } else {
+    setMessage((res.body && (res.body.error + ": " + res.body.message)) || ("HTTP " + res.status), true);
+  }
+}
+
+$("increment").addEventListener("click", () => change("increment"));
+$("decrement").addEventListener("click", () => change("decrement"));
+window.addEventListener("resize", renderChart);
+tick();
+setInterval(tick, 1000);
+`
+
+export const html = `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>dcounter dashboard</title>
+<style>${css}</style>
+</head>
+<body>
+<header>
+  <div>
+    <h1><span>d</span>counter</h1>
+    <div class="sub">a distributed counter: every acknowledged write counted exactly once</div>
+  </div>
+  <div class="pill"><span id="health-dot" class="dot"></span><span id="health-text">connecting…</span></div>
+</header>
+<main>
+  <section class="top">
+    <div class="card">
+      <h2>Cluster value</h2>
+      <div id="cluster-value">—</div>
+      <div id="convergence"></div>
+      <div class="controls">
+        <button id="increment" class="primary">+ Increment</button>
+        <button id="decrement">− Decrement</button>
+        <label class="by">by <input id="by" type="number" min="1" step="1" value="1"></label>
+      </div>
+      <div id="message"></div>
+    </div>
+    <div class="card">
+      <div class="chart-head"><h2>Cluster value, last 2 minutes</h2><span class="legend" id="updated"></span></div>
+      <svg id="chart" role="img" aria-label="cluster value over time"></svg>
+    </div>
+  </section>
+  <section class="card">
+    <div class="chart-head"><h2>Nodes</h2><span class="legend" id="node-count"></span></div>
+    <table>
+      <thead><tr><th>Status</th><th>Node id</th><th>HTTP</th><th>Gossip</th><th>Value</th><th>Latency</th><th>Requests</th><th>Last error</th></tr></thead>
+      <tbody id="nodes"><tr><td class="empty" colspan="8">loading…</td></tr></tbody>
+    </table>
+  </section>
+</main>
+<footer><a href="/docs">API docs</a>·<a href="/openapi.json">OpenAPI</a>·<a href="/metrics">metrics</a>·<a href="/nodes">/nodes</a></footer>
+<script>${js}</script>
+</body>
+</html>
+`

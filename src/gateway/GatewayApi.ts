@@ -1,0 +1,148 @@
+/**
+ * The gateway's HTTP API (see CONTRACT.md, "gateway" and "named counters"): one definition
+ * of routes, bodies and errors, from which the server routes and decodes and OpenAPI is
+ * generated. Bodies are validated here exactly as a node validates them, so a bad request
+ * is answered 400 without reaching any node. Errors are `{"error", "message"}`.
+ */
+import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "@effect/platform"
+import { Schema } from "effect"
+import { CounterName } from "../crdt/CounterName.js"
+
+// ---------------------------------------------------------------------------------------
+// errors
+
+/** Malformed JSON, a bad `by`, a bad counter name (400); nothing reached a node. */
+export class BadRequest extends Schema.Class<BadRequest>("GatewayBadRequest")(
+  { error: Schema.Literal("bad_request"), message: Schema.String },
+  HttpApiSchema.annotations({ status: 400, description: "The request is malformed; nothing changed" })
+) {
+  static readonly of = (message: string) => new BadRequest({ error: "bad_request", message })
+}
+
+/**
+ * No node could serve (503): `no_healthy_node` (none is healthy), `unavailable` (every
+ * healthy node refused the connection or failed to answer a read), `indeterminate` (a
+ * write reached a node that then failed to answer: it may or may not have been counted,
+ * and the gateway did not retry it), or the error code a node answered 503 with.
+ */
+export class Unavailable extends Schema.Class<Unavailable>("GatewayUnavailable")(
+  {
+    error: Schema.String,
+    message: Schema.String,
+    /** the node involved, when there is one */
+    node: Schema.optional(Schema.String)
+  },
+  HttpApiSchema.annotations({ status: 503, description: "No node could serve the request" })
+) {}
+
+/** A node answered something the gateway does not understand (502). */
+export class BadGateway extends Schema.Class<BadGateway>("GatewayBadGateway")(
+  { error: Schema.Literal("bad_gateway"), message: Schema.String, node: Schema.String },
+  HttpApiSchema.annotations({ status: 502, description: "A node gave an unexpected answer" })
+) {}
+
+// ---------------------------------------------------------------------------------------
+// bodies
+
+/** `by` of increment and decrement: a positive safe integer. */
+export const By = Schema.Int.pipe(
+  Schema.positive({ message: () => "by must be a positive integer" }),
+  Schema.lessThanOrEqualTo(Number.MAX_SAFE_INTEGER, { message: () => "by must be at most 2^53 - 1" })
+)
+
+/** `{"by": N}`; no body at all (decoded as null) or no `by` counts as 1. */
+export const ChangeBody = Schema.NullOr(
+  Schema.Struct({ by: Schema.optional(By) }).annotations({ identifier: "ChangeBody" })
+)
+export type ChangeBody = typeof ChangeBody.Type
+
+export const CounterValue = Schema.Struct({
+  value: Schema.Int,
+  /** HTTP address of the node that answered */
+  node: Schema.String,
+  nodeId: Schema.String
+}).annotations({ identifier: "CounterValue" })
+export type CounterValue = typeof CounterValue.Type
+
+export const NamedCounterValue = Schema.Struct({
+  name: Schema.String,
+  value: Schema.Int,
+  node: Schema.String,
+  nodeId: Schema.String
+}).annotations({ identifier: "NamedCounterValue" })
+export type NamedCounterValue = typeof NamedCounterValue.Type
+
+export const CounterList = Schema.Struct({
+  counters: Schema.Array(Schema.Struct({ name: Schema.String, value: Schema.Int })),
+  node: Schema.String
+}).annotations({ identifier: "CounterList" })
+export type CounterList = typeof CounterList.Type
+
+export const NodeInfo = Schema.Struct({
+  id: Schema.String,
+  gossipAddr: Schema.String,
+  httpAddr: Schema.String,
+  healthy: Schema.Boolean,
+  value: Schema.NullOr(Schema.Int),
+  sources: Schema.Array(Schema.Literal("static", "discovery")),
+  lastCheck: Schema.NullOr(Schema.String),
+  latencyMs: Schema.NullOr(Schema.Number),
+  lastError: Schema.NullOr(Schema.String),
+  requests: Schema.NonNegativeInt
+}).annotations({ identifier: "NodeInfo" })
+
+export const Nodes = Schema.Struct({ nodes: Schema.Array(NodeInfo) }).annotations({ identifier: "Nodes" })
+export type Nodes = typeof Nodes.Type
+
+export const Health = Schema.Struct({
+  status: Schema.Literal("ok"),
+  role: Schema.Literal("gateway"),
+  healthyNodes: Schema.NonNegativeInt,
+  nodes: Schema.NonNegativeInt
+}).annotations({ identifier: "GatewayHealth" })
+
+const NamePath = Schema.Struct({ name: CounterName })
+
+// ---------------------------------------------------------------------------------------
+// API
+
+export class CounterGroup extends HttpApiGroup.make("counter")
+  .add(HttpApiEndpoint.get("counter", "/counter").addSuccess(CounterValue))
+  .add(HttpApiEndpoint.post("increment", "/increment").setPayload(ChangeBody).addSuccess(CounterValue))
+  .add(HttpApiEndpoint.post("decrement", "/decrement").setPayload(ChangeBody).addSuccess(CounterValue))
+  .add(HttpApiEndpoint.get("counters", "/counters").addSuccess(CounterList))
+  .add(HttpApiEndpoint.get("named", "/counters/:name").setPath(NamePath).addSuccess(NamedCounterValue))
+  .add(
+    HttpApiEndpoint.post("namedIncrement", "/counters/:name/increment")
+      .setPath(NamePath)
+      .setPayload(ChangeBody)
+      .addSuccess(NamedCounterValue)
+  )
+  .add(
+    HttpApiEndpoint.post("namedDecrement", "/counters/:name/decrement")
+      .setPath(NamePath)
+      .setPayload(ChangeBody)
+      .addSuccess(NamedCounterValue)
+  )
+  .addError(Unavailable)
+  .addError(BadGateway)
+  .annotate(OpenApi.Description, "Counters, forwarded to a healthy node (round-robin)")
+{}
+
+export class ClusterGroup extends HttpApiGroup.make("cluster")
+  .add(HttpApiEndpoint.get("nodes", "/nodes").addSuccess(Nodes))
+  .add(HttpApiEndpoint.get("health", "/health").addSuccess(Health).addError(Unavailable))
+  .annotate(OpenApi.Description, "The gateway's view of the nodes")
+{}
+
+export class GatewayApi extends HttpApi.make("gateway")
+  .add(CounterGroup)
+  .add(ClusterGroup)
+  .addError(BadRequest)
+  .annotate(OpenApi.Title, "dcounter gateway")
+  .annotate(
+    OpenApi.Description,
+    "HTTP front door of a dcounter cluster. A write is retried on another node only when it provably did not " +
+      "reach the first one (connection refused); an outcome the gateway cannot know is answered 503 indeterminate."
+  )
+{}

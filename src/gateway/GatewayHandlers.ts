@@ -1,0 +1,140 @@
+/**
+ * Handlers of the gateway API: counters are forwarded through `Upstream` (with its retry
+ * rule) and the node's answer is checked and relayed; `/nodes` and `/health` come from the
+ * `NodePool`.
+ */
+import type { HttpApi } from "@effect/platform"
+import { HttpApiBuilder } from "@effect/platform"
+import { Duration, Effect, Either, Layer, Schema } from "effect"
+import type { NodeView } from "./NodePool.js"
+import { NodePool } from "./NodePool.js"
+import type { ChangeBody } from "./GatewayApi.js"
+import { BadGateway, BadRequest, GatewayApi, Unavailable } from "./GatewayApi.js"
+import type { Answer } from "./Upstream.js"
+import { Upstream } from "./Upstream.js"
+
+/** What a node answers for a counter (extra fields are ignored). */
+const NodeCounter = Schema.Struct({ value: Schema.Int, nodeId: Schema.optional(Schema.String) })
+const NodeNamedCounter = Schema.Struct({
+  name: Schema.optional(Schema.String),
+  value: Schema.Int,
+  nodeId: Schema.optional(Schema.String)
+})
+const NodeCounterList = Schema.Struct({
+  counters: Schema.Array(Schema.Struct({ name: Schema.String, value: Schema.Int }))
+})
+/** A node's error body. */
+const NodeError = Schema.Struct({ error: Schema.String, message: Schema.optional(Schema.String) })
+
+/** How long `/nodes` may show values before they are checked again. */
+const NODES_MAX_AGE = Duration.millis(500)
+
+/**
+ * A node's answer as the gateway relays it: a 2xx body of the expected shape, a 400
+ * (the node refused the request as malformed), a 503 (the node could not serve it), or
+ * else a 502.
+ */
+const relay = <A, I>(schema: Schema.Schema<A, I>, answer: Answer): Effect.Effect<A, BadRequest | Unavailable | BadGateway> => {
+  const { node, response } = answer
+  if (response.status >= 200 && response.status < 300) {
+    const decoded = Schema.decodeUnknownEither(schema)(response.json)
+    if (Either.isRight(decoded)) return Effect.succeed(decoded.right)
+    return Effect.fail(
+      new BadGateway({ error: "bad_gateway", message: `node ${node} answered an unexpected body: ${response.text.slice(0, 200)}`, node })
+    )
+  }
+  const error = Schema.decodeUnknownOption(NodeError)(response.json)
+  const message = error._tag === "Some" ? (error.value.message ?? error.value.error) : response.text.slice(0, 200)
+  if (response.status === 400) return Effect.fail(BadRequest.of(message))
+  if (response.status === 503) {
+    return Effect.fail(
+      new Unavailable({ error: error._tag === "Some" ? error.value.error : "unavailable", message: `node ${node}: ${message}`, node })
+    )
+  }
+  return Effect.fail(
+    new BadGateway({ error: "bad_gateway", message: `node ${node} answered HTTP ${response.status}: ${message}`, node })
+  )
+}
+
+const byOf = (payload: ChangeBody): number => payload?.by ?? 1
+
+const toNodeInfo = (n: NodeView) => ({
+  ...n,
+  lastCheck: n.lastCheck === 0 ? null : new Date(n.lastCheck).toISOString()
+})
+
+export const layerCounter = HttpApiBuilder.group(GatewayApi, "counter", (handlers) =>
+  Effect.gen(function*() {
+    const upstream = yield* Upstream
+
+    const counter = (path: string) =>
+      Effect.flatMap(upstream.read(path), (answer) =>
+        Effect.map(relay(NodeCounter, answer), (body) => ({
+          value: body.value,
+          node: answer.node,
+          nodeId: body.nodeId ?? answer.node
+        })))
+
+    const change = (path: string, by: number) =>
+      Effect.flatMap(upstream.write(path, { by }), (answer) =>
+        Effect.map(relay(NodeCounter, answer), (body) => ({
+          value: body.value,
+          node: answer.node,
+          nodeId: body.nodeId ?? answer.node
+        })))
+
+    const named = (name: string, answer: Answer) =>
+      Effect.map(relay(NodeNamedCounter, answer), (body) => ({
+        name,
+        value: body.value,
+        node: answer.node,
+        nodeId: body.nodeId ?? answer.node
+      }))
+
+    return handlers
+      .handle("counter", () => counter("/counter"))
+      .handle("increment", ({ payload }) => change("/increment", byOf(payload)))
+      .handle("decrement", ({ payload }) => change("/decrement", byOf(payload)))
+      .handle("counters", () =>
+        Effect.flatMap(upstream.read("/counters"), (answer) =>
+          Effect.map(relay(NodeCounterList, answer), (body) => ({ counters: body.counters, node: answer.node }))))
+      .handle("named", ({ path }) =>
+        Effect.flatMap(upstream.read(`/counters/${path.name}`), (answer) => named(path.name, answer)))
+      .handle("namedIncrement", ({ path, payload }) =>
+        Effect.flatMap(upstream.write(`/counters/${path.name}/increment`, { by: byOf(payload) }), (answer) =>
+          named(path.name, answer)))
+      .handle("namedDecrement", ({ path, payload }) =>
+        Effect.flatMap(upstream.write(`/counters/${path.name}/decrement`, { by: byOf(payload) }), (answer) =>
+          named(path.name, answer)))
+  }))
+
+export const layerCluster = HttpApiBuilder.group(GatewayApi, "cluster", (handlers) =>
+  Effect.gen(function*() {
+    const pool = yield* NodePool
+    return handlers
+      .handle("nodes", () =>
+        Effect.gen(function*() {
+          yield* pool.refreshIfOlder(NODES_MAX_AGE)
+          const nodes = yield* pool.nodes
+          return { nodes: nodes.map(toNodeInfo) }
+        }))
+      .handle("health", () =>
+        Effect.gen(function*() {
+          const nodes = yield* pool.nodes
+          const healthyNodes = nodes.filter((n) => n.healthy).length
+          if (healthyNodes === 0) {
+            return yield* Effect.fail(
+              new Unavailable({
+                error: "no_healthy_node",
+                message: nodes.length === 0 ? "the gateway knows no node yet" : `none of ${nodes.length} nodes is healthy`
+              })
+            )
+          }
+          return { status: "ok" as const, role: "gateway" as const, healthyNodes, nodes: nodes.length }
+        }))
+  }))
+
+/** The gateway API's handlers (`HttpApi.Api`), given the pool and the upstream. */
+export const layer: Layer.Layer<HttpApi.Api, never, NodePool | Upstream> = HttpApiBuilder.api(
+  GatewayApi
+).pipe(Layer.provide(layerCounter), Layer.provide(layerCluster))

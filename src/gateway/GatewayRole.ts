@@ -1,0 +1,69 @@
+/**
+ * The gateway role (`dcounter --role gateway`): the node pool (static `--nodes` and/or
+ * discovery, health-checked every `--refresh-interval`), the forwarding rules, and the HTTP
+ * API with the dashboard on `--addr`, configured by `GatewayConfig`. Logs the addresses it
+ * listens on. The output keeps `NodePool` and `HttpServer` for tests and composition.
+ */
+import type { HttpServerError } from "@effect/platform"
+import { HttpServer } from "@effect/platform"
+import { Duration, Effect, Layer, Option } from "effect"
+import { GatewayConfig } from "../config/GatewayConfig.js"
+import * as DiscoveryHttp from "../membership/DiscoveryHttp.js"
+import * as GatewayHandlers from "./GatewayHandlers.js"
+import * as GatewayHttpServer from "./GatewayHttpServer.js"
+import * as NodeClient from "./NodeClient.js"
+import * as NodePool from "./NodePool.js"
+import * as Upstream from "./Upstream.js"
+
+const logListening = Layer.effectDiscard(
+  Effect.gen(function*() {
+    const config = yield* GatewayConfig
+    const address = yield* HttpServer.addressFormattedWith(Effect.succeed)
+    const nodes = yield* (yield* NodePool.NodePool).nodes
+    const sources = [
+      ...(config.nodes.length > 0 ? [`${config.nodes.length} static node(s)`] : []),
+      ...Option.match(config.discovery, { onNone: () => [], onSome: (d) => [`discovery ${d}`] })
+    ].join(" + ")
+    yield* Effect.logInfo(
+      `gateway listening on ${address} (dashboard ${address}/, nodes from ${sources}, ` +
+        `${nodes.filter((n) => n.healthy).length}/${nodes.length} healthy, refresh every ${
+          Duration.format(config.refreshInterval)
+        })`
+    )
+  })
+)
+
+/** The discovery client when `--discovery` is given, else nothing (static nodes only). */
+const layerDiscovery = Layer.unwrapEffect(
+  Effect.map(GatewayConfig, (config) =>
+    Option.match(config.discovery, {
+      onNone: () => Layer.empty,
+      onSome: (discovery) =>
+        DiscoveryHttp.layer({
+          discovery,
+          heartbeatInterval: config.refreshInterval,
+          refreshInterval: config.refreshInterval,
+          clusterKey: config.clusterKey
+        })
+    }))
+)
+
+/** Pool, client and forwarding, without the HTTP server (for tests and embedding). */
+export const layerCore: Layer.Layer<NodePool.NodePool | Upstream.Upstream, never, GatewayConfig> = Upstream.layer().pipe(
+  Layer.provideMerge(NodePool.layer()),
+  Layer.provide(NodeClient.layer()),
+  Layer.provide(layerDiscovery)
+)
+
+export const layer: Layer.Layer<
+  NodePool.NodePool | HttpServer.HttpServer,
+  HttpServerError.ServeError,
+  GatewayConfig
+> = Layer.unwrapEffect(
+  Effect.map(GatewayConfig, (config) =>
+    GatewayHttpServer.layer({ addr: config.addr }).pipe(
+      Layer.provide(GatewayHandlers.layer),
+      (server) => Layer.merge(server, logListening.pipe(Layer.provide(server))),
+      Layer.provideMerge(layerCore)
+    ))
+)

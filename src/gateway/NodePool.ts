@@ -1,0 +1,241 @@
+/**
+ * The gateway's view of the nodes: the static `--nodes` endpoints plus whatever the
+ * discovery client lists, each health-checked (GET /health, then GET /counter for its
+ * value and id) every `--refresh-interval` with a bounded timeout. Requests go to healthy
+ * nodes in round-robin order (`candidates`); a node found unreachable by a request is
+ * taken out at once (`markDown`) until a later check finds it healthy again.
+ */
+import type { Scope } from "effect"
+import { Clock, Context, Duration, Effect, Layer, Option, Ref, Schedule } from "effect"
+import { GatewayConfig } from "../config/GatewayConfig.js"
+import { DiscoveryClient } from "../membership/DiscoveryClient.js"
+import { NodeClient } from "./NodeClient.js"
+
+export type NodeSource = "static" | "discovery"
+
+/** One node as `/nodes` shows it. */
+export interface NodeView {
+  /** the node's id (from its answers), or its HTTP address until it has answered */
+  readonly id: string
+  /** gossip address, when discovery told it ("" when unknown) */
+  readonly gossipAddr: string
+  /** `host:port` of its HTTP API */
+  readonly httpAddr: string
+  readonly healthy: boolean
+  /** value of the default counter at the last check */
+  readonly value: number | null
+  readonly sources: ReadonlyArray<NodeSource>
+  /** epoch ms of the last health check, 0 before the first */
+  readonly lastCheck: number
+  /** round-trip time of the last successful check, in ms */
+  readonly latencyMs: number | null
+  readonly lastError: string | null
+  /** requests the gateway forwarded to it */
+  readonly requests: number
+}
+
+export interface PoolOptions {
+  /** bound on one health check (both of its requests) */
+  readonly healthTimeout: Duration.DurationInput
+  /** how many nodes are checked at once */
+  readonly concurrency: number
+}
+
+export class NodePool extends Context.Tag("dcounter/NodePool")<
+  NodePool,
+  {
+    /** Every known node, healthy or not, sorted by HTTP address. */
+    readonly nodes: Effect.Effect<ReadonlyArray<NodeView>>
+    /** The healthy nodes' HTTP addresses, rotated one step per call (round-robin). */
+    readonly candidates: Effect.Effect<ReadonlyArray<string>>
+    readonly healthyCount: Effect.Effect<number>
+    /** Takes a node out of rotation until a later check finds it healthy. */
+    readonly markDown: (httpAddr: string, reason: string) => Effect.Effect<void>
+    /** Counts a request forwarded to a node. */
+    readonly recordRequest: (httpAddr: string) => Effect.Effect<void>
+    /** Refreshes the node list and checks every node now (one refresh at a time). */
+    readonly refresh: Effect.Effect<void>
+    /** Refreshes unless the last refresh finished less than `maxAge` ago. */
+    readonly refreshIfOlder: (maxAge: Duration.DurationInput) => Effect.Effect<void>
+  }
+>() {}
+
+interface Entry extends NodeView {}
+
+const hostPortOf = (url: string): string => url.replace(/^http:\/\//, "").replace(/\/$/, "")
+
+/** Health checks are bounded by half the refresh interval, within 200ms..2s. */
+export const healthTimeoutFor = (refresh: Duration.Duration): Duration.Duration =>
+  Duration.clamp(Duration.times(refresh, 0.5), { minimum: Duration.millis(200), maximum: Duration.seconds(2) })
+
+const describeStatus = (status: number, json: unknown): string => {
+  const message = typeof json === "object" && json !== null && "message" in json ? String(json.message) : ""
+  return `HTTP ${status}${message === "" ? "" : `: ${message}`}`
+}
+
+export const make = (options?: Partial<PoolOptions>): Effect.Effect<NodePool["Type"], never, GatewayConfig | NodeClient | Scope.Scope> =>
+  Effect.gen(function*() {
+    const config = yield* GatewayConfig
+    const client = yield* NodeClient
+    const discovery = yield* Effect.serviceOption(DiscoveryClient)
+    const healthTimeout = options?.healthTimeout ?? healthTimeoutFor(config.refreshInterval)
+    const concurrency = options?.concurrency ?? 16
+    const staticNodes = config.nodes.map(hostPortOf)
+
+    const table = yield* Ref.make<ReadonlyMap<string, Entry>>(new Map())
+    const rotation = yield* Ref.make(0)
+    const lastRefresh = yield* Ref.make(0)
+    const lock = yield* Effect.makeSemaphore(1)
+
+    const blank = (httpAddr: string): Entry => ({
+      id: httpAddr,
+      gossipAddr: "",
+      httpAddr,
+      healthy: false,
+      value: null,
+      sources: [],
+      lastCheck: 0,
+      latencyMs: null,
+      lastError: null,
+      requests: 0
+    })
+
+    /** The node list from `--nodes` and discovery, merged by HTTP address. */
+    const listed = Effect.gen(function*() {
+      const out = new Map<string, { gossipAddr: string; id: string | undefined; sources: Array<NodeSource> }>()
+      for (const addr of staticNodes) out.set(addr, { gossipAddr: "", id: undefined, sources: ["static"] })
+      if (Option.isSome(discovery)) {
+        for (const peer of yield* discovery.value.peers) {
+          const known = out.get(peer.httpAddr)
+          if (known === undefined) {
+            out.set(peer.httpAddr, { gossipAddr: peer.gossipAddr, id: peer.nodeId, sources: ["discovery"] })
+          } else {
+            known.gossipAddr = peer.gossipAddr
+            known.id = peer.nodeId
+            known.sources.push("discovery")
+          }
+        }
+      }
+      return out
+    })
+
+    const check = (entry: Entry): Effect.Effect<Entry> =>
+      Effect.gen(function*() {
+        const started = yield* Clock.currentTimeMillis
+        const health = yield* client.request(entry.httpAddr, { method: "GET", path: "/health", timeout: healthTimeout })
+        if (health.status !== 200) return { ...entry, healthy: false, lastError: `/health: ${describeStatus(health.status, health.json)}` }
+        const counter = yield* client.request(entry.httpAddr, { method: "GET", path: "/counter", timeout: healthTimeout })
+        const body = counter.json
+        if (
+          counter.status !== 200 || typeof body !== "object" || body === null || !("value" in body) ||
+          typeof body.value !== "number"
+        ) {
+          return { ...entry, healthy: false, lastError: `/counter: ${describeStatus(counter.status, body)}` }
+        }
+        const now = yield* Clock.currentTimeMillis
+        const id = "nodeId" in body && typeof body.nodeId === "string" ? body.nodeId : entry.id
+        return { ...entry, id, healthy: true, value: body.value, latencyMs: now - started, lastError: null }
+      }).pipe(
+        Effect.catchTag("NodeRequestError", (e) => Effect.succeed({ ...entry, healthy: false, lastError: e.message })),
+        Effect.flatMap((checked) => Effect.map(Clock.currentTimeMillis, (lastCheck) => ({ ...checked, lastCheck })))
+      )
+
+    const refreshNow = Effect.gen(function*() {
+      const nodes = yield* listed
+      const before = yield* Ref.get(table)
+      const entries = [...nodes].map(([httpAddr, info]): Entry => {
+        const known = before.get(httpAddr) ?? blank(httpAddr)
+        return {
+          ...known,
+          gossipAddr: info.gossipAddr === "" ? known.gossipAddr : info.gossipAddr,
+          id: info.id ?? known.id,
+          sources: info.sources
+        }
+      })
+      const checked = yield* Effect.forEach(entries, check, { concurrency })
+      yield* Ref.update(table, (current) => {
+        const next = new Map<string, Entry>()
+        for (const entry of checked) {
+          // keep the request count that grew while the check ran
+          next.set(entry.httpAddr, { ...entry, requests: current.get(entry.httpAddr)?.requests ?? entry.requests })
+        }
+        return next
+      })
+      for (const entry of checked) {
+        const was = before.get(entry.httpAddr)
+        if (was === undefined || was.healthy !== entry.healthy || was.lastCheck === 0) {
+          if (entry.healthy) yield* Effect.logInfo(`node ${entry.httpAddr} (${entry.id}) is healthy`)
+          else yield* Effect.logWarning(`node ${entry.httpAddr} is unhealthy: ${entry.lastError ?? "unknown"}`)
+        }
+      }
+      for (const addr of before.keys()) {
+        if (!nodes.has(addr)) yield* Effect.logInfo(`node ${addr} is no longer listed by discovery`)
+      }
+      yield* Ref.set(lastRefresh, yield* Clock.currentTimeMillis)
+    }).pipe(Effect.withSpan("NodePool.refresh"))
+
+    const refresh = lock.withPermits(1)(refreshNow)
+
+    const refreshIfOlder = (maxAge: Duration.DurationInput) =>
+      lock.withPermits(1)(
+        Effect.gen(function*() {
+          const now = yield* Clock.currentTimeMillis
+          if (now - (yield* Ref.get(lastRefresh)) >= Duration.toMillis(maxAge)) yield* refreshNow
+        })
+      )
+
+    const nodes = Effect.map(Ref.get(table), (t) => [...t.values()].sort((a, b) => a.httpAddr.localeCompare(b.httpAddr)))
+
+    const healthy = Effect.map(nodes, (all) => all.filter((n) => n.healthy).map((n) => n.httpAddr))
+
+    const candidates = Effect.gen(function*() {
+      const addrs = yield* healthy
+      if (addrs.length === 0) return addrs
+      const start = yield* Ref.getAndUpdate(rotation, (n) => (n + 1) % 1_000_000_007)
+      const offset = start % addrs.length
+      return [...addrs.slice(offset), ...addrs.slice(0, offset)]
+    })
+
+    const markDown = (httpAddr: string, reason: string) =>
+      Effect.gen(function*() {
+        const wasHealthy = yield* Ref.modify(table, (t) => {
+          const entry = t.get(httpAddr)
+          if (entry === undefined) return [false, t] as const
+          const next = new Map(t)
+          next.set(httpAddr, { ...entry, healthy: false, lastError: reason })
+          return [entry.healthy, next] as const
+        })
+        if (wasHealthy) yield* Effect.logWarning(`node ${httpAddr} taken out of rotation: ${reason}`)
+      })
+
+    const recordRequest = (httpAddr: string) =>
+      Ref.update(table, (t) => {
+        const entry = t.get(httpAddr)
+        if (entry === undefined) return t
+        const next = new Map(t)
+        next.set(httpAddr, { ...entry, requests: entry.requests + 1 })
+        return next
+      })
+
+    yield* refresh
+    yield* refresh.pipe(
+      Effect.catchAllCause((cause) => Effect.logError("node pool refresh failed", cause)),
+      Effect.repeat(Schedule.spaced(config.refreshInterval)),
+      Effect.delay(config.refreshInterval),
+      Effect.forkScoped
+    )
+
+    return NodePool.of({
+      nodes,
+      candidates,
+      healthyCount: Effect.map(healthy, (h) => h.length),
+      markDown,
+      recordRequest,
+      refresh,
+      refreshIfOlder
+    })
+  })
+
+/** The pool, checking nodes from the first moment it is built. */
+export const layer = (options?: Partial<PoolOptions>): Layer.Layer<NodePool, never, GatewayConfig | NodeClient> =>
+  Layer.scoped(NodePool, make(options))

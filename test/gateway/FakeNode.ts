@@ -1,0 +1,98 @@
+/** A stand-in for a node's HTTP API, with switchable failure modes, for gateway tests. */
+import * as Http from "node:http"
+import type { AddressInfo } from "node:net"
+import { Effect } from "effect"
+
+export type Mode =
+  /** answers like a node */
+  | "ok"
+  /** reads a write, then drops the connection without answering (crash mid-request) */
+  | "die-on-write"
+  /** answers /health with 503 */
+  | "unhealthy"
+
+export interface FakeNode {
+  readonly addr: string
+  readonly url: string
+  /** writes that reached this node (whatever happened next) */
+  readonly writes: () => number
+  readonly value: () => number
+  readonly setMode: (mode: Mode) => void
+  /** stops listening and drops every connection: later connections are refused */
+  readonly close: Effect.Effect<void>
+}
+
+/** Starts a fake node on a free port; it is closed with the scope. */
+export const make = (id: string) =>
+  Effect.acquireRelease(
+    Effect.async<{ node: FakeNode; server: Http.Server }>((resume) => {
+      let mode: Mode = "ok"
+      let writes = 0
+      const counters = new Map<string, number>()
+      const server = Http.createServer((req, res) => {
+        const chunks: Array<Buffer> = []
+        req.on("data", (c: Buffer) => chunks.push(c))
+        req.on("end", () => {
+          const send = (status: number, body: unknown) => {
+            const text = JSON.stringify(body)
+            res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) })
+            res.end(text)
+          }
+          const url = req.url ?? "/"
+          const write = /^\/(?:counters\/([^/]+)\/)?(increment|decrement)$/.exec(url)
+          if (req.method === "POST" && write !== null) {
+            writes++
+            if (mode === "die-on-write") {
+              req.socket.destroy()
+              return
+            }
+            const text = Buffer.concat(chunks).toString("utf8")
+            const by = text === "" ? 1 : (JSON.parse(text) as { by?: number }).by ?? 1
+            const name = write[1] ?? "default"
+            const value = (counters.get(name) ?? 0) + (write[2] === "increment" ? by : -by)
+            counters.set(name, value)
+            return send(200, write[1] === undefined ? { value, nodeId: id } : { name, value, nodeId: id })
+          }
+          if (url === "/health") return mode === "unhealthy" ? send(503, { error: "unhealthy", message: "no" }) : send(200, { status: "ok" })
+          if (url === "/counter") return send(200, { value: counters.get("default") ?? 0, nodeId: id })
+          if (url === "/counters") {
+            return send(200, { counters: [...counters].map(([name, value]) => ({ name, value })) })
+          }
+          const named = /^\/counters\/([^/]+)$/.exec(url)
+          if (named !== null) return send(200, { name: named[1], value: counters.get(named[1]!) ?? 0, nodeId: id })
+          send(404, { error: "not_found", message: url })
+        })
+      })
+      server.listen(0, "127.0.0.1", () => {
+        const port = (server.address() as AddressInfo).port
+        const addr = `127.0.0.1:${port}`
+        resume(Effect.succeed({
+          server,
+          node: {
+            addr,
+            url: `http://${addr}`,
+            writes: () => writes,
+            value: () => counters.get("default") ?? 0,
+            setMode: (m) => {
+              mode = m
+            },
+            close: Effect.async<void>((done) => {
+              if (!server.listening) return done(Effect.void)
+              server.close(() => done(Effect.void))
+              server.closeAllConnections()
+            })
+          }
+        }))
+      })
+    }),
+    ({ node }) => node.close
+  ).pipe(Effect.map(({ node }) => node))
+
+/** A `host:port` where nothing listens (a server was bound there, then closed). */
+export const deadAddr = Effect.async<string>((resume) => {
+  const server = Http.createServer()
+  server.listen(0, "127.0.0.1", () => {
+    const port = (server.address() as AddressInfo).port
+    server.close(() => resume(Effect.succeed(`127.0.0.1:${port}`)))
+  })
+})
