@@ -248,7 +248,9 @@ export const make = (options: CounterStoreOptions = {}) =>
           })
           for (const intent of accepted) fail(intent, error)
           yield* Metric.incrementBy(writesFailedTotal, accepted.length)
-          yield* Effect.logError(`CounterStore: WAL append of ${accepted.length} writes failed`, appended.cause)
+          yield* walError !== undefined
+            ? Effect.logError(`CounterStore: WAL append of ${accepted.length} writes failed (${walError.reason}): ${walError.message}`)
+            : Effect.logError(`CounterStore: WAL append of ${accepted.length} writes failed`, appended.cause)
           return
         }
         applyAndPublish(entries, { _tag: "Local" })

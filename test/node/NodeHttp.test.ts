@@ -1,0 +1,185 @@
+/**
+ * The node's HTTP API over a real socket (ephemeral port), on a memory node: every contract
+ * route answers with the documented shape; bad input answers the documented error and
+ * changes nothing.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { HttpServer } from "@effect/platform"
+import { Context, Duration, Effect, Layer } from "effect"
+import { NodeConfig } from "../../src/config/NodeConfig.js"
+import * as NodeHttp from "../../src/node/NodeHttp.js"
+import * as NodeRole from "../../src/node/NodeRole.js"
+import * as MemoryDisk from "../../src/storage/MemoryDisk.js"
+import { Network } from "../../src/transport/Network.js"
+
+interface Reply {
+  readonly status: number
+  readonly body: any
+  readonly text: string
+}
+
+/** A node on a memory disk, with a second node as its peer, and its HTTP server on port 0. */
+const startNode = Effect.gen(function*() {
+  const disk = MemoryDisk.make()
+  const config = {
+    addr: "127.0.0.1:9001",
+    httpAddr: "127.0.0.1:8011",
+    peers: ["127.0.0.1:9002"],
+    heartbeatInterval: Duration.seconds(1)
+  }
+  const network = Layer.succeed(Network, yield* Network)
+  const peerCtx = yield* Layer.build(
+    NodeRole.layerMemory(MemoryDisk.make()).pipe(
+      Layer.provide(Layer.merge(NodeConfig.layer({ addr: "127.0.0.1:9002", httpAddr: "127.0.0.1:8012" }), network))
+    )
+  )
+  void peerCtx
+  const ctx = yield* Layer.build(
+    // served on an ephemeral port (the advertised --http-addr is not used by this test)
+    NodeHttp.serve("127.0.0.1:0").pipe(
+      Layer.provide(NodeHttp.layerApi),
+      Layer.provideMerge(NodeRole.layerMemory(disk)),
+      Layer.provideMerge(Layer.merge(NodeConfig.layer(config), network))
+    )
+  )
+  const address = Context.get(ctx, HttpServer.HttpServer).address
+  if (address._tag !== "TcpAddress") return yield* Effect.dieMessage("not a TCP address")
+  const base = `http://127.0.0.1:${address.port}`
+  const call = (method: string, path: string, body?: string, headers: Record<string, string> = {}) =>
+    Effect.promise(async (): Promise<Reply> => {
+      const res = await fetch(base + path, {
+        method,
+        ...(body !== undefined ? { body, headers: { "content-type": "application/json", ...headers } } : { headers })
+      })
+      const text = await res.text()
+      let parsed: unknown = undefined
+      try {
+        parsed = JSON.parse(text)
+      } catch {
+        parsed = undefined
+      }
+      return { status: res.status, body: parsed, text }
+    })
+  return { call, disk }
+}).pipe(Effect.provide(Network.layer()))
+
+const live = <A, E>(name: string, f: Effect.Effect<A, E, import("effect").Scope.Scope>) =>
+  it.live(name, () => Effect.scoped(f).pipe(Effect.timeout("20 seconds")))
+
+describe("node HTTP API", () => {
+  live("every contract route answers with the documented shape", Effect.gen(function*() {
+    const { call } = yield* startNode
+    const first = yield* call("GET", "/counter")
+    expect(first.status).toBe(200)
+    expect(first.body).toEqual({ value: 0, nodeId: expect.any(String) })
+    const nodeId = first.body.nodeId as string
+    expect(yield* call("POST", "/increment")).toMatchObject({ status: 200, body: { value: 1, nodeId } })
+    expect(yield* call("POST", "/increment", JSON.stringify({ by: 5 }))).toMatchObject({ status: 200, body: { value: 6, nodeId } })
+    expect(yield* call("POST", "/decrement", JSON.stringify({ by: 2 }))).toMatchObject({ status: 200, body: { value: 4, nodeId } })
+    expect(yield* call("POST", "/decrement", "{}")).toMatchObject({ status: 200, body: { value: 3, nodeId } })
+    expect((yield* call("GET", "/counter")).body).toEqual({ value: 3, nodeId })
+    expect((yield* call("GET", "/local-counter")).body).toEqual({ value: 3, nodeId })
+    expect((yield* call("GET", "/state")).body).toEqual({
+      nodeId,
+      increments: { [nodeId]: 6 },
+      decrements: { [nodeId]: 3 },
+      value: 3
+    })
+    expect(yield* call("POST", "/counters/likes.v2:x-y_z/increment", JSON.stringify({ by: 3 }))).toMatchObject({
+      status: 200,
+      body: { name: "likes.v2:x-y_z", value: 3, nodeId }
+    })
+    expect((yield* call("POST", "/counters/likes.v2:x-y_z/decrement")).body).toEqual({ name: "likes.v2:x-y_z", value: 2, nodeId })
+    expect((yield* call("GET", "/counters/likes.v2:x-y_z")).body).toEqual({ name: "likes.v2:x-y_z", value: 2, nodeId })
+    const long = "n".repeat(128)
+    expect((yield* call("POST", `/counters/${long}/increment`)).body).toEqual({ name: long, value: 1, nodeId })
+    expect((yield* call("POST", `/counters/${long}/decrement`)).body).toEqual({ name: long, value: 0, nodeId })
+    expect((yield* call("GET", "/counters/never-written")).body).toEqual({ name: "never-written", value: 0, nodeId })
+    expect((yield* call("GET", "/counters")).body).toEqual({
+      counters: [{ name: "default", value: 3 }, { name: "likes.v2:x-y_z", value: 2 }, { name: long, value: 0 }]
+    })
+    const peers = yield* call("GET", "/peers")
+    expect(peers.status).toBe(200)
+    expect(peers.body.peers).toHaveLength(1)
+    expect(peers.body.peers[0]).toMatchObject({
+      addr: "127.0.0.1:9002",
+      status: expect.stringMatching(/^(alive|suspect|dead)$/),
+      fails: expect.any(Number),
+      lastSeen: expect.stringMatching(/^\d{4}-\d\d-\d\dT/)
+    })
+    const health = yield* call("GET", "/health")
+    expect(health.status).toBe(200)
+    expect(health.body).toMatchObject({ status: "ok", role: "node", nodeId, counters: 3 })
+    const openapi = yield* call("GET", "/openapi.json")
+    expect(openapi.status).toBe(200)
+    expect(Object.keys(openapi.body.paths)).toEqual(expect.arrayContaining([
+      "/counter", "/increment", "/decrement", "/local-counter", "/state", "/counters", "/counters/{name}",
+      "/counters/{name}/increment", "/counters/{name}/decrement", "/peers", "/health"
+    ]))
+    const docs = yield* call("GET", "/docs")
+    expect(docs.status).toBe(200)
+    expect(docs.text).toContain("<html")
+  }))
+
+  live("bad input answers the documented error and changes nothing", Effect.gen(function*() {
+    const { call, disk } = yield* startNode
+    yield* call("POST", "/increment", JSON.stringify({ by: 10 }))
+    yield* call("POST", "/counters/k/increment", JSON.stringify({ by: 4 }))
+    const snapshot = Effect.all([call("GET", "/counters"), call("GET", "/state")])
+    const before = yield* snapshot
+    const recordsBefore = disk.records
+    const badBodies = [
+      JSON.stringify({ by: 0 }),
+      JSON.stringify({ by: -1 }),
+      JSON.stringify({ by: 1.5 }),
+      JSON.stringify({ by: "2" }),
+      JSON.stringify({ by: null }),
+      JSON.stringify({ by: 2 ** 53 }),
+      JSON.stringify({ by: 1e400 }),
+      "{",
+      "[1]",
+      "\"x\"",
+      "not json"
+    ]
+    for (const body of badBodies) {
+      for (const path of ["/increment", "/decrement", "/counters/k/increment", "/counters/k/decrement"]) {
+        const reply = yield* call("POST", path, body)
+        expect({ body, path, status: reply.status }).toEqual({ body, path, status: 400 })
+        expect(reply.body).toEqual({ error: "bad_request", message: expect.any(String) })
+      }
+    }
+    for (const name of ["bad%20name", "a%2Fb", "x".repeat(129), "%C3%A9", "a*b"]) {
+      const inc = yield* call("POST", `/counters/${name}/increment`)
+      expect({ name, status: inc.status, error: inc.body?.error }).toEqual({ name, status: 400, error: "bad_request" })
+      const get = yield* call("GET", `/counters/${name}`)
+      expect({ name, status: get.status }).toEqual({ name, status: 400 })
+    }
+    const notFound = yield* call("GET", "/nope")
+    expect(notFound).toMatchObject({ status: 404, body: { error: "not_found", message: expect.any(String) } })
+    const wrongMethod = yield* call("GET", "/increment")
+    expect(wrongMethod).toMatchObject({ status: 405, body: { error: "method_not_allowed", message: expect.any(String) } })
+    expect((yield* call("DELETE", "/counters/k")).status).toBe(405)
+    expect((yield* call("PUT", "/counter")).status).toBe(405)
+    const big = JSON.stringify({ by: 1, pad: "x".repeat(70 * 1024) })
+    const tooLarge = yield* call("POST", "/increment", big)
+    expect(tooLarge).toMatchObject({ status: 413, body: { error: "payload_too_large", message: expect.any(String) } })
+    // overflow: a valid request the counter cannot take
+    const overflow = yield* call("POST", "/counters/k/increment", JSON.stringify({ by: Number.MAX_SAFE_INTEGER }))
+    expect(overflow).toMatchObject({ status: 400, body: { error: "overflow", message: expect.any(String) } })
+    expect(yield* snapshot).toEqual(before)
+    expect(disk.records).toBe(recordsBefore)
+  }))
+
+  live("a failing disk answers 503 and counts nothing; the node recovers with the disk", Effect.gen(function*() {
+    const { call, disk } = yield* startNode
+    yield* call("POST", "/increment", JSON.stringify({ by: 2 }))
+    disk.failWith("NoSpace")
+    const failed = yield* call("POST", "/increment")
+    expect(failed).toMatchObject({ status: 503, body: { error: "unavailable", message: expect.stringContaining("durable") } })
+    expect((yield* call("POST", "/counters/x/decrement")).status).toBe(503)
+    expect((yield* call("GET", "/counter")).body.value).toBe(2)
+    expect((yield* call("GET", "/counters/x")).body.value).toBe(0)
+    disk.failWith(undefined)
+    expect((yield* call("POST", "/increment")).body.value).toBe(3)
+  }))
+})
