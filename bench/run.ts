@@ -1,0 +1,303 @@
+/**
+ * The benchmark suite: runs every bench module that exists, each in its own child process
+ * (a crash, a leaked server or a hung socket cannot spoil the next one, and a bench that
+ * overruns its time limit is killed), prints progress and one markdown table, and writes
+ * `bench/results/latest.json` (figures + machine) and `bench/results/latest.md`.
+ *
+ *     npm run bench                                   # build, then every bench
+ *     node dist/bench/run.js [--quick] [--only codec,wal] [--timeout 240] [--readme]
+ *
+ * `--readme` also rewrites the table in README.md between `<!-- bench:start -->` and
+ * `<!-- bench:end -->` (the same as `node dist/scripts/bench-table.js` afterwards).
+ *
+ * Modules come from a fixed list (below) and are run in that order; one whose compiled
+ * file is missing is skipped with a note. Each exports `run(options?)` returning
+ * `BenchResult[]` (see BenchResult.ts); a module returning a plain object of numbers is
+ * adapted, with a note saying so.
+ */
+import { fork } from "node:child_process"
+import { existsSync, mkdirSync, writeFileSync } from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { fileURLToPath, pathToFileURL } from "node:url"
+import { updateReadme } from "../scripts/bench-table.js"
+import type { BenchReport, BenchResult, Figure, Machine } from "./BenchResult.js"
+import { formatNumber, isBenchResult, isMain, markdownTable } from "./BenchResult.js"
+
+/** Every bench module, in the order they run. */
+export const MODULES: ReadonlyArray<string> = [
+  "codec",
+  "transport",
+  "wal",
+  "http",
+  "convergence",
+  "gossip",
+  "footprint"
+]
+
+const here = path.dirname(fileURLToPath(import.meta.url))
+/** The repository root: this file is dist/bench/run.js (or bench/run.ts under a loader). */
+export const repoRoot = path.basename(path.dirname(here)) === "dist" ? path.resolve(here, "../..") : path.resolve(here, "..")
+const resultsDir = path.join(repoRoot, "bench", "results")
+
+const log = (line: string) => process.stderr.write(line + "\n")
+
+export const machine = (): Machine & { readonly loadAverage: ReadonlyArray<number> } => {
+  const cpus = os.cpus()
+  return {
+    cores: cpus.length,
+    cpuModel: cpus[0]?.model.trim() ?? "unknown",
+    memoryGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
+    node: process.version,
+    platform: os.platform(),
+    arch: os.arch(),
+    loadAverage: os.loadavg().map((x) => Math.round(x * 100) / 100)
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// adapting what a module returned
+
+/** A unit guessed from a figure's key, for modules that return plain numbers. */
+const unitOf = (key: string): string => {
+  const k = key.toLowerCase()
+  if (/(persec|persecond|_s$|ps$|rps$|throughput)/.test(k)) return "/s"
+  if (/(ms|millis)$/.test(k)) return "ms"
+  if (/(seconds|secs|sec)$/.test(k)) return "s"
+  if (/(mb|megabytes)$/.test(k)) return "MB"
+  if (/(bytes)$/.test(k)) return "B"
+  if (/ratio$/.test(k)) return "x"
+  return ""
+}
+
+const figuresOfPlain = (o: Record<string, unknown>, prefix = ""): Array<Figure> => {
+  const out: Array<Figure> = []
+  for (const [k, v] of Object.entries(o)) {
+    if (typeof v === "number" && Number.isFinite(v)) out.push({ name: prefix + k, value: v, unit: unitOf(k) })
+    else if (typeof v === "object" && v !== null && !Array.isArray(v)) {
+      out.push(...figuresOfPlain(v as Record<string, unknown>, `${prefix}${k}.`))
+    }
+  }
+  return out
+}
+
+/**
+ * What a module returned, as BenchResults: BenchResult[] as they are; a single
+ * BenchResult wrapped; anything else (a plain object of figures, or a list of them)
+ * flattened into figures, with a note.
+ */
+export const normalize = (bench: string, value: unknown): Array<BenchResult> => {
+  if (isBenchResult(value)) return [value]
+  if (Array.isArray(value)) {
+    return value.flatMap((v, i) =>
+      isBenchResult(v)
+        ? [v]
+        : typeof v === "object" && v !== null
+          ? normalizePlain(bench, v as Record<string, unknown>, `#${i + 1}`)
+          : []
+    )
+  }
+  if (typeof value === "object" && value !== null) return normalizePlain(bench, value as Record<string, unknown>, "")
+  return []
+}
+
+const normalizePlain = (bench: string, o: Record<string, unknown>, fallback: string): Array<BenchResult> => {
+  const name = typeof o["name"] === "string" ? o["name"] : typeof o["label"] === "string" ? o["label"] : fallback || bench
+  const figures = figuresOfPlain(o)
+  if (figures.length === 0) return []
+  const ratio = typeof o["ratio"] === "number" ? o["ratio"] : undefined
+  return [
+    {
+      bench,
+      name,
+      figures: figures.filter((f) => f.name !== "ratio"),
+      ...(ratio === undefined ? {} : { ratio }),
+      notes: "adapted from plain figures (units guessed from their names)"
+    }
+  ]
+}
+
+// ---------------------------------------------------------------------------------------
+// running one module in a child process
+
+interface ChildReply {
+  readonly ok: boolean
+  readonly value?: unknown
+  readonly error?: string
+}
+
+/** In the child: import the module, run it, send what it returned. */
+const child = async (name: string, quick: boolean): Promise<void> => {
+  const reply = (r: ChildReply) =>
+    new Promise<void>((resolve) => {
+      if (process.send === undefined) {
+        process.stdout.write(JSON.stringify(r) + "\n")
+        resolve()
+      } else process.send(r, () => resolve())
+    })
+  try {
+    const mod = (await import(pathToFileURL(path.join(here, `${name}.js`)).href)) as { run?: unknown }
+    if (typeof mod.run !== "function") {
+      await reply({ ok: false, error: `bench/${name} exports no run()` })
+      return
+    }
+    const run = mod.run as (options?: { quick?: boolean; log?: (line: string) => void }) => Promise<unknown>
+    const value = await run({ quick, log: (line) => log(`  ${line}`) })
+    await reply({ ok: true, value })
+  } catch (e) {
+    await reply({ ok: false, error: e instanceof Error ? (e.stack ?? e.message) : String(e) })
+  }
+  // a bench may leave handles open (servers, timers): the child's work is done
+  process.exit(0)
+}
+
+type Outcome =
+  | { readonly _tag: "Done"; readonly results: Array<BenchResult>; readonly seconds: number }
+  | { readonly _tag: "Skipped"; readonly reason: string }
+
+const runChild = (name: string, quick: boolean, timeoutSeconds: number): Promise<Outcome> =>
+  new Promise((resolve) => {
+    const started = Date.now()
+    const args = ["--child", name, ...(quick ? ["--quick"] : [])]
+    const proc = fork(fileURLToPath(import.meta.url), args, { stdio: ["ignore", "pipe", "inherit", "ipc"] })
+    // a module's own stdout (its table, console.log) is progress here, not the result
+    proc.stdout?.on("data", (chunk: Buffer) => process.stderr.write(chunk))
+    let reply: ChildReply | undefined
+    let settled = false
+    const finish = (o: Outcome) => {
+      if (settled) return
+      settled = true
+      clearTimeout(timer)
+      resolve(o)
+    }
+    const timer = setTimeout(() => {
+      log(`  ${name}: over ${timeoutSeconds} s, killing pid ${proc.pid}`)
+      proc.kill("SIGKILL")
+      finish({ _tag: "Skipped", reason: `timed out after ${timeoutSeconds} s` })
+    }, timeoutSeconds * 1000)
+    proc.on("message", (m) => {
+      reply = m as ChildReply
+    })
+    proc.on("error", (e) => finish({ _tag: "Skipped", reason: `could not start: ${e.message}` }))
+    proc.on("exit", (code, signal) => {
+      const seconds = (Date.now() - started) / 1000
+      if (reply === undefined) {
+        finish({ _tag: "Skipped", reason: `exited (${signal ?? `code ${code}`}) without results` })
+      } else if (!reply.ok) {
+        finish({ _tag: "Skipped", reason: `failed: ${(reply.error ?? "unknown error").split("\n")[0]}` })
+        if (reply.error !== undefined) log(reply.error)
+      } else {
+        const results = normalize(name, reply.value)
+        if (results.length === 0) finish({ _tag: "Skipped", reason: "returned no figures" })
+        else finish({ _tag: "Done", results, seconds })
+      }
+    })
+  })
+
+// ---------------------------------------------------------------------------------------
+// the suite
+
+export interface SuiteOptions {
+  readonly quick: boolean
+  readonly only: ReadonlyArray<string> | undefined
+  readonly timeoutSeconds: number
+  readonly readme: boolean
+}
+
+export const parseArgs = (argv: ReadonlyArray<string>): SuiteOptions => {
+  const value = (flag: string): string | undefined => {
+    const i = argv.indexOf(flag)
+    return i >= 0 ? argv[i + 1] : undefined
+  }
+  const only = value("--only")
+  const timeout = Number(value("--timeout") ?? "180")
+  return {
+    quick: argv.includes("--quick"),
+    only: only === undefined ? undefined : only.split(",").map((s) => s.trim()).filter((s) => s.length > 0),
+    timeoutSeconds: Number.isFinite(timeout) && timeout > 0 ? timeout : 180,
+    readme: argv.includes("--readme")
+  }
+}
+
+export const reportMarkdown = (report: BenchReport): string => {
+  const m = report.machine as Machine & { readonly loadAverage?: ReadonlyArray<number> }
+  const lines = [
+    `# Benchmarks`,
+    "",
+    `Run on ${report.date} with \`${report.command}\` in ${formatNumber(report.durationSeconds)} s.`,
+    `Machine: ${m.cores} cores (${m.cpuModel}), ${m.memoryGiB} GiB, Node ${m.node}, ${m.platform}/${m.arch}` +
+      (m.loadAverage === undefined ? "" : `, load average at start ${m.loadAverage.join(" / ")}`) +
+      ".",
+    "Ratios compare with a baseline measured in the same run; goals are reported, not asserted.",
+    "",
+    markdownTable(report.results)
+  ]
+  if (report.skipped.length > 0) {
+    lines.push("", "Not measured:", "")
+    for (const s of report.skipped) lines.push(`- ${s.bench}: ${s.reason}`)
+  }
+  return lines.join("\n") + "\n"
+}
+
+export const suite = async (options: SuiteOptions): Promise<BenchReport> => {
+  const started = Date.now()
+  const wanted = options.only === undefined ? MODULES : MODULES.filter((m) => options.only!.includes(m))
+  const unknown = (options.only ?? []).filter((m) => !MODULES.includes(m))
+  if (unknown.length > 0) log(`unknown bench modules ignored: ${unknown.join(", ")} (known: ${MODULES.join(", ")})`)
+  const results: Array<BenchResult> = []
+  const skipped: Array<{ bench: string; reason: string }> = []
+  log(`benchmarks: ${wanted.join(", ")}${options.quick ? " (quick)" : ""}; at most ${options.timeoutSeconds} s each`)
+  for (const [i, name] of wanted.entries()) {
+    const prefix = `[${i + 1}/${wanted.length}] ${name}`
+    if (!existsSync(path.join(here, `${name}.js`))) {
+      log(`${prefix}: skipped, bench/${name}.ts does not exist (yet)`)
+      skipped.push({ bench: name, reason: `bench/${name}.ts does not exist` })
+      continue
+    }
+    log(`${prefix}: running`)
+    const outcome = await runChild(name, options.quick, options.timeoutSeconds)
+    if (outcome._tag === "Skipped") {
+      log(`${prefix}: ${outcome.reason}`)
+      skipped.push({ bench: name, reason: outcome.reason })
+    } else {
+      log(`${prefix}: ${outcome.results.length} results in ${formatNumber(outcome.seconds)} s`)
+      log(markdownTable(outcome.results))
+      results.push(...outcome.results)
+    }
+  }
+  return {
+    date: new Date(started).toISOString(),
+    command: `node dist/bench/run.js${process.argv.slice(2).length > 0 ? " " + process.argv.slice(2).join(" ") : ""}`,
+    machine: machine(),
+    durationSeconds: (Date.now() - started) / 1000,
+    results,
+    skipped
+  }
+}
+
+const mainSuite = async (): Promise<void> => {
+  const options = parseArgs(process.argv.slice(2))
+  const report = await suite(options)
+  mkdirSync(resultsDir, { recursive: true })
+  const md = reportMarkdown(report)
+  writeFileSync(path.join(resultsDir, "latest.json"), JSON.stringify(report, null, 2) + "\n")
+  writeFileSync(path.join(resultsDir, "latest.md"), md)
+  process.stdout.write("\n" + md)
+  log(`wrote bench/results/latest.json and bench/results/latest.md`)
+  if (options.readme) {
+    const r = updateReadme(path.join(repoRoot, "README.md"), report)
+    log(r.ok ? "README.md: benchmark table updated" : `README.md not updated: ${r.reason}`)
+    if (!r.ok) process.exitCode = 1
+  }
+}
+
+if (isMain(import.meta.url)) {
+  const argv = process.argv.slice(2)
+  const childAt = argv.indexOf("--child")
+  if (childAt >= 0) void child(argv[childAt + 1] ?? "", argv.includes("--quick"))
+  else
+    mainSuite().catch((e: unknown) => {
+      log(`benchmark suite failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`)
+      process.exitCode = 1
+    })
+}
