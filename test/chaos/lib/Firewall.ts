@@ -112,6 +112,10 @@ export class Firewall {
     for (const g of groups) for (const a of g) assertLoopback(a)
     await this.heal()
     const target = mode === "drop" ? ["-j", "DROP"] : ["-p", "tcp", "-j", "REJECT", "--reject-with", "tcp-reset"]
+    if (mode === "reject") {
+      // the resets REJECT sends pass this chain too: let them through, or they are dropped
+      await run("iptables", ["-w", "5", "-A", this.chain, "-p", "tcp", "--tcp-flags", "RST", "RST", "-j", "RETURN"])
+    }
     for (let i = 0; i < groups.length; i++) {
       for (let j = 0; j < groups.length; j++) {
         if (i === j) continue

@@ -43,6 +43,8 @@ export interface FuzzStats {
   benign: number
   writeErrors: number
   stalled: number
+  /** frames sent after a bad frame on the same connection (the node must ignore them) */
+  afterFatal: number
 }
 
 export const emptyStats = (): FuzzStats => ({
@@ -53,7 +55,8 @@ export const emptyStats = (): FuzzStats => ({
   contentFuzz: 0,
   benign: 0,
   writeErrors: 0,
-  stalled: 0
+  stalled: 0,
+  afterFatal: 0
 })
 
 const digestOf = (rng: Prng): string => rng.bytes(rng.int(0, 40)).toString("hex")
@@ -140,9 +143,45 @@ const flipBits = (bytes: Uint8Array, rng: Prng, flips: number, from = 0): Buffer
   return out
 }
 
+/**
+ * Encoded benign messages, made once (Schema encoding costs ~30us a message, too slow for
+ * a million frames); frames draw from the pool and mutate copies.
+ */
+export class PayloadPool {
+  readonly benign: ReadonlyArray<Uint8Array>
+  readonly fuzzed: ReadonlyArray<Uint8Array>
+
+  constructor(rng: Prng, size = 4096) {
+    this.benign = Array.from({ length: size }, () => Codec.encode(benignMessage(rng)))
+    this.fuzzed = Array.from({ length: 2 * size }, () => fuzzedPayload(rng, this))
+  }
+
+  pick(rng: Prng): Uint8Array {
+    return this.benign[rng.int(0, this.benign.length - 1)]!
+  }
+
+  private readonly framed = new Map<string, { benign: Array<Uint8Array>; fuzzed: Array<Uint8Array> }>()
+
+  /** Whole frames (tagged with `key`), made once per key: most body frames come from here. */
+  framesFor(key: string | undefined): { benign: Array<Uint8Array>; fuzzed: Array<Uint8Array> } {
+    const id = key ?? "\u0000none"
+    let f = this.framed.get(id)
+    if (f === undefined) {
+      f = { benign: this.benign.map((p) => Frame.encode(p, key)), fuzzed: this.fuzzed.map((p) => Frame.encode(p, key)) }
+      this.framed.set(id, f)
+    }
+    return f
+  }
+
+  /** A fuzzed payload: from the pool, or a fresh bit flip of a benign one. */
+  pickFuzzed(rng: Prng): Uint8Array {
+    return rng.bool(0.3) ? flipBits(this.pick(rng), rng, rng.int(1, 3)) : this.fuzzed[rng.int(0, this.fuzzed.length - 1)]!
+  }
+}
+
 /** A payload that never decodes to a valid Push: fuzzed benign bytes or invalid values. */
-const fuzzedPayload = (rng: Prng): Uint8Array => {
-  const base = Codec.encode(benignMessage(rng))
+const fuzzedPayload = (rng: Prng, pool: PayloadPool): Uint8Array => {
+  const base = pool.pick(rng)
   switch (rng.int(0, 5)) {
     case 0:
       return flipBits(base, rng, rng.int(1, 4))
@@ -163,8 +202,8 @@ const writeLength = (frame: Buffer, length: number): Buffer => {
 }
 
 /** One frame that must stop the connection, and its kind. */
-const fatalFrame = (rng: Prng, key: string | undefined): { kind: string; bytes: Buffer } => {
-  const payload = Codec.encode(key !== undefined && rng.bool(0.5) ? pushMessage(rng) : benignMessage(rng))
+const fatalFrame = (rng: Prng, key: string | undefined, pool: PayloadPool): { kind: string; bytes: Buffer } => {
+  const payload = key !== undefined && rng.bool(0.5) ? Codec.encode(pushMessage(rng)) : pool.pick(rng)
   const good = Buffer.from(Frame.encode(payload, key))
   const kinds =
     key !== undefined
@@ -207,7 +246,13 @@ const fatalFrame = (rng: Prng, key: string | undefined): { kind: string; bytes: 
 }
 
 /** The bytes of one session: Hello, a run of frames, usually a fatal frame at the end. */
-export const makeSession = (rng: Prng, t: FuzzTarget, maxFrames: number, stats: FuzzStats): { bytes: Buffer; frames: number; fatal: string | undefined } => {
+export const makeSession = (
+  rng: Prng,
+  t: FuzzTarget,
+  pool: PayloadPool,
+  maxFrames: number,
+  stats: FuzzStats
+): { bytes: Buffer; frames: number; fatal: string | undefined } => {
   const parts: Array<Uint8Array> = []
   let frames = 0
   if (rng.bool(0.95)) {
@@ -216,20 +261,26 @@ export const makeSession = (rng: Prng, t: FuzzTarget, maxFrames: number, stats: 
     frames++
   }
   const n = rng.int(0, maxFrames)
+  const framed = pool.framesFor(t.key)
   for (let i = 0; i < n; i++) {
+    // a quarter of the body frames are made fresh, the rest come framed from the pool
+    const fresh = rng.bool(0.25)
     if (rng.bool(0.4)) {
-      parts.push(Frame.encode(Codec.encode(benignMessage(rng)), t.key))
+      parts.push(fresh ? Frame.encode(pool.pick(rng), t.key) : framed.benign[rng.int(0, framed.benign.length - 1)]!)
       stats.benign++
     } else {
-      parts.push(Frame.encode(fuzzedPayload(rng), t.key))
+      parts.push(fresh ? Frame.encode(pool.pickFuzzed(rng), t.key) : framed.fuzzed[rng.int(0, framed.fuzzed.length - 1)]!)
       stats.contentFuzz++
     }
     frames++
   }
   let fatal: string | undefined
   if (rng.bool(0.9)) {
-    const f = fatalFrame(rng, t.key)
-    parts.push(f.bytes)
+    const f = fatalFrame(rng, t.key, pool)
+    // at the end, or somewhere in the run: what follows a bad frame must be ignored
+    const at = rng.bool(0.5) ? parts.length : rng.int(Math.min(1, parts.length), parts.length)
+    stats.afterFatal += parts.length - at
+    parts.splice(at, 0, f.bytes)
     fatal = f.kind
     stats.fatalByKind.set(f.kind, (stats.fatalByKind.get(f.kind) ?? 0) + 1)
     frames++
@@ -274,9 +325,10 @@ export interface FuzzRun {
 export const fuzz = async (rng: Prng, run: FuzzRun, stats: FuzzStats): Promise<{ ms: number }> => {
   const started = Date.now()
   const deadline = started + run.budgetMs
+  const pool = new PayloadPool(rng.fork("pool"))
   const worker = async (w: Prng): Promise<void> => {
     while (stats.frames < run.frames && Date.now() < deadline) {
-      const session = makeSession(w, run.target, run.maxFramesPerSession, stats)
+      const session = makeSession(w, run.target, pool, run.maxFramesPerSession, stats)
       stats.sessions++
       const r = await sendSession(run.target, session.bytes, 15_000)
       if (r.written) {

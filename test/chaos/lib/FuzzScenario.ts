@@ -10,7 +10,7 @@ import { chaosNet, Cluster } from "./Cluster.js"
 import { emptyStats, fuzz, type FuzzStats } from "./FrameFuzz.js"
 import { latencyProbe, percentile } from "./HttpHostile.js"
 import { pollUntil, request } from "./Http.js"
-import { fetchMetrics, REJECTED_FRAMES, sumMatching } from "./Metrics.js"
+import { FRAMES_IN, fetchMetrics, REJECTED_FRAMES, sumMatching } from "./Metrics.js"
 import { Prng } from "./Prng.js"
 import { sleep } from "./Proc.js"
 import type { Summary } from "./Summary.js"
@@ -55,7 +55,9 @@ export const runFuzz = async (o: FuzzOptions, summary: Summary): Promise<void> =
       summary.check(AREA, `${label}: setup converges`, conv.converged)
       const stateBefore = JSON.stringify(await target!.getJson("/state"))
       const countersBefore = JSON.stringify([...(await readCounters(target!))].sort())
-      const rejectedBefore = sumMatching((await fetchMetrics(target!)).samples, REJECTED_FRAMES)
+      const metricsBefore = (await fetchMetrics(target!)).samples
+      const rejectedBefore = sumMatching(metricsBefore, REJECTED_FRAMES)
+      const inBefore = sumMatching(metricsBefore, FRAMES_IN)
 
       const stats = emptyStats()
       const { ms } = await fuzz(
@@ -70,7 +72,7 @@ export const runFuzz = async (o: FuzzOptions, summary: Summary): Promise<void> =
           },
           frames: Math.ceil(o.frames / 2),
           concurrency: 16,
-          maxFramesPerSession: 4000,
+          maxFramesPerSession: 200,
           budgetMs: Math.floor(o.budgetMs / 2)
         },
         stats
@@ -80,6 +82,7 @@ export const runFuzz = async (o: FuzzOptions, summary: Summary): Promise<void> =
       total.bytes += stats.bytes
       total.stalled += stats.stalled
       total.writeErrors += stats.writeErrors
+      total.afterFatal += stats.afterFatal
       for (const [k, v] of stats.fatalByKind) total.fatalByKind.set(`${label}: ${k}`, v)
       const rate = Math.round(stats.frames / (ms / 1000))
       summary.figure(`fuzz frames sent to a ${label} node`, `${stats.frames} in ${(ms / 1000).toFixed(1)}s (${rate}/s, ${stats.sessions} connections)`)
@@ -103,7 +106,8 @@ export const runFuzz = async (o: FuzzOptions, summary: Summary): Promise<void> =
         rejectedAfter.names.length > 0 && delta >= definite,
         `metric ${rejectedAfter.names.join(",") || "(none matching frames.*rejected)"} grew by ${delta}`
       )
-      summary.figure(`${label} node: rejected frames counted`, delta)
+      summary.figure(`${label} node: rejected frames counted (connections closed)`, delta)
+      summary.figure(`${label} node: frames decoded and accepted`, sumMatching(metrics.samples, FRAMES_IN).sum - inBefore.sum)
       const probe = await latencyProbe(target!, "/counter", 30)
       const max = Math.max(...probe.ms)
       summary.check(AREA, `${label}: the node answers fast afterwards (30 GET /counter within 1s each)`, probe.failures === 0 && max <= 1000, `p50 ${percentile(probe.ms, 50)} max ${max}`)
@@ -122,6 +126,7 @@ export const runFuzz = async (o: FuzzOptions, summary: Summary): Promise<void> =
   }
   summary.figure("fuzz frames sent (total)", total.frames)
   summary.figure("fuzz connections", total.sessions)
+  summary.figure("fuzz frames sent after a bad frame on the same connection", total.afterFatal)
   summary.figure("fuzz MB sent", (total.bytes / 1e6).toFixed(1))
   summary.figure("fuzz phase (s)", ((Date.now() - started) / 1000).toFixed(1))
   summary.figure("fuzz connections the node left hanging (> 15 s)", total.stalled)

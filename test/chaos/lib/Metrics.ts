@@ -33,3 +33,4 @@ export const sumMatching = (samples: ReadonlyArray<Sample>, pattern: RegExp): { 
 }
 
 export const REJECTED_FRAMES = /frames?_rejected|rejected_frames?/
+export const FRAMES_IN = /^dcounter_frames_in(_total)?$/
