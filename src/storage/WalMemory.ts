@@ -80,6 +80,8 @@ export const make = (disk: MemoryDisk, options: WalMemoryOptions = {}) =>
         )
       ),
       Effect.forever,
+      // interruptible even when the layer is built inside an uninterruptible region
+      Effect.interruptible,
       Effect.forkScoped
     )
 

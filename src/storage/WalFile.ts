@@ -1,0 +1,518 @@
+/**
+ * `Wal` on files in `<data dir>/wal` (layout and format: `internal/WalDir.ts`,
+ * `internal/Record.ts`).
+ *
+ * Write path: callers put their entries on a bounded queue and wait; one committer fiber
+ * takes everything queued (group commit), coalesces it by `(name, replica)` (entries are
+ * totals, so the maximum is all that matters), adds whatever lazily appended state is
+ * pending, writes it as ONE record and fdatasyncs it, then resolves every caller of the
+ * batch. Appends that arrive during a write+fdatasync form the next batch, so throughput
+ * grows with concurrency. A batch larger than `maxRecordBytes` is written as several
+ * records, each with its own fdatasync: a crash can only ever tear the one record being
+ * written, which is what makes torn-tail detection exact.
+ *
+ * A failed write or fdatasync (ENOSPC, EIO, EROFS) fails every append of the batch with
+ * `WalError` and cuts the segment back to where the batch began before the next write, so
+ * a failed append never reappears later; the WAL keeps working once the disk does.
+ *
+ * Snapshots: after `snapshotEveryRecords` records or `snapshotInterval`, whichever first,
+ * the committer starts a new segment N and a background fiber writes the folded durable
+ * state as `snapshot-N.snap` (temp, fsync, rename, fsync of the directory), then deletes
+ * the segments before N and older snapshots.
+ *
+ * Recovery (when the layer is built): newest snapshot + later segments. A torn tail is cut
+ * off with a warning; other damage fails with `WalCorrupted` naming file and offset.
+ */
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { Chunk, Clock, Deferred, Duration, Effect, Fiber, FiberId, FiberSet, Layer, Metric, Queue } from "effect"
+import { CounterMap } from "../crdt/CounterMap.js"
+import type { Entry } from "../crdt/Entry.js"
+import { DataDir } from "./DataDir.js"
+import { Coalescer } from "./internal/Coalescer.js"
+import { type FileIo, nodeIo } from "./internal/FileIo.js"
+import { errorCode, errorMessage, fsyncDir } from "./internal/fsync.js"
+import {
+  encodeEntries,
+  encodeSnapshotEnd,
+  invalidEntry,
+  MAGIC_BYTES,
+  MAX_ENTRY_BYTES,
+  MAX_PAYLOAD_BYTES,
+  SEGMENT_MAGIC,
+  SNAPSHOT_MAGIC
+} from "./internal/Record.js"
+import * as WalDir from "./internal/WalDir.js"
+import { Wal, WalCorrupted, WalError, type WalStats } from "./Wal.js"
+import * as WalMetrics from "./WalMetrics.js"
+
+export interface WalFileOptions {
+  /** A segment is closed and a new one started once it holds this many bytes (default 64 MiB). */
+  readonly segmentBytes?: number
+  /** The largest record payload written; bigger batches become several records (default 1 MiB). */
+  readonly maxRecordBytes?: number
+  /** How long lazily appended entries may wait before they are made durable (default 50 ms). */
+  readonly flushInterval?: Duration.DurationInput
+  /** Snapshot after this many records since the last snapshot (default 100,000)... */
+  readonly snapshotEveryRecords?: number
+  /** ...or after this long with at least one record, whichever comes first (default 10 minutes). */
+  readonly snapshotInterval?: Duration.DurationInput
+  /** Appends waiting for the committer before `append` itself waits (default 16,384). */
+  readonly maxPendingAppends?: number
+  /** Overrides of file operations, for fault-injection tests. */
+  readonly io?: Partial<FileIo>
+}
+
+export const defaults = {
+  segmentBytes: 64 * 1024 * 1024,
+  maxRecordBytes: 1024 * 1024,
+  flushInterval: Duration.millis(50),
+  snapshotEveryRecords: 100_000,
+  snapshotInterval: Duration.minutes(10),
+  maxPendingAppends: 16_384
+} as const
+
+/** How long after a failed snapshot the next one may be tried. */
+const SNAPSHOT_RETRY = Duration.seconds(30)
+/** How long closing waits for the last flush and a running snapshot. */
+const CLOSE_TIMEOUT = Duration.seconds(30)
+
+const reasonOf = (e: unknown): WalError["reason"] => {
+  switch (errorCode(e)) {
+    case "ENOSPC":
+    case "EDQUOT":
+      return "NoSpace"
+    case "EROFS":
+      return "ReadOnly"
+    default:
+      return "Io"
+  }
+}
+
+const walError = (what: string) => (e: unknown) =>
+  new WalError({ reason: reasonOf(e), message: `${what}: ${errorMessage(e)}`, cause: e })
+
+/** A command line that tells the operator how to proceed after `WalCorrupted`. */
+export const repairHint = (dataDir: string): string =>
+  `Inspect it with \`dcounter wal check --data-dir ${dataDir}\`; ` +
+  `\`dcounter wal repair --data-dir ${dataDir}\` cuts the damaged file back to its last intact record ` +
+  `(the node then starts as a new replica, so nothing is counted twice).`
+
+interface Pending {
+  readonly entries: ReadonlyArray<Entry>
+  /** 1 for an `append`, 0 for a flush. */
+  readonly appends: number
+  readonly done: Deferred.Deferred<void, WalError>
+}
+
+interface Segment {
+  readonly seq: number
+  readonly fd: number
+  /** Where the next record goes: the end of the last durable record. */
+  size: number
+}
+
+/** Recovery: reads the WAL directory into `fold`; returns the segment to append to. */
+const recover = Effect.fn("WalFile.recover")(function*(dataDir: string, walDir: string, fold: CounterMap) {
+  const started = yield* Clock.currentTimeMillis
+  const inspection = yield* Effect.try({
+    try: () => {
+      if (!fs.existsSync(walDir)) {
+        fs.mkdirSync(walDir)
+        fsyncDir(dataDir)
+      }
+      return WalDir.inspect(walDir, (batch) => fold.apply(batch))
+    },
+    catch: walError(`cannot read the WAL in ${walDir}`)
+  })
+  const bad = WalDir.corruption(inspection)
+  if (bad !== undefined) {
+    return yield* Effect.fail(
+      new WalCorrupted({
+        file: path.join(walDir, bad.file),
+        offset: bad.offset,
+        message: `the WAL is damaged: ${path.join(walDir, bad.file)} at offset ${bad.offset} holds ${bad.why}, ` +
+          `and this is not a torn write at the end of the log, so the node will not start. ` +
+          repairHint(dataDir)
+      })
+    )
+  }
+  const last = inspection.segments.at(-1)
+  if (last?.damage !== undefined) {
+    yield* Effect.logWarning(
+      `WAL: cut off a torn write of ${last.damage.bytes} bytes at the end of ${last.file} ` +
+        `(offset ${last.damage.offset}: ${last.damage.why}); it was never acknowledged`
+    )
+  }
+  const segment = yield* Effect.try({
+    try: (): Segment => {
+      const leftovers = [
+        ...inspection.temps,
+        ...inspection.coveredSegments.map(WalDir.segmentFile),
+        ...inspection.olderSnapshots.map(WalDir.snapshotFile)
+      ]
+      for (const name of leftovers) fs.rmSync(path.join(walDir, name), { force: true })
+      if (last === undefined) {
+        const seq = inspection.snapshot?.seq ?? 1
+        const fd = fs.openSync(path.join(walDir, WalDir.segmentFile(seq)), "w+")
+        fs.writeSync(fd, SEGMENT_MAGIC, 0, MAGIC_BYTES, 0)
+        fs.fdatasyncSync(fd)
+        fsyncDir(walDir)
+        return { seq, fd, size: MAGIC_BYTES }
+      }
+      const fd = fs.openSync(path.join(walDir, last.file), "r+")
+      if (last.validEnd < MAGIC_BYTES) {
+        fs.ftruncateSync(fd, 0)
+        fs.writeSync(fd, SEGMENT_MAGIC, 0, MAGIC_BYTES, 0)
+        fs.fdatasyncSync(fd)
+        return { seq: last.seq, fd, size: MAGIC_BYTES }
+      }
+      if (last.size > last.validEnd) {
+        fs.ftruncateSync(fd, last.validEnd)
+        fs.fdatasyncSync(fd)
+      }
+      if (leftovers.length > 0) fsyncDir(walDir)
+      return { seq: last.seq, fd, size: last.validEnd }
+    },
+    catch: walError(`cannot open the WAL in ${walDir}`)
+  })
+  const took = (yield* Clock.currentTimeMillis) - started
+  yield* Effect.logInfo(
+    `WAL recovered ${fold.size} counters from ${walDir}: ` +
+      (inspection.snapshot === undefined ? "no snapshot" : `snapshot ${inspection.snapshot.file} (${inspection.snapshot.entries} entries)`) +
+      ` + ${inspection.records} records in ${inspection.segments.length} segments, ${took} ms`
+  )
+  return segment
+})
+
+export const make = (options: WalFileOptions = {}) =>
+  Effect.gen(function*() {
+    const dataDir = yield* DataDir
+    const walDir = path.join(dataDir.path, WalDir.WAL_SUBDIR)
+    const io: FileIo = { ...nodeIo, ...options.io }
+    const segmentBytes = options.segmentBytes ?? defaults.segmentBytes
+    const maxRecordBytes = Math.min(
+      MAX_PAYLOAD_BYTES,
+      Math.max(MAX_ENTRY_BYTES + 1, options.maxRecordBytes ?? defaults.maxRecordBytes)
+    )
+    const flushInterval = Duration.decode(options.flushInterval ?? defaults.flushInterval)
+    const snapshotEveryRecords = Math.max(1, options.snapshotEveryRecords ?? defaults.snapshotEveryRecords)
+    const snapshotIntervalMs = Duration.toMillis(options.snapshotInterval ?? defaults.snapshotInterval)
+
+    /** The durable state: everything in the snapshot and the segments after it. */
+    const fold = new CounterMap()
+    let segment = yield* recover(dataDir.path, walDir, fold)
+    const recovered = fold.entries()
+
+    // statistics
+    let appends = 0
+    let records = 0
+    let syncs = 0
+    let bytesWritten = 0
+    let snapshots = 0
+    const syncSeconds: Array<number> = []
+    let syncIndex = 0
+
+    // committer state
+    let closed = false
+    /** Set after a failed batch: bytes past `segment.size` may exist and must be cut first. */
+    let dirty = false
+    let recordsSinceSnapshot = 0
+    let lastSnapshotAt = yield* Clock.currentTimeMillis
+    let nextSnapshotNotBefore = 0
+    let snapshotFiber: Fiber.RuntimeFiber<void> | undefined = undefined
+    const lazy = new Coalescer()
+    /** Runs the background snapshot writer; closed after the final flush (finalizers run LIFO). */
+    const snapshotRunner = yield* FiberSet.make<void, never>()
+
+    const queue = yield* Queue.bounded<Pending>(Math.max(1, options.maxPendingAppends ?? defaults.maxPendingAppends))
+    const lazySignal = yield* Queue.dropping<void>(1)
+
+    const call = <A>(what: string, f: () => Promise<A>) =>
+      Effect.tryPromise({ try: f, catch: walError(`${what} (${walDir})`) })
+
+    const datasync = (fd: number) =>
+      Effect.gen(function*() {
+        const t0 = performance.now()
+        yield* call("fdatasync failed", () => io.datasync(fd))
+        const seconds = (performance.now() - t0) / 1000
+        syncs++
+        if (syncSeconds.length < WalMetrics.SYNC_SECONDS_KEPT) syncSeconds.push(seconds)
+        else syncSeconds[syncIndex++ % WalMetrics.SYNC_SECONDS_KEPT] = seconds
+        yield* Metric.update(WalMetrics.fsyncSeconds, seconds)
+      })
+
+    /** Closes the current segment and starts the next (file, header, fdatasync, directory fsync). */
+    const rotate = Effect.gen(function*() {
+      const seq = segment.seq + 1
+      const file = path.join(walDir, WalDir.segmentFile(seq))
+      const fd = yield* call(`cannot create WAL segment ${file}`, () => io.open(file, "w+"))
+      yield* Effect.gen(function*() {
+        yield* call(`cannot write WAL segment ${file}`, () => io.write(fd, SEGMENT_MAGIC, 0))
+        yield* datasync(fd)
+        yield* call(`cannot sync WAL directory ${walDir}`, () => io.syncDir(walDir))
+      }).pipe(Effect.tapError(() => Effect.promise(() => io.close(fd).catch(() => undefined))))
+      const old = segment
+      segment = { seq, fd, size: MAGIC_BYTES }
+      dirty = false
+      yield* call(`cannot close WAL segment ${old.seq}`, () => io.close(old.fd)).pipe(
+        Effect.catchAll((e) => Effect.logWarning(e.message))
+      )
+    })
+
+    /** Writes `entries` durably: one record per write+fdatasync. All or nothing. */
+    const writeDurably = (entries: ReadonlyArray<Entry>) =>
+      Effect.gen(function*() {
+        if (dirty) {
+          yield* call("cannot cut back a failed write", () => io.truncate(segment.fd, segment.size))
+          yield* datasync(segment.fd)
+          dirty = false
+        }
+        if (segment.size >= segmentBytes) yield* rotate
+        const start = segment.size
+        const perRecord = Math.max(1, Math.floor((maxRecordBytes - 1) / MAX_ENTRY_BYTES))
+        let position = start
+        let written = 0
+        yield* Effect.gen(function*() {
+          for (let i = 0; i < entries.length; i += perRecord) {
+            const bytes = encodeEntries(entries.slice(i, i + perRecord), maxRecordBytes)
+            dirty = true
+            yield* call("write failed", () => io.write(segment.fd, bytes, position))
+            yield* datasync(segment.fd)
+            position += bytes.length
+            written++
+          }
+        }).pipe(
+          Effect.tapError(() =>
+            // cut the batch's records back off before the next write (see `dirty`)
+            Effect.sync(() => {
+              segment.size = start
+              dirty = true
+            })
+          )
+        )
+        segment.size = position
+        dirty = false
+        records += written
+        recordsSinceSnapshot += written
+        bytesWritten += position - start
+        yield* Metric.incrementBy(WalMetrics.bytesTotal, position - start)
+      })
+
+    const commit = (batch: ReadonlyArray<Pending>) =>
+      Effect.gen(function*() {
+        const coalescer = new Coalescer()
+        let appendCount = 0
+        for (const p of batch) {
+          coalescer.add(p.entries)
+          appendCount += p.appends
+        }
+        const lazyEntries = lazy.take()
+        coalescer.add(lazyEntries)
+        const entries = coalescer.take()
+        const result = yield* Effect.either(entries.length === 0 ? Effect.void : writeDurably(entries))
+        if (result._tag === "Left") {
+          lazy.add(lazyEntries)
+          for (const p of batch) Deferred.unsafeDone(p.done, Effect.fail(result.left))
+          return
+        }
+        fold.apply(entries)
+        appends += appendCount
+        yield* Metric.incrementBy(WalMetrics.appendsTotal, appendCount)
+        for (const p of batch) Deferred.unsafeDone(p.done, Effect.void)
+        yield* maybeSnapshot
+      })
+
+    const writeSnapshot = (seq: number, state: ReadonlyArray<Entry>) =>
+      Effect.gen(function*() {
+        const final = path.join(walDir, WalDir.snapshotFile(seq))
+        const tmp = `${final}.tmp`
+        const fd = yield* call(`cannot create snapshot ${tmp}`, () => io.open(tmp, "w"))
+        let bytes = 0
+        yield* Effect.gen(function*() {
+          yield* call("snapshot write failed", () => io.write(fd, SNAPSHOT_MAGIC, 0))
+          bytes = MAGIC_BYTES
+          const perWrite = Math.max(1, Math.floor(maxRecordBytes / 64))
+          for (let i = 0; i < state.length; i += perWrite) {
+            const chunk = encodeEntries(state.slice(i, i + perWrite), maxRecordBytes)
+            const at = bytes
+            yield* call("snapshot write failed", () => io.write(fd, chunk, at))
+            bytes += chunk.length
+            yield* Effect.yieldNow()
+          }
+          const end = encodeSnapshotEnd(state.length, seq)
+          const at = bytes
+          yield* call("snapshot write failed", () => io.write(fd, end, at))
+          bytes += end.length
+          yield* call("snapshot fsync failed", () => io.fsync(fd))
+        }).pipe(
+          Effect.ensuring(Effect.promise(() => io.close(fd).catch(() => undefined))),
+          Effect.tapError(() => Effect.promise(() => io.unlink(tmp).catch(() => undefined)))
+        )
+        yield* call(`cannot rename snapshot ${tmp}`, () => io.rename(tmp, final))
+        yield* call(`cannot sync WAL directory ${walDir}`, () => io.syncDir(walDir))
+        snapshots++
+        bytesWritten += bytes
+        yield* Metric.incrementBy(WalMetrics.bytesTotal, bytes)
+        // compaction: everything before segment `seq` is in the snapshot now
+        const listing = yield* Effect.try({ try: () => WalDir.list(walDir), catch: walError("cannot list the WAL") })
+        const obsolete = [
+          ...listing.segments.filter((s) => s < seq).map(WalDir.segmentFile),
+          ...listing.snapshots.filter((s) => s < seq).map(WalDir.snapshotFile)
+        ]
+        for (const name of obsolete) yield* call(`cannot delete ${name}`, () => io.unlink(path.join(walDir, name)))
+        if (obsolete.length > 0) yield* call(`cannot sync WAL directory ${walDir}`, () => io.syncDir(walDir))
+        yield* Effect.logDebug(`WAL snapshot ${WalDir.snapshotFile(seq)}: ${state.length} entries, ${bytes} bytes; deleted ${obsolete.length} files`)
+      })
+
+    /** Starts a snapshot when due: a new segment now, the state written in the background. */
+    const maybeSnapshot = Effect.gen(function*() {
+      if (snapshotFiber !== undefined || recordsSinceSnapshot === 0) return
+      const now = yield* Clock.currentTimeMillis
+      if (now < nextSnapshotNotBefore) return
+      if (recordsSinceSnapshot < snapshotEveryRecords && now - lastSnapshotAt < snapshotIntervalMs) return
+      const rotated = yield* Effect.either(rotate)
+      if (rotated._tag === "Left") {
+        nextSnapshotNotBefore = now + Duration.toMillis(SNAPSHOT_RETRY)
+        return yield* Effect.logWarning(`WAL snapshot postponed: ${rotated.left.message}`)
+      }
+      const seq = segment.seq
+      const state = fold.entries()
+      const pendingRecords = recordsSinceSnapshot
+      recordsSinceSnapshot = 0
+      lastSnapshotAt = now
+      snapshotFiber = yield* writeSnapshot(seq, state).pipe(
+        Effect.catchAll((e) =>
+          Effect.gen(function*() {
+            recordsSinceSnapshot += pendingRecords
+            nextSnapshotNotBefore = (yield* Clock.currentTimeMillis) + Duration.toMillis(SNAPSHOT_RETRY)
+            yield* Effect.logWarning(`WAL snapshot failed, retrying in ${Duration.format(SNAPSHOT_RETRY)}: ${e.message}`)
+          })
+        ),
+        Effect.ensuring(Effect.sync(() => (snapshotFiber = undefined))),
+        Effect.interruptible,
+        FiberSet.run(snapshotRunner)
+      )
+    })
+
+    const closedError = () => new WalError({ reason: "Closed", message: `the WAL in ${walDir} is closed` })
+
+    // the committer: one batch at a time, everything queued meanwhile is the next batch
+    const committer = yield* Queue.takeBetween(queue, 1, 4096).pipe(
+      Effect.flatMap((chunk) => {
+        const batch = Chunk.toReadonlyArray(chunk)
+        return commit(batch).pipe(
+          Effect.catchAllCause((cause) =>
+            Effect.gen(function*() {
+              yield* Effect.logError("WAL committer failed on a batch", cause)
+              const error = new WalError({ reason: "Io", message: "internal error in the WAL committer", cause })
+              for (const p of batch) Deferred.unsafeDone(p.done, Effect.fail(error))
+            })
+          ),
+          Effect.onInterrupt(() =>
+            Effect.sync(() => {
+              for (const p of batch) Deferred.unsafeDone(p.done, Effect.fail(closedError()))
+            })
+          )
+        )
+      }),
+      Effect.forever,
+      // interruptible even when the layer is built inside an uninterruptible region
+      Effect.interruptible,
+      Effect.forkScoped
+    )
+
+    /** Queues entries for the committer and waits for their batch to be durable. */
+    const submit = (entries: ReadonlyArray<Entry>, appendCount: number) =>
+      Effect.suspend(() => {
+        const done = Deferred.unsafeMake<void, WalError>(FiberId.none)
+        return Queue.offer(queue, { entries, appends: appendCount, done }).pipe(Effect.zipRight(Deferred.await(done)))
+      })
+
+    const enqueue = (entries: ReadonlyArray<Entry>, appendCount: number) =>
+      Effect.suspend(() => {
+        if (closed) return Effect.fail(closedError())
+        for (const e of entries) {
+          const why = invalidEntry(e)
+          if (why !== undefined) return Effect.dieMessage(`Wal.append: ${why}`)
+        }
+        return submit(entries, appendCount)
+      })
+
+    // lazy flusher: within `flushInterval` of the first lazy append, make it durable
+    let lazyFailing = false
+    yield* Queue.take(lazySignal).pipe(
+      Effect.zipRight(Effect.sleep(flushInterval)),
+      Effect.zipRight(Effect.suspend(() =>
+        lazy.size === 0 && !lazyFailing ? Effect.void : enqueue([], 0).pipe(
+          Effect.tap(() =>
+            lazyFailing
+              ? Effect.logInfo("WAL lazy flush works again").pipe(Effect.tap(() => (lazyFailing = false)))
+              : Effect.void
+          ),
+          Effect.catchAll((e) =>
+            Effect.gen(function*() {
+              if (closed) return
+              if (!lazyFailing) yield* Effect.logWarning(`WAL lazy flush failed, retrying every ${Duration.format(flushInterval)}: ${e.message}`)
+              lazyFailing = true
+              yield* lazySignal.offer(undefined)
+            })
+          )
+        )
+      )),
+      Effect.forever,
+      // interruptible even when the layer is built inside an uninterruptible region
+      Effect.interruptible,
+      Effect.forkScoped
+    )
+
+    yield* Effect.addFinalizer(() =>
+      Effect.gen(function*() {
+        closed = true
+        const flushed = yield* submit([], 0).pipe(Effect.timeout(CLOSE_TIMEOUT), Effect.either)
+        if (flushed._tag === "Left") yield* Effect.logError("WAL flush on close failed", flushed.left)
+        yield* Fiber.interrupt(committer)
+        if (snapshotFiber !== undefined) {
+          yield* Fiber.join(snapshotFiber).pipe(Effect.timeout(CLOSE_TIMEOUT), Effect.ignore)
+        }
+        const stranded = yield* Queue.takeAll(queue)
+        for (const p of stranded) Deferred.unsafeDone(p.done, Effect.fail(closedError()))
+        yield* call("cannot close the WAL segment", () => io.close(segment.fd)).pipe(
+          Effect.catchAll((e) => Effect.logWarning(e.message))
+        )
+      })
+    )
+
+    const stats: Effect.Effect<WalStats> = Effect.sync(() => ({
+      appends,
+      records,
+      syncs,
+      bytesWritten,
+      snapshots,
+      syncSeconds: [...syncSeconds]
+    }))
+
+    return Wal.of({
+      recovered,
+      append: (entries) => enqueue(entries, 1),
+      appendLazy: (entries) =>
+        Effect.suspend(() => {
+          if (closed) return Effect.fail(closedError())
+          for (const e of entries) {
+            const why = invalidEntry(e)
+            if (why !== undefined) return Effect.dieMessage(`Wal.appendLazy: ${why}`)
+          }
+          lazy.add(entries)
+          return lazySignal.offer(undefined).pipe(Effect.asVoid)
+        }),
+      flush: enqueue([], 0),
+      stats
+    })
+  })
+
+/**
+ * The file WAL in `<data dir>/wal`, recovered when built. Fails with `WalCorrupted` on
+ * damage other than a torn tail and with `WalError` when the directory cannot be read.
+ */
+export const layer = (options: WalFileOptions = {}): Layer.Layer<Wal, WalCorrupted | WalError, DataDir> =>
+  Layer.scoped(Wal, make(options))

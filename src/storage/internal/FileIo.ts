@@ -1,0 +1,60 @@
+/**
+ * The file operations the WAL's write path uses, as Promise functions over file
+ * descriptors. `WalFile` takes overrides (`WalFileOptions.io`) so tests can inject disk
+ * failures (ENOSPC on write, EIO on fdatasync, EROFS on open) into a real WAL.
+ */
+import * as fs from "node:fs"
+
+export interface FileIo {
+  readonly open: (file: string, flags: string) => Promise<number>
+  /** Writes all of `buf` at `position` (loops over short writes). */
+  readonly write: (fd: number, buf: Uint8Array, position: number) => Promise<void>
+  readonly datasync: (fd: number) => Promise<void>
+  readonly fsync: (fd: number) => Promise<void>
+  readonly truncate: (fd: number, length: number) => Promise<void>
+  readonly close: (fd: number) => Promise<void>
+  readonly rename: (from: string, to: string) => Promise<void>
+  readonly unlink: (file: string) => Promise<void>
+  /** fsync of a directory: makes creations, renames and deletions in it durable. */
+  readonly syncDir: (dir: string) => Promise<void>
+}
+
+const done = (resolve: () => void, reject: (e: unknown) => void) => (err: NodeJS.ErrnoException | null) =>
+  err === null ? resolve() : reject(err)
+
+const writeAll = (fd: number, buf: Uint8Array, position: number): Promise<void> =>
+  new Promise((resolve, reject) => {
+    const step = (offset: number) =>
+      fs.write(fd, buf, offset, buf.length - offset, position + offset, (err, written) => {
+        if (err !== null) reject(err)
+        else if (offset + written < buf.length) step(offset + written)
+        else resolve()
+      })
+    step(0)
+  })
+
+const open = (file: string, flags: string): Promise<number> =>
+  new Promise((resolve, reject) => fs.open(file, flags, 0o644, (err, fd) => (err === null ? resolve(fd) : reject(err))))
+
+const close = (fd: number): Promise<void> => new Promise((resolve, reject) => fs.close(fd, done(resolve, reject)))
+
+const fsync = (fd: number): Promise<void> => new Promise((resolve, reject) => fs.fsync(fd, done(resolve, reject)))
+
+export const nodeIo: FileIo = {
+  open,
+  write: writeAll,
+  datasync: (fd) => new Promise((resolve, reject) => fs.fdatasync(fd, done(resolve, reject))),
+  fsync,
+  truncate: (fd, length) => new Promise((resolve, reject) => fs.ftruncate(fd, length, done(resolve, reject))),
+  close,
+  rename: (from, to) => new Promise((resolve, reject) => fs.rename(from, to, done(resolve, reject))),
+  unlink: (file) => new Promise((resolve, reject) => fs.unlink(file, done(resolve, reject))),
+  syncDir: async (dir) => {
+    const fd = await open(dir, "r")
+    try {
+      await fsync(fd)
+    } finally {
+      await close(fd)
+    }
+  }
+}
