@@ -7,26 +7,33 @@
  *                -> discovery client -> HTTP
  *
  * `layerServices` is the part every variant shares; `layerMemory` runs it on a simulated
- * disk and the in-process `Network` (tests, `dcounter simulate`); `layer` (in
- * NodeMain.ts) on files, TCP and HTTP. Layers release in reverse order, so a closing node
+ * disk and the in-process `Network` (tests, `dcounter simulate`); `layer` on files, TCP,
+ * discovery and HTTP (`dcounter --role node`). Layers release in reverse order, so a closing node
  * stops HTTP first, then gossip, then commits its queued writes and flushes the WAL.
  */
-import { Effect, Layer } from "effect"
+import type { HttpServerError } from "@effect/platform"
+import { HttpServer } from "@effect/platform"
+import { Duration, Effect, Layer, Option } from "effect"
 import { NodeConfig, type NodeConfigShape } from "../config/NodeConfig.js"
+import * as DiscoveryHttp from "../membership/DiscoveryHttp.js"
 import * as PeerManager from "../membership/PeerManager.js"
 import { Hello, PROTOCOL_VERSION } from "../protocol/Message.js"
 import type { HostPort } from "../protocol/Message.js"
 import { DataDir } from "../storage/DataDir.js"
 import type { DataDirError } from "../storage/DataDir.js"
+import * as DataDirFile from "../storage/DataDirFile.js"
 import * as DataDirMemory from "../storage/DataDirMemory.js"
 import type { MemoryDisk } from "../storage/MemoryDisk.js"
-import type { Wal } from "../storage/Wal.js"
+import type { Wal, WalCorrupted, WalError } from "../storage/Wal.js"
+import * as WalFile from "../storage/WalFile.js"
 import * as WalMemory from "../storage/WalMemory.js"
 import type { Network } from "../transport/Network.js"
-import type { Transport } from "../transport/Transport.js"
+import type { Transport, TransportError } from "../transport/Transport.js"
+import * as TransportTcp from "../transport/TransportTcp.js"
 import * as TransportMemory from "../transport/TransportMemory.js"
 import * as CounterStore from "./CounterStore.js"
 import * as Gossip from "./Gossip.js"
+import * as NodeHttp from "./NodeHttp.js"
 
 export interface NodeServicesOptions {
   readonly store?: CounterStore.CounterStoreOptions
@@ -77,3 +84,82 @@ export const layerMemory = (
     Layer.provideMerge(WalMemory.layer(disk, options.wal)),
     Layer.provideMerge(DataDirMemory.layer(disk))
   )
+
+/** What can stop a node from starting. */
+export type NodeStartError =
+  | DataDirError
+  | WalCorrupted
+  | WalError
+  | TransportError
+  | HttpServerError.ServeError
+
+const logStarted = Layer.scopedDiscard(
+  Effect.gen(function*() {
+    const config = yield* NodeConfig
+    const dataDir = yield* DataDir
+    const http = yield* HttpServer.addressFormattedWith(Effect.succeed)
+    const discovery = Option.getOrElse(config.discovery, () => "none")
+    yield* Effect.logInfo(
+      `node ${dataDir.replicaId}${dataDir.fresh ? " (new replica)" : ""} up: gossip on ${config.addr}, ` +
+        `HTTP on ${http}, data dir ${dataDir.path}`
+    )
+    yield* Effect.logInfo(
+      `node peers: ${config.peers.length > 0 ? config.peers.join(",") : "none given"}; discovery ${discovery}; ` +
+        `eager push ${config.eagerPush ? `on (${Duration.format(config.pushWindow)} window)` : "off"}; ` +
+        `sync ${Duration.format(config.syncInterval)}, full sync ${Duration.format(config.fullSyncInterval)}, ` +
+        `heartbeat ${Duration.format(config.heartbeatInterval)}, max fails ${config.maxFails}, ` +
+        `failure timeout ${Duration.format(config.failureTimeout)}; cluster key ${
+          Option.isSome(config.clusterKey) ? "on" : "off"
+        }`
+    )
+    yield* Effect.addFinalizer(() => Effect.logInfo(`node ${dataDir.replicaId} stopping`))
+  })
+)
+
+/**
+ * The node role on real resources: data directory and file WAL, TCP gossip, discovery over
+ * HTTP (when `--discovery` is set), the HTTP API on `--http-addr`. Built in the order of
+ * the module comment, so closing it stops HTTP first, then gossip and membership,
+ * deregisters from discovery, closes the gossip sockets, commits the queued writes and
+ * flushes the WAL, and last unlocks the data directory.
+ */
+export const layerWith = (
+  options: NodeServicesOptions & { readonly wal?: WalFile.WalFileOptions } = {}
+): Layer.Layer<NodeServices | Transport | DataDir | HttpServer.HttpServer, NodeStartError, NodeConfig> =>
+  Layer.unwrapEffect(
+    Effect.map(NodeConfig, (config) => {
+      const storage = CounterStore.layer(options.store).pipe(
+        Layer.provideMerge(WalFile.layer(options.wal)),
+        Layer.provideMerge(DataDirFile.layer(config.dataDir))
+      )
+      const transport = transportFor((self) =>
+        TransportTcp.layer({ listen: config.addr as HostPort, self, clusterKey: config.clusterKey })
+      )
+      const discovery = Option.match(config.discovery, {
+        onNone: () => Layer.empty,
+        onSome: (addr) =>
+          Layer.unwrapEffect(
+            Effect.map(DataDir, (dataDir) =>
+              DiscoveryHttp.layer({
+                discovery: addr,
+                self: { addr: config.addr, httpAddr: config.httpAddr, nodeId: dataDir.replicaId },
+                heartbeatInterval: config.heartbeatInterval,
+                refreshInterval: config.syncInterval,
+                clusterKey: config.clusterKey
+              })
+            )
+          )
+      })
+      const services = Gossip.layer(options.gossip).pipe(
+        Layer.provideMerge(PeerManager.layer(options.peers)),
+        Layer.provideMerge(discovery),
+        Layer.provideMerge(transport),
+        Layer.provideMerge(storage)
+      )
+      const http = NodeHttp.layer
+      return Layer.merge(http, logStarted.pipe(Layer.provide(http))).pipe(Layer.provideMerge(services))
+    })
+  )
+
+/** `dcounter --role node`. */
+export const layer = layerWith()
