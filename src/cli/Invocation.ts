@@ -17,6 +17,7 @@ import type { GatewayConfigShape } from "../config/GatewayConfig.js"
 import * as GatewayConfig from "../config/GatewayConfig.js"
 import type { NodeConfigShape } from "../config/NodeConfig.js"
 import * as NodeConfig from "../config/NodeConfig.js"
+import type * as Logging from "../observability/Logging.js"
 import type { SimulateOptions } from "../simulate/SimulateOptions.js"
 import type { Command } from "./Flags.js"
 import { allFlagNames, envName, flagNamesOf, simulateDefaults } from "./Flags.js"
@@ -26,8 +27,8 @@ import * as Values from "./Values.js"
 /** A bad command line or environment: exit status 2, `message` printed on one line. */
 export class UsageError extends Data.TaggedError("UsageError")<{ readonly message: string }> {}
 
-export type LogLevelName = "debug" | "info" | "warn" | "error"
-export type LogFormat = "pretty" | "json"
+export type LogLevelName = Logging.Level
+export type LogFormat = Logging.Format
 
 export interface LoggingOptions {
   readonly level: LogLevelName

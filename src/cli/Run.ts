@@ -2,29 +2,20 @@
  * Runs a validated invocation: prints help, or builds the chosen role's layer (config,
  * logging) and launches it until interrupted, or runs `simulate` / `wal` to completion.
  */
-import { Console, Data, Effect, Layer, Logger, LogLevel } from "effect"
+import { Console, Data, Effect, Layer } from "effect"
 import { DiscoveryConfig } from "../config/DiscoveryConfig.js"
 import { GatewayConfig } from "../config/GatewayConfig.js"
 import * as DiscoveryRole from "../discovery/DiscoveryRole.js"
 import * as GatewayRole from "../gateway/GatewayRole.js"
+import * as Logging from "../observability/Logging.js"
 import type { Invocation, LoggingOptions } from "./Invocation.js"
 
 /** A role or command this build does not contain. */
 export class RoleUnavailable extends Data.TaggedError("RoleUnavailable")<{ readonly message: string }> {}
 
-const logLevels = {
-  debug: LogLevel.Debug,
-  info: LogLevel.Info,
-  warn: LogLevel.Warning,
-  error: LogLevel.Error
-} as const
-
 /** The logger chosen by `--log-level` and `--log-format`. */
 export const loggingLayer = (options: LoggingOptions): Layer.Layer<never> =>
-  Layer.merge(
-    Logger.replace(Logger.defaultLogger, options.format === "json" ? Logger.jsonLogger : Logger.prettyLoggerDefault),
-    Logger.minimumLogLevel(logLevels[options.level])
-  )
+  Logging.layer({ level: options.level, format: options.format })
 
 const unavailable = (what: string) =>
   Effect.fail(new RoleUnavailable({ message: `${what} is not available in this build` }))
