@@ -161,8 +161,23 @@ export const prettyLine = (o: Logger.Logger.Options<unknown>, colors = false): s
   return out
 }
 
+/**
+ * stderr can go away under a running server (`dcounter ... 2>&1 | head`, a closed pipe):
+ * its asynchronous EPIPE would otherwise be an uncaught 'error' event that kills the
+ * process. Logging stops instead; there is nowhere left to say so.
+ */
+let stderrGone = false
+let stderrWatched = false
+const watchStderr = (): void => {
+  if (stderrWatched) return
+  stderrWatched = true
+  process.stderr.on("error", () => {
+    stderrGone = true
+  })
+}
+
 const defaultSink = (line: string): void => {
-  process.stderr.write(line + "\n")
+  if (!stderrGone) process.stderr.write(line + "\n")
 }
 
 const defaultColors = (): boolean =>
@@ -170,6 +185,7 @@ const defaultColors = (): boolean =>
 
 /** The logger alone (no level filter); `layer` is what programs want. */
 export const make = (options: Options): Logger.Logger<unknown, void> => {
+  if (options.sink === undefined) watchStderr()
   const sink = options.sink ?? defaultSink
   if (options.format === "json") return Logger.make((o) => sink(jsonLine(o)))
   const colors = options.colors ?? defaultColors()
