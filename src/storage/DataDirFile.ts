@@ -66,6 +66,22 @@ const ownerIsRunning = (owner: LockOwner, dir: string): boolean => {
   return owner.start === undefined || start === undefined || start === owner.start
 }
 
+/**
+ * Who holds the lock on `dataDir`, read-only (for `dcounter wal check`): the pid written in
+ * the lock file and whether that process is still running; undefined when there is no lock.
+ */
+export const lockOwner = (dataDir: string): { readonly pid: number; readonly running: boolean } | undefined => {
+  const dir = path.resolve(dataDir)
+  let text: string
+  try {
+    text = fs.readFileSync(path.join(dir, LOCK_FILE), "latin1")
+  } catch {
+    return undefined
+  }
+  const owner = parseLock(text)
+  return owner === undefined ? undefined : { pid: owner.pid, running: ownerIsRunning(owner, dir) }
+}
+
 const ioError = (dir: string, what: string) => (e: unknown) =>
   new DataDirError({ reason: "Io", path: dir, message: `${what} in ${dir}: ${errorMessage(e)}`, cause: e })
 
