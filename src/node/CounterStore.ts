@@ -374,7 +374,7 @@ export const make = (options: CounterStoreOptions = {}) =>
       values: Effect.sync(() => map.values()),
       counterState,
       entries: Effect.sync(() => map.entries()),
-      size: Effect.sync(() => map.entries().length),
+      size: Effect.sync(() => map.entryCount),
       digest: Effect.sync(() => map.digest()),
       version: Effect.sync(() => map.version),
       deltaSince: (version) => Effect.sync(() => map.deltaSince(version)),
