@@ -92,22 +92,37 @@ export interface FrameOptions {
 export const frameSize = (payloadBytes: number, key?: FrameKey): number =>
   HEADER_BYTES + payloadBytes + (key === undefined ? 0 : TAG_BYTES)
 
-/** Writes the frame of `payload` into `out` at `offset`; returns the offset after it. */
-export const encodeInto = (out: Uint8Array, offset: number, payload: Uint8Array, key?: FrameKey): number => {
-  const tagged = key !== undefined
-  const body = 2 + payload.length + (tagged ? TAG_BYTES : 0)
+const writeHeader = (out: Uint8Array, offset: number, payloadBytes: number, tagged: boolean): void => {
+  const body = 2 + payloadBytes + (tagged ? TAG_BYTES : 0)
   out[offset] = (body >>> 24) & 0xff
   out[offset + 1] = (body >>> 16) & 0xff
   out[offset + 2] = (body >>> 8) & 0xff
   out[offset + 3] = body & 0xff
   out[offset + 4] = FRAME_VERSION
   out[offset + 5] = tagged ? FLAG_TAG : 0
+}
+
+/** Writes the frame of `payload` into `out` at `offset`; returns the offset after it. */
+export const encodeInto = (out: Uint8Array, offset: number, payload: Uint8Array, key?: FrameKey): number => {
+  const tagged = key !== undefined
+  writeHeader(out, offset, payload.length, tagged)
   out.set(payload, offset + HEADER_BYTES)
   const end = offset + HEADER_BYTES + payload.length
   if (!tagged) return end
   const tag = createHmac("sha256", key).update(out.subarray(offset, end)).digest()
   out.set(tag, end)
   return end + TAG_BYTES
+}
+
+/**
+ * The frame of `payload` as the parts to write in order: header, the payload itself (not
+ * copied) and, with a key, the tag. Their concatenation is `encode(payload, key)`.
+ */
+export const encodeParts = (payload: Uint8Array, key?: FrameKey): Array<Uint8Array> => {
+  const header = Buffer.allocUnsafe(HEADER_BYTES)
+  writeHeader(header, 0, payload.length, key !== undefined)
+  if (key === undefined) return [header, payload]
+  return [header, payload, createHmac("sha256", key).update(header).update(payload).digest()]
 }
 
 /** One frame holding `payload`, tagged when `key` is given. */

@@ -212,7 +212,7 @@ export const make = (options: NetworkOptions = {}) =>
         const link: Link = {
           from,
           to,
-          queue: new SendQueue(linkQueueSize),
+          queue: SendQueue.gossip(linkQueueSize),
           wake: yield* Effect.makeLatch(false),
           connection: undefined,
           epoch: 0,

@@ -26,82 +26,110 @@ import type { Message } from "../protocol/Message.js"
 import { Push } from "../protocol/Message.js"
 
 /** One queued message and a number its user attaches (the memory network: delivery time). */
-export interface Queued {
-  readonly message: Message
+export interface Queued<M = Message> {
+  readonly message: M
   readonly stamp: number
 }
 
 /** What `offer` did with a message. */
 export type OfferResult = "queued" | "coalesced" | "dropped"
 
-export class SendQueue {
-  private items: Array<Queued> = []
+/**
+ * What to do with `message` when the queue is full. The policy may remove or replace
+ * queued items in place (removals count as dropped), then answers:
+ * - "coalesced": the message was merged into a queued one;
+ * - "force": queue it even if that exceeds the capacity (a Hello);
+ * - "append": queue it if the policy made room, else drop it.
+ */
+export type OverflowPolicy<M> = (items: Array<Queued<M>>, message: M) => "coalesced" | "force" | "append"
+
+/** The gossip policy described at the top of this module. */
+export const gossipOverflow: OverflowPolicy<Message> = (items, message) => {
+  const removeAll = (drop: (m: Message) => boolean) => {
+    let w = 0
+    for (let r = 0; r < items.length; r++) if (!drop(items[r]!.message)) items[w++] = items[r]!
+    items.length = w
+  }
+  switch (message._tag) {
+    case "Push": {
+      if (message.full) {
+        removeAll((m) => m._tag === "Push")
+        return "append"
+      }
+      for (let i = items.length - 1; i >= 0; i--) {
+        const q = items[i]!
+        if (q.message._tag === "Push") {
+          const merged = new Push(
+            {
+              full: false,
+              entries: fromEntries([...q.message.entries, ...message.entries]).entries(),
+              digest: message.digest
+            },
+            true
+          )
+          items[i] = { message: merged, stamp: q.stamp }
+          return "coalesced"
+        }
+      }
+      return "append"
+    }
+    case "DigestPull":
+    case "DigestAck":
+    case "PeerList": {
+      const tag = message._tag
+      removeAll((m) => m._tag === tag)
+      return "append"
+    }
+    case "Hello": {
+      const i = items.findIndex((q) => q.message._tag !== "Hello")
+      if (i >= 0) items.splice(i, 1)
+      return "force"
+    }
+    case "Ping":
+    case "PingAck":
+      return "append"
+  }
+}
+
+/** No coalescing: when full, the new message is dropped. */
+export const dropNewest: OverflowPolicy<unknown> = () => "append"
+
+export class SendQueue<M = Message> {
+  private items: Array<Queued<M>> = []
   private head = 0
   /** messages removed or merged away by the overflow policy, and messages refused */
   dropped = 0
 
-  constructor(readonly capacity: number) {
+  constructor(
+    readonly capacity: number,
+    private readonly overflow: OverflowPolicy<M>
+  ) {
     if (!Number.isInteger(capacity) || capacity < 1) {
       throw new RangeError(`SendQueue capacity must be a positive integer, got ${capacity}`)
     }
+  }
+
+  /** A queue of gossip messages with the gossip overflow policy. */
+  static gossip(capacity: number): SendQueue<Message> {
+    return new SendQueue(capacity, gossipOverflow)
   }
 
   get length(): number {
     return this.items.length - this.head
   }
 
-  /** Queues `message`, applying the overflow policy described above when full. */
-  offer(message: Message, stamp = 0): OfferResult {
+  /** Queues `message`, applying the overflow policy when full. */
+  offer(message: M, stamp = 0): OfferResult {
     if (this.length < this.capacity) {
       this.items.push({ message, stamp })
       return "queued"
     }
     this.compact()
-    switch (message._tag) {
-      case "Push": {
-        if (message.full) {
-          const before = this.items.length
-          this.items = this.items.filter((q) => q.message._tag !== "Push")
-          this.dropped += before - this.items.length
-          break
-        }
-        for (let i = this.items.length - 1; i >= 0; i--) {
-          const q = this.items[i]!
-          if (q.message._tag === "Push") {
-            const merged = new Push({
-              full: false,
-              entries: fromEntries([...q.message.entries, ...message.entries]).entries(),
-              digest: message.digest
-            })
-            this.items[i] = { message: merged, stamp: q.stamp }
-            return "coalesced"
-          }
-        }
-        break
-      }
-      case "DigestPull":
-      case "DigestAck":
-      case "PeerList": {
-        const tag = message._tag
-        const before = this.items.length
-        this.items = this.items.filter((q) => q.message._tag !== tag)
-        this.dropped += before - this.items.length
-        break
-      }
-      case "Hello": {
-        const i = this.items.findIndex((q) => q.message._tag !== "Hello")
-        if (i >= 0) {
-          this.items.splice(i, 1)
-          this.dropped++
-        }
-        this.items.push({ message, stamp })
-        return "queued"
-      }
-      case "Ping":
-      case "PingAck":
-        break
-    }
-    if (this.length < this.capacity) {
+    const before = this.items.length
+    const verdict = this.overflow(this.items, message)
+    this.dropped += Math.max(0, before - this.items.length)
+    if (verdict === "coalesced") return "coalesced"
+    if (verdict === "force" || this.items.length < this.capacity) {
       this.items.push({ message, stamp })
       return "queued"
     }
@@ -110,11 +138,11 @@ export class SendQueue {
   }
 
   /** The oldest queued message, or undefined. */
-  peek(): Queued | undefined {
+  peek(): Queued<M> | undefined {
     return this.items[this.head]
   }
 
-  shift(): Queued | undefined {
+  shift(): Queued<M> | undefined {
     if (this.head >= this.items.length) return undefined
     const q = this.items[this.head]!
     this.head++
@@ -128,7 +156,7 @@ export class SendQueue {
   }
 
   /** Takes up to `max` messages, oldest first. */
-  takeUpTo(max: number): Array<Queued> {
+  takeUpTo(max: number): Array<Queued<M>> {
     const n = Math.min(max, this.length)
     const out = this.items.slice(this.head, this.head + n)
     this.head += n
@@ -139,12 +167,7 @@ export class SendQueue {
     return out
   }
 
-  /** Puts messages taken but not sent back at the front, in order. */
-  unshiftAll(items: ReadonlyArray<Queued>): void {
-    this.compact()
-    this.items = [...items, ...this.items]
-  }
-
+  /** Empties the queue; returns how many messages were in it. */
   clear(): number {
     const n = this.length
     this.items = []

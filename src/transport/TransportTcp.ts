@@ -7,8 +7,9 @@
  * wildcard), so a node on 127.0.0.3 talks from 127.0.0.3 and per-address firewall rules can
  * split a cluster on one machine. Each peer has a bounded `SendQueue` (see there for the
  * overflow policy and why dropping gossip is safe) drained by one fiber that writes
- * batches (one `Buffer.concat` per drain, up to `maxBatchBytes`) and waits for `drain`
- * when the socket is full. A connect that fails or times out, or a connection that drops,
+ * batches of up to `maxBatchBytes` in one go (small frames copied into one buffer, large
+ * payloads passed through uncopied, cork + writev) and waits for `drain` when the socket
+ * is full. A connect that fails or times out, or a connection that drops,
  * is retried after a capped exponential backoff with jitter; after `maxConnectAttempts`
  * failures in a row the queued messages are dropped and the peer waits for the next send
  * (attempts stay paced by the capped backoff until a connection succeeds). Messages
@@ -27,16 +28,22 @@
  *
  * Closing the scope stops the peer fibers, destroys every socket and closes the listener;
  * the port can be bound again at once.
+ *
+ * `makeWith` runs the same machinery over any payload `Wire` (the benchmark uses raw bytes
+ * to measure the transport apart from the message codec); `make` and `layer` are the
+ * gossip transport over `Message`s.
  */
 import * as net from "node:net"
+import type { Scope } from "effect"
 import { Clock, Duration, Effect, Either, Fiber, FiberSet, Layer, Option, Queue, Random, Redacted } from "effect"
 import * as Codec from "../protocol/Codec.js"
 import type { FrameError } from "../protocol/Frame.js"
-import { DEFAULT_MAX_FRAME_BYTES, FrameDecoder, encode as encodeFrame, frameSize } from "../protocol/Frame.js"
+import { DEFAULT_MAX_FRAME_BYTES, FrameDecoder, encode as encodeFrame, encodeParts, frameSize } from "../protocol/Frame.js"
 import type { Hello, HostPort, Message } from "../protocol/Message.js"
 import { PROTOCOL_VERSION } from "../protocol/Message.js"
-import { SendQueue } from "./SendQueue.js"
-import type { ConnectionState, ConnectionStatus, Inbound } from "./Transport.js"
+import type { OverflowPolicy } from "./SendQueue.js"
+import { gossipOverflow, SendQueue } from "./SendQueue.js"
+import type { ConnectionState, ConnectionStatus, TransportStats } from "./Transport.js"
 import { Transport, TransportError } from "./Transport.js"
 import type { RejectReason } from "./TransportMetrics.js"
 import * as Metrics from "./TransportMetrics.js"
@@ -128,11 +135,11 @@ class Outbound {
   }
 }
 
-interface Peer {
+interface Peer<M> {
   readonly addr: HostPort
   readonly host: string
   readonly port: number
-  readonly queue: SendQueue
+  readonly queue: SendQueue<M>
   readonly wake: Effect.Latch
   status: ConnectionStatus
   since: number
@@ -144,25 +151,78 @@ interface Peer {
   fiber: Fiber.RuntimeFiber<void> | undefined
 }
 
-interface InboundConnection {
+interface InboundConnection<M> {
   readonly socket: net.Socket
   readonly remote: string
   readonly decoder: FrameDecoder
   hello: Hello | undefined
   /** decoded messages waiting for room in `inbound` while the socket is paused */
-  stash: Array<Inbound>
+  stash: Array<Received<M>>
   draining: boolean
   rejected: boolean
   timer: ReturnType<typeof setTimeout> | undefined
 }
 
+/** A message received from a peer, with the identity it announced in its Hello. */
+export interface Received<M> {
+  readonly from: Hello
+  readonly message: M
+}
+
+/** `Transport` over any payload type `M`; with `M = Message` it is the `Transport` service. */
+export interface TransportOf<M> {
+  readonly self: Hello
+  readonly send: (addr: HostPort, message: M) => Effect.Effect<boolean>
+  readonly inbound: Queue.Dequeue<Received<M>>
+  readonly forget: (addr: HostPort) => Effect.Effect<void>
+  readonly connections: Effect.Effect<ReadonlyArray<ConnectionState>>
+  readonly stats: Effect.Effect<TransportStats>
+}
+
+/**
+ * How payloads of type `M` become frame payloads and back. The handshake Hello always
+ * travels as a gossip `Message` (Codec.ts); every later frame goes through the wire.
+ */
+export interface Wire<M> {
+  /** bytes of one message; the transport may hold them until written (never mutates them) */
+  readonly encode: (message: M) => Uint8Array
+  /** never throws: a Left closes the connection as "undecodable" */
+  readonly decode: (payload: Uint8Array) => Either.Either<M, { readonly message: string }>
+  /** the Hello a message is, if it is one (a later Hello updates the sender's identity) */
+  readonly helloOf: (message: M) => Hello | undefined
+  /** the handshake Hello as a message for `inbound`, or undefined not to deliver it */
+  readonly ofHello: (hello: Hello) => M | undefined
+  /** what a full send queue does with one more message */
+  readonly overflow: OverflowPolicy<M>
+}
+
+/** Gossip messages: the `Codec`, the gossip overflow policy, Hellos delivered. */
+export const messageWire: Wire<Message> = {
+  encode: Codec.encode,
+  decode: Codec.decode,
+  helloOf: (message) => (message._tag === "Hello" ? message : undefined),
+  ofHello: (hello) => hello,
+  overflow: gossipOverflow
+}
+
 /** A TCP transport, plus the address it actually listens on. */
-export interface TransportTcpService {
-  readonly transport: Transport["Type"]
+export interface TransportTcpService<M = Message> {
+  readonly transport: TransportOf<M>
   readonly address: HostPort
 }
 
-export const make = (options: TransportTcpOptions) =>
+/** Payloads of this size or more are written as their own chunk (writev), not copied. */
+const COPY_BELOW_BYTES = 16 * 1024
+
+/** The gossip transport: `makeWith(options, messageWire)`. */
+export const make = (options: TransportTcpOptions): Effect.Effect<TransportTcpService<Message>, TransportError, Scope.Scope> =>
+  makeWith(options, messageWire)
+
+/** The transport over any `Wire`; `make` is the gossip one. */
+export const makeWith = <M>(
+  options: TransportTcpOptions,
+  wire: Wire<M>
+): Effect.Effect<TransportTcpService<M>, TransportError, Scope.Scope> =>
   Effect.gen(function* () {
     const maxFrameBytes = options.maxFrameBytes ?? defaults.maxFrameBytes
     const maxInbound = options.maxInboundConnections ?? defaults.maxInboundConnections
@@ -184,10 +244,10 @@ export const make = (options: TransportTcpOptions) =>
       net.isIP(listen.host) !== 0 && listen.host !== "0.0.0.0" && listen.host !== "::" ? listen.host : undefined
 
     const runFork = yield* FiberSet.makeRuntime<never, void, never>()
-    const inbound = yield* Queue.bounded<Inbound>(options.inboundQueueSize ?? defaults.inboundQueueSize)
+    const inbound = yield* Queue.bounded<Received<M>>(options.inboundQueueSize ?? defaults.inboundQueueSize)
     const totals = { framesIn: 0, framesOut: 0, framesRejected: 0, bytesIn: 0, bytesOut: 0 }
-    const peers = new Map<HostPort, Peer>()
-    const inboundConnections = new Set<InboundConnection>()
+    const peers = new Map<HostPort, Peer<M>>()
+    const inboundConnections = new Set<InboundConnection<M>>()
     const outboundSockets = new Set<net.Socket>()
     let closing = false
     const helloFrame = encodeFrame(Codec.encode(self), key)
@@ -198,7 +258,7 @@ export const make = (options: TransportTcpOptions) =>
 
     // ---- inbound -------------------------------------------------------------------
 
-    const reject = (conn: InboundConnection, reason: RejectReason, detail: string) => {
+    const reject = (conn: InboundConnection<M>, reason: RejectReason, detail: string) => {
       if (conn.rejected) return
       conn.rejected = true
       totals.framesRejected++
@@ -211,7 +271,7 @@ export const make = (options: TransportTcpOptions) =>
       )
     }
 
-    const drainStash = (conn: InboundConnection): Effect.Effect<void> =>
+    const drainStash = (conn: InboundConnection<M>): Effect.Effect<void> =>
       Effect.gen(function* () {
         while (conn.stash.length > 0) {
           const batch = conn.stash
@@ -222,7 +282,7 @@ export const make = (options: TransportTcpOptions) =>
         if (!conn.socket.destroyed) conn.socket.resume()
       })
 
-    const deliver = (conn: InboundConnection, item: Inbound) => {
+    const deliver = (conn: InboundConnection<M>, item: Received<M>) => {
       if (conn.stash.length === 0 && !conn.draining && inbound.unsafeOffer(item)) return
       conn.stash.push(item)
       if (!conn.draining) {
@@ -232,27 +292,34 @@ export const make = (options: TransportTcpOptions) =>
       }
     }
 
-    const onData = (conn: InboundConnection, chunk: Buffer) => {
+    const onData = (conn: InboundConnection<M>, chunk: Buffer) => {
       if (conn.rejected) return
       totals.bytesIn += chunk.length
       Metrics.bytesInTotal.unsafeUpdate(chunk.length, [])
       const { error, frames } = conn.decoder.push(chunk)
       for (const payload of frames) {
-        const decoded = Codec.decode(payload)
-        if (Either.isLeft(decoded)) return reject(conn, "undecodable", decoded.left.message)
-        const message = decoded.right
+        totals.framesIn++
+        Metrics.framesInTotal.unsafeUpdate(1, [])
         if (conn.hello === undefined) {
-          if (message._tag !== "Hello") return reject(conn, "handshake", `first frame is a ${message._tag}, not a Hello`)
-          if (message.protocol !== PROTOCOL_VERSION) {
-            return reject(conn, "handshake", `protocol ${message.protocol}, this build speaks ${PROTOCOL_VERSION}`)
+          const decoded = Codec.decode(payload)
+          if (Either.isLeft(decoded)) return reject(conn, "undecodable", decoded.left.message)
+          const hello = decoded.right
+          if (hello._tag !== "Hello") return reject(conn, "handshake", `first frame is a ${hello._tag}, not a Hello`)
+          if (hello.protocol !== PROTOCOL_VERSION) {
+            return reject(conn, "handshake", `protocol ${hello.protocol}, this build speaks ${PROTOCOL_VERSION}`)
           }
           clearTimeout(conn.timer)
           conn.timer = undefined
+          conn.hello = hello
+          const message = wire.ofHello(hello)
+          if (message !== undefined) deliver(conn, { from: hello, message })
+          continue
         }
-        if (message._tag === "Hello") conn.hello = message
-        totals.framesIn++
-        Metrics.framesInTotal.unsafeUpdate(1, [])
-        deliver(conn, { from: conn.hello!, message })
+        const decoded = wire.decode(payload)
+        if (Either.isLeft(decoded)) return reject(conn, "undecodable", decoded.left.message)
+        const message = decoded.right
+        conn.hello = wire.helloOf(message) ?? conn.hello
+        deliver(conn, { from: conn.hello, message })
       }
       if (error !== undefined) reject(conn, rejectReason(error), error.message)
     }
@@ -270,7 +337,7 @@ export const make = (options: TransportTcpOptions) =>
         return
       }
       socket.setNoDelay(true)
-      const conn: InboundConnection = {
+      const conn: InboundConnection<M> = {
         socket,
         remote,
         decoder: new FrameDecoder({ maxFrameBytes, key }),
@@ -335,7 +402,7 @@ export const make = (options: TransportTcpOptions) =>
 
     // ---- outbound ------------------------------------------------------------------
 
-    const setStatus = (peer: Peer, status: ConnectionStatus, now: number, lastError?: string) => {
+    const setStatus = (peer: Peer<M>, status: ConnectionStatus, now: number, lastError?: string) => {
       if (peer.status !== status) {
         peer.status = status
         peer.since = now
@@ -349,7 +416,7 @@ export const make = (options: TransportTcpOptions) =>
         return Duration.millis(Math.round(full / 2 + (r * full) / 2))
       })
 
-    const connect = (peer: Peer) =>
+    const connect = (peer: Peer<M>) =>
       Effect.async<Outbound, string>((resume) => {
         const socket = net.connect({
           host: peer.host,
@@ -392,51 +459,88 @@ export const make = (options: TransportTcpOptions) =>
         return Effect.sync(cleanup)
       })
 
-    /** Takes queued messages up to `maxBatchBytes` and frames them into one buffer. */
-    const nextBatch = (peer: Peer) =>
+    /**
+     * Takes queued messages up to `maxBatchBytes` and frames them as chunks to write:
+     * small frames are copied together into one buffer, large payloads are written as
+     * they are (cork + writev), so a payload is copied at most once on its way out.
+     */
+    const nextBatch = (peer: Peer<M>) =>
       Effect.gen(function* () {
-        const frames: Array<Uint8Array> = []
+        const chunks: Array<Uint8Array> = []
+        let small: Array<Uint8Array> = []
+        let smallBytes = 0
+        const flushSmall = () => {
+          if (small.length === 0) return
+          chunks.push(small.length === 1 ? small[0]! : Buffer.concat(small, smallBytes))
+          small = []
+          smallBytes = 0
+        }
         let bytes = 0
+        let count = 0
         while (bytes < maxBatchBytes) {
           const next = peer.queue.shift()
           if (next === undefined) break
           let payload: Uint8Array
           try {
-            payload = Codec.encode(next.message)
+            payload = wire.encode(next.message)
           } catch (e) {
             peer.dropped++
-            yield* Effect.logError(`gossip: cannot encode a ${next.message._tag} for ${peer.addr}: ${describe(e)}`)
+            yield* Effect.logError(`gossip: cannot encode a message for ${peer.addr}: ${describe(e)}`)
             continue
           }
-          if (frameSize(payload.length, key) - 4 > maxFrameBytes) {
+          const size = frameSize(payload.length, key)
+          if (size - 4 > maxFrameBytes) {
             peer.dropped++
             yield* Effect.logWarning(
-              `gossip: dropped a ${next.message._tag} of ${payload.length} bytes for ${peer.addr}: over the frame limit of ${maxFrameBytes}`
+              `gossip: dropped a message of ${payload.length} bytes for ${peer.addr}: over the frame limit of ${maxFrameBytes}`
             )
             continue
           }
-          const frame = encodeFrame(payload, key)
-          frames.push(frame)
-          bytes += frame.length
+          const [header, body, tag] = encodeParts(payload, key)
+          small.push(header!)
+          smallBytes += header!.length
+          if (payload.length >= COPY_BELOW_BYTES) {
+            flushSmall()
+            chunks.push(body!)
+          } else {
+            small.push(body!)
+            smallBytes += body!.length
+          }
+          if (tag !== undefined) {
+            small.push(tag)
+            smallBytes += tag.length
+          }
+          bytes += size
+          count++
         }
-        return frames.length === 0 ? undefined : { count: frames.length, buffer: frames.length === 1 ? frames[0]! : Buffer.concat(frames, bytes) }
+        flushSmall()
+        return count === 0 ? undefined : { count, bytes, chunks }
       })
 
-    const write = (peer: Peer, conn: Outbound, buffer: Uint8Array, count: number) => {
-      const ok = conn.socket.write(buffer)
-      peer.sent += count
-      totals.framesOut += count
-      totals.bytesOut += buffer.length
-      Metrics.framesOutTotal.unsafeUpdate(count, [])
-      Metrics.bytesOutTotal.unsafeUpdate(buffer.length, [])
+    const write = (peer: Peer<M>, conn: Outbound, batch: { count: number; bytes: number; chunks: Array<Uint8Array> }) => {
+      let ok = true
+      if (batch.chunks.length === 1) {
+        ok = conn.socket.write(batch.chunks[0]!)
+      } else {
+        conn.socket.cork()
+        for (const chunk of batch.chunks) ok = conn.socket.write(chunk)
+        conn.socket.uncork()
+      }
+      peer.sent += batch.count
+      totals.framesOut += batch.count
+      totals.bytesOut += batch.bytes
+      Metrics.framesOutTotal.unsafeUpdate(batch.count, [])
+      Metrics.bytesOutTotal.unsafeUpdate(batch.bytes, [])
       return ok
     }
 
     /** Writes the Hello, then queued messages until the connection ends; returns why it did. */
-    const pump = (peer: Peer, conn: Outbound) =>
+    const pump = (peer: Peer<M>, conn: Outbound) =>
       Effect.gen(function* () {
         if (!conn.socket.write(helloFrame)) yield* waitWritable(conn)
+        totals.framesOut++
         totals.bytesOut += helloFrame.length
+        Metrics.framesOutTotal.unsafeUpdate(1, [])
         Metrics.bytesOutTotal.unsafeUpdate(helloFrame.length, [])
         while (!conn.closed) {
           if (peer.queue.length === 0) {
@@ -446,12 +550,12 @@ export const make = (options: TransportTcpOptions) =>
           }
           const batch = yield* nextBatch(peer)
           if (batch === undefined) continue
-          if (!write(peer, conn, batch.buffer, batch.count)) yield* waitWritable(conn)
+          if (!write(peer, conn, batch)) yield* waitWritable(conn)
         }
         return conn.reason ?? "connection closed"
       })
 
-    const runPeer = (peer: Peer): Effect.Effect<void> =>
+    const runPeer = (peer: Peer<M>): Effect.Effect<void> =>
       Effect.gen(function* () {
         while (true) {
           if (peer.queue.length === 0) {
@@ -491,16 +595,16 @@ export const make = (options: TransportTcpOptions) =>
         }
       })
 
-    const peerOf = (addr: HostPort): Peer | undefined => {
+    const peerOf = (addr: HostPort): Peer<M> | undefined => {
       const existing = peers.get(addr)
       if (existing !== undefined) return existing
       const target = splitHostPort(addr)
       if (target === undefined) return undefined
-      const peer: Peer = {
+      const peer: Peer<M> = {
         addr,
         host: target.host,
         port: target.port,
-        queue: new SendQueue(sendQueueSize),
+        queue: new SendQueue(sendQueueSize, wire.overflow),
         wake: Effect.unsafeMakeLatch(false),
         status: "connecting",
         since: Date.now(),
@@ -515,7 +619,7 @@ export const make = (options: TransportTcpOptions) =>
       return peer
     }
 
-    const send = (addr: HostPort, message: Message) =>
+    const send = (addr: HostPort, message: M) =>
       Effect.sync(() => {
         if (closing) return false
         const peer = peerOf(addr)
@@ -557,7 +661,7 @@ export const make = (options: TransportTcpOptions) =>
 
     yield* Effect.logInfo(`gossip: listening on ${address}`)
 
-    const transport = Transport.of({
+    const transport: TransportOf<M> = {
       self,
       send,
       inbound,
@@ -576,8 +680,8 @@ export const make = (options: TransportTcpOptions) =>
         )
       ),
       stats: Effect.sync(() => ({ ...totals, connectionsIn: inboundConnections.size }))
-    })
-    return { transport, address } satisfies TransportTcpService
+    }
+    return { transport, address }
   })
 
 /** The transport as a layer for a node: `Layer<Transport, TransportError>`. */

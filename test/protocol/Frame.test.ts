@@ -4,6 +4,7 @@ import type { FrameError, FrameKey } from "../../src/protocol/Frame.js"
 import {
   DEFAULT_MAX_FRAME_BYTES,
   encode,
+  encodeParts,
   FrameDecoder,
   frameSize,
   HEADER_BYTES,
@@ -65,6 +66,17 @@ describe("Frame", () => {
         expect(f.length).toBe(frameSize(p.length, key))
         expect(Buffer.from(f).readUInt32BE(0)).toBe(f.length - 4)
         expect(f[4]).toBe(1)
+      }),
+      RUNS
+    )
+  })
+
+  it("encodeParts concatenates to encode, without copying the payload", () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 2000 }), optionalKey, (p, key) => {
+        const parts = encodeParts(p, key)
+        expect(parts[1]).toBe(p)
+        expect(Uint8Array.from(concat(parts))).toEqual(Uint8Array.from(encode(p, key)))
       }),
       RUNS
     )

@@ -22,7 +22,7 @@ const drain = (q: SendQueue): Array<Message> => q.takeUpTo(Infinity).map((x) => 
 
 describe("SendQueue", () => {
   it("queues in order while there is room", () => {
-    const q = new SendQueue(3)
+    const q = SendQueue.gossip(3)
     expect(q.offer(new Ping({ seq: 1 }))).toBe("queued")
     expect(q.offer(new Ping({ seq: 2 }))).toBe("queued")
     expect(q.shift()?.message).toEqual(new Ping({ seq: 1 }))
@@ -33,7 +33,7 @@ describe("SendQueue", () => {
   })
 
   it("full: a ping is refused", () => {
-    const q = new SendQueue(2)
+    const q = SendQueue.gossip(2)
     q.offer(new Ping({ seq: 1 }))
     q.offer(new Ping({ seq: 2 }))
     expect(q.offer(new Ping({ seq: 3 }))).toBe("dropped")
@@ -42,7 +42,7 @@ describe("SendQueue", () => {
   })
 
   it("full: a full push replaces every queued push", () => {
-    const q = new SendQueue(3)
+    const q = SendQueue.gossip(3)
     q.offer(new Push({ full: false, entries: [e("a", "r1", 1, 0)], digest: "d1" }))
     q.offer(new Ping({ seq: 1 }))
     q.offer(new Push({ full: true, entries: [e("a", "r1", 2, 0)], digest: "d2" }))
@@ -53,7 +53,7 @@ describe("SendQueue", () => {
   })
 
   it("full: a delta push is merged into the newest queued push (pointwise max)", () => {
-    const q = new SendQueue(2)
+    const q = SendQueue.gossip(2)
     q.offer(new Push({ full: true, entries: [e("a", "r1", 5, 1), e("b", "r1", 1, 0)], digest: "d1" }))
     q.offer(new Ping({ seq: 1 }))
     const delta = new Push({ full: false, entries: [e("a", "r1", 7, 1), e("c", "r2", 2, 2)], digest: "d2" })
@@ -68,7 +68,7 @@ describe("SendQueue", () => {
   })
 
   it("full: a digest pull or peer list replaces older ones of its kind", () => {
-    const q = new SendQueue(3)
+    const q = SendQueue.gossip(3)
     q.offer(new DigestPull({ digest: "x", entries: 1 }))
     q.offer(new PeerList({ peers: [] }))
     q.offer(new DigestPull({ digest: "y", entries: 2 }))
@@ -77,7 +77,7 @@ describe("SendQueue", () => {
   })
 
   it("full: a hello is never dropped, it evicts the oldest non-hello", () => {
-    const q = new SendQueue(2)
+    const q = SendQueue.gossip(2)
     q.offer(hello)
     q.offer(new Ping({ seq: 1 }))
     expect(q.offer(hello)).toBe("queued")
@@ -85,6 +85,6 @@ describe("SendQueue", () => {
   })
 
   it("refuses a capacity below 1", () => {
-    expect(() => new SendQueue(0)).toThrow(RangeError)
+    expect(() => SendQueue.gossip(0)).toThrow(RangeError)
   })
 })
