@@ -235,6 +235,12 @@ export const makeWith = <M>(
     const maxBatchBytes = options.maxBatchBytes ?? defaults.maxBatchBytes
     const key = Option.getOrUndefined(Option.map(options.clusterKey, Redacted.value))
     const self = options.self
+    const sizes = { maxFrameBytes, maxInbound, maxAttempts, sendQueueSize, maxBatchBytes }
+    for (const [name, value] of Object.entries(sizes)) {
+      if (!Number.isSafeInteger(value) || value < 1) {
+        return yield* Effect.dieMessage(`TransportTcp: ${name} must be a positive integer, got ${value}`)
+      }
+    }
 
     const listen = splitHostPort(options.listen)
     if (listen === undefined) {

@@ -1,11 +1,12 @@
 import * as net from "node:net"
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Exit, Logger, Metric, Option, Queue, Redacted, Scope as S } from "effect"
+import { CounterName } from "../../src/crdt/CounterName.js"
 import { ReplicaId } from "../../src/crdt/ReplicaId.js"
 import * as Codec from "../../src/protocol/Codec.js"
 import * as Frame from "../../src/protocol/Frame.js"
 import type { HostPort, Message } from "../../src/protocol/Message.js"
-import { Hello, Ping } from "../../src/protocol/Message.js"
+import { Hello, Ping, Push } from "../../src/protocol/Message.js"
 import type { Inbound } from "../../src/transport/Transport.js"
 import * as Metrics from "../../src/transport/TransportMetrics.js"
 import type { TransportTcpOptions } from "../../src/transport/TransportTcp.js"
@@ -306,6 +307,20 @@ describe("TransportTcp", () => {
       expect(remote).toBe("127.0.0.2")
       yield* S.close(scope, Exit.void)
       yield* a.stop
+    }))
+
+  it.scopedLive("drops a message over the frame limit instead of sending it; forget closes the connection", () =>
+    Effect.gen(function* () {
+      const a = yield* start("a", { maxFrameBytes: 200 })
+      const b = yield* start("b")
+      const entries = Array.from({ length: 50 }, (_, i) => [CounterName.make(`c${i}`), ReplicaId.make("a"), i, 0] as const)
+      yield* a.transport.send(b.addr, new Push({ full: true, entries, digest: "d" }))
+      yield* a.transport.send(b.addr, new Ping({ seq: 1 }))
+      expect((yield* takeN(b.transport.inbound, 2)).map((x) => label(x.message))).toEqual(["Hello", "Ping1"])
+      expect((yield* a.transport.connections)[0]).toMatchObject({ sent: 1, dropped: 1 })
+      yield* a.transport.forget(b.addr)
+      expect(yield* a.transport.connections).toEqual([])
+      yield* eventually(b.transport.stats, (s) => s.connectionsIn === 0, "connection closed")
     }))
 
   it.scopedLive("after scope close the port can be bound again at once", () =>
