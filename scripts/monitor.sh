@@ -17,7 +17,7 @@ HOST=${CLUSTER_HOST:-127.0.0.1}
 ROUNDS=${MONITOR_ROUNDS:-0}
 GATEWAY="http://$HOST:$((BASE + 80))"
 
-json_value() { sed -n 's/.*"value":\(-\{0,1\}[0-9]\{1,\}\).*/\1/p' | head -n 1; }
+json_value() { sed -n 's/.*"value":\(-\{0,1\}[0-9]\{1,\}\).*/\1/p' | sed -n 1p; }
 
 if [[ -t 1 ]]; then CLEAR=$'\033[H\033[2J'; GREEN=$'\033[32m'; RED=$'\033[31m'; YELLOW=$'\033[33m'; OFF=$'\033[0m'
 else CLEAR=""; GREEN=""; RED=""; YELLOW=""; OFF=""; fi

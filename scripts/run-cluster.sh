@@ -61,7 +61,7 @@ alive() { local f; f=$(pidfile "$1"); [[ -f "$f" ]] && kill -0 "$(cat "$f")" 2>/
 names() { echo discovery; for ((i = 0; i < NODES; i++)); do echo "node-$i"; done; echo gateway; }
 
 # the number in a JSON body's "value" field
-json_value() { sed -n 's/.*"value":\(-\{0,1\}[0-9]\{1,\}\).*/\1/p' | head -n 1; }
+json_value() { sed -n 's/.*"value":\(-\{0,1\}[0-9]\{1,\}\).*/\1/p' | sed -n 1p; }
 
 # GET or POST, printing the body; fails on a non-2xx status
 get() { curl -fsS --max-time 5 "$1"; }
@@ -210,7 +210,7 @@ cmd_consistency() {
     values=$(node_values)
     distinct=$(echo "$values" | sort -u | wc -l)
     if [[ $distinct -eq 1 && "$values" != *down* ]]; then
-      echo "consistent: all $NODES nodes report $(echo "$values" | head -n 1)"
+      echo "consistent: all $NODES nodes report $(echo "$values" | sed -n 1p)"
       return 0
     fi
     if ((SECONDS >= deadline)); then
@@ -255,7 +255,7 @@ cmd_simulation() {
   echo
   echo "expected value: $before + ($expected) = $((before + expected))"
   cmd_consistency || return 1
-  after=$(node_values | head -n 1)
+  after=$(node_values | sed -n 1p)
   if [[ "$after" == "$((before + expected))" ]]; then
     echo "OK: every acknowledged write was counted exactly once ($failed failed writes were not acknowledged)"
   else

@@ -20,7 +20,7 @@ import * as Processes from "./lib/Processes.js"
 const HOST = "127.0.0.1"
 const DISCOVERY = `${HOST}:8000`
 const GATEWAY = `${HOST}:8080`
-const NODES = [0, 1, 2, 3, 4].map((i) => ({ name: `node-${i + 1}`, addr: `${HOST}:${9000 + i}`, http: `${HOST}:${8010 + i}` }))
+const NODES = [0, 1, 2, 3, 4].map((i) => ({ name: `node-${i}`, addr: `${HOST}:${9000 + i}`, http: `${HOST}:${8010 + i}` }))
 const START_TIMEOUT = Duration.seconds(30)
 
 const useColor = process.stdout.isTTY === true && process.env["NO_COLOR"] === undefined

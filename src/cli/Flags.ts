@@ -273,8 +273,10 @@ export const sections: Readonly<Record<Section, SectionDoc>> = {
         name: "data-dir",
         value: "path",
         description:
-          "Data directory of a stopped node. check: verify every record and snapshot, exit 1 on damage; " +
-          "repair: cut a torn tail so the node can start (a copy of what is cut is kept).",
+          "Data directory of a node. check: read the snapshot and every record, change nothing, report damage " +
+          "(exit 1 when the node could not start on it). repair (the node must be stopped): cut damaged records " +
+          "back to the last intact one so the node can start; if acknowledged records were lost, the node gets a " +
+          "new replica id so nothing is counted twice and peers give back what they hold.",
         default: "required"
       }
     ]

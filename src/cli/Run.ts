@@ -5,13 +5,19 @@
 import { Console, Data, Effect, Layer } from "effect"
 import { DiscoveryConfig } from "../config/DiscoveryConfig.js"
 import { GatewayConfig } from "../config/GatewayConfig.js"
+import { NodeConfig } from "../config/NodeConfig.js"
 import * as DiscoveryRole from "../discovery/DiscoveryRole.js"
 import * as GatewayRole from "../gateway/GatewayRole.js"
+import * as NodeRole from "../node/NodeRole.js"
 import * as Logging from "../observability/Logging.js"
+import * as WalTool from "../storage/WalTool.js"
 import type { Invocation, LoggingOptions } from "./Invocation.js"
 
 /** A role or command this build does not contain. */
 export class RoleUnavailable extends Data.TaggedError("RoleUnavailable")<{ readonly message: string }> {}
+
+/** `dcounter wal check` found damage that stops the node from starting (exit status 1). */
+export class WalDamaged extends Data.TaggedError("WalDamaged")<{ readonly message: string }> {}
 
 /** The logger chosen by `--log-level` and `--log-format`. */
 export const loggingLayer = (options: LoggingOptions): Layer.Layer<never> =>
@@ -23,6 +29,18 @@ const unavailable = (what: string) =>
 /** Builds a role's layer and keeps it running until interrupted (SIGINT/SIGTERM). */
 const launch = <A, E>(role: Layer.Layer<A, E>, logging: LoggingOptions): Effect.Effect<never, E> =>
   Layer.launch(role).pipe(Effect.provide(loggingLayer(logging)))
+
+/** `dcounter wal check|repair`: prints the report; a damaged WAL on check exits 1. */
+const wal = (action: "check" | "repair", dataDir: string) =>
+  Effect.gen(function*() {
+    const report = yield* (action === "check" ? WalTool.check(dataDir) : WalTool.repair(dataDir))
+    yield* Console.log(WalTool.render(report))
+    if (WalTool.exitCode(report) !== 0) {
+      return yield* new WalDamaged({
+        message: `the WAL in ${dataDir} is damaged; see above, and \`dcounter wal repair --data-dir ${dataDir}\``
+      })
+    }
+  })
 
 export const run = (invocation: Invocation): Effect.Effect<void, unknown> => {
   switch (invocation._tag) {
@@ -36,7 +54,7 @@ export const run = (invocation: Invocation): Effect.Effect<void, unknown> => {
         invocation.logging
       )
     case "Node":
-      return unavailable("--role node")
+      return launch(NodeRole.layer.pipe(Layer.provide(Layer.succeed(NodeConfig, invocation.config))), invocation.logging)
     case "Gateway":
       return launch(
         GatewayRole.layer.pipe(Layer.provide(Layer.succeed(GatewayConfig, invocation.config))),
@@ -45,6 +63,6 @@ export const run = (invocation: Invocation): Effect.Effect<void, unknown> => {
     case "Simulate":
       return unavailable("dcounter simulate")
     case "Wal":
-      return unavailable("dcounter wal")
+      return wal(invocation.action, invocation.dataDir).pipe(Effect.provide(loggingLayer(invocation.logging)))
   }
 }
