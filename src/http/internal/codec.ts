@@ -1,0 +1,228 @@
+/**
+ * Decoders and response encoders precompiled from an `HttpApi` definition. Decoding and
+ * encoding run synchronously (`Either`) and fall back to the Effect versions only for
+ * schemas that need services or asynchronous work.
+ *
+ * @internal
+ */
+import { HttpApiSchema, UrlParams } from "@effect/platform"
+import type { HttpApi } from "@effect/platform"
+import { Effect, Either, ParseResult, Schema } from "effect"
+import type * as AST from "effect/SchemaAST"
+
+/** The result of a synchronous step that may have to finish as an Effect. */
+export type Step<A> =
+  | { readonly _tag: "Ok"; readonly value: A }
+  | { readonly _tag: "Bad"; readonly message: string }
+  | { readonly _tag: "Async"; readonly effect: Effect.Effect<A, ParseResult.ParseIssue, unknown> }
+
+const MAX_MESSAGE = 500
+
+const truncate = (s: string): string => (s.length > MAX_MESSAGE ? `${s.slice(0, MAX_MESSAGE)}...` : s)
+
+/** `body.by: Expected a positive number, actual -1; ...` */
+export const formatIssue = (where: string, issue: ParseResult.ParseIssue): string => {
+  const issues = ParseResult.ArrayFormatter.formatIssueSync(issue)
+  const parts = issues.slice(0, 5).map((i) => {
+    const path = i.path.length === 0 ? where : `${where}.${i.path.map(String).join(".")}`
+    return `${path}: ${i.message}`
+  })
+  if (issues.length > 5) parts.push(`and ${issues.length - 5} more`)
+  return truncate(parts.join("; "))
+}
+
+/** Whether an issue (anywhere in its tree) says the schema could not run synchronously. */
+const needsEffect = (issue: ParseResult.ParseIssue): boolean => {
+  switch (issue._tag) {
+    case "Forbidden":
+      return true
+    case "Pointer":
+    case "Refinement":
+    case "Transformation":
+      return needsEffect(issue.issue)
+    case "Composite":
+      return Array.isArray(issue.issues)
+        ? issue.issues.some(needsEffect)
+        : needsEffect(issue.issues as ParseResult.ParseIssue)
+    default:
+      return false
+  }
+}
+
+const parseOptions = { errors: "all", onExcessProperty: "ignore" } as const
+
+export type Decoder = (input: unknown) => Step<unknown>
+
+/** A decoder of one request part; `where` prefixes messages (`body`, `path`, `query`). */
+export const makeDecoder = (schema: Schema.Schema<unknown, unknown, unknown>, where: string): Decoder => {
+  const sync = ParseResult.decodeUnknownEither(schema as Schema.Schema<unknown, unknown, never>, parseOptions)
+  const effect = ParseResult.decodeUnknown(schema, parseOptions)
+  return (input) => {
+    const result = sync(input)
+    if (Either.isRight(result)) return { _tag: "Ok", value: result.right }
+    if (needsEffect(result.left)) {
+      return { _tag: "Async", effect: effect(input) }
+    }
+    return { _tag: "Bad", message: formatIssue(where, result.left) }
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// url parameters (mirrors HttpApiBuilder's normalisation: a key whose schema expects an
+// array gets an array even when it appears once)
+
+const isSingleStringType = (ast: AST.AST, key?: PropertyKey): boolean => {
+  switch (ast._tag) {
+    case "StringKeyword":
+    case "Literal":
+    case "TemplateLiteral":
+    case "Enums":
+      return true
+    case "TypeLiteral": {
+      if (key !== undefined) {
+        const ps = ast.propertySignatures.find((p) => p.name === key)
+        return ps !== undefined
+          ? isSingleStringType(ps.type, key)
+          : ast.indexSignatures.some(
+            (is) => Schema.is(Schema.make(is.parameter))(key) && isSingleStringType(is.type)
+          )
+      }
+      return false
+    }
+    case "Union":
+      return ast.types.some((t) => isSingleStringType(t, key))
+    case "Suspend":
+      return isSingleStringType(ast.f(), key)
+    case "Refinement":
+    case "Transformation":
+      return isSingleStringType(ast.from, key)
+    default:
+      return false
+  }
+}
+
+export type QueryRecord = Record<string, string | Array<string>>
+
+/** Parses a query string like `UrlParams.toRecord`: repeated keys become arrays. */
+export const parseQuery = (query: string): QueryRecord => {
+  if (query === "") return {}
+  // no prototype while building: keys like "constructor" or "__proto__" are plain keys
+  const out: QueryRecord = Object.create(null) as QueryRecord
+  for (const [k, v] of new URLSearchParams(query)) {
+    const current = out[k]
+    if (current === undefined) out[k] = v
+    else if (typeof current === "string") out[k] = [current, v]
+    else current.push(v)
+  }
+  return { ...out }
+}
+
+export const makeUrlParamsNormalizer = (ast: AST.AST) => (params: QueryRecord): QueryRecord => {
+  const out: QueryRecord = Object.create(null) as QueryRecord
+  for (const key of Object.keys(params)) {
+    const value = params[key]!
+    out[key] = Array.isArray(value) || isSingleStringType(ast, key) ? value : [value]
+  }
+  return { ...out }
+}
+
+// ---------------------------------------------------------------------------------------
+// responses
+
+/** A response ready to be written. */
+export interface Encoded {
+  readonly status: number
+  readonly contentType: string | undefined
+  readonly body: string | Uint8Array | undefined
+}
+
+interface Member {
+  readonly schema: Schema.Schema<unknown, unknown, unknown>
+  readonly is: (u: unknown) => boolean
+  readonly encode: (u: unknown) => Either.Either<unknown, ParseResult.ParseIssue>
+  readonly encodeEffect: (u: unknown) => Effect.Effect<unknown, ParseResult.ParseIssue, unknown>
+  readonly status: number
+  readonly encoding: HttpApiSchema.Encoding
+  readonly empty: boolean
+}
+
+const makeMember = (schema: Schema.Schema<unknown, unknown, unknown>, status: number): Member => ({
+  schema,
+  is: Schema.is(schema as Schema.Schema<unknown>),
+  encode: ParseResult.encodeUnknownEither(schema as Schema.Schema<unknown, unknown, never>),
+  encodeEffect: ParseResult.encodeUnknown(schema),
+  status,
+  encoding: HttpApiSchema.getEncoding(schema.ast),
+  empty: HttpApiSchema.isVoid(schema.ast)
+})
+
+const toBody = (member: Member, encoded: unknown): Encoded => {
+  if (member.empty) return { status: member.status, contentType: undefined, body: undefined }
+  const contentType = member.encoding.contentType
+  switch (member.encoding.kind) {
+    case "Json":
+      return { status: member.status, contentType, body: JSON.stringify(encoded) ?? "null" }
+    case "Text":
+      return { status: member.status, contentType, body: String(encoded) }
+    case "Uint8Array":
+      return { status: member.status, contentType, body: encoded as Uint8Array }
+    case "UrlParams":
+      return {
+        status: member.status,
+        contentType,
+        body: UrlParams.toString(UrlParams.fromInput(encoded as UrlParams.Input))
+      }
+  }
+}
+
+export type EncodeResult =
+  | Step<Encoded>
+  /** no member of the schema accepts the value */
+  | { readonly _tag: "NoMember" }
+
+/** Encodes a value with the first member of a (de-unionised) response schema that accepts it. */
+export interface ResponseEncoder {
+  readonly encode: (value: unknown) => EncodeResult
+}
+
+export const makeResponseEncoder = (
+  schemas: ReadonlyArray<Schema.Schema<unknown, unknown, unknown>>,
+  getStatus: (ast: AST.AST) => number
+): ResponseEncoder => {
+  const members = schemas.filter((s) => s.ast._tag !== "NeverKeyword").map((s) => makeMember(s, getStatus(s.ast)))
+  const single = members.length === 1 ? members[0] : undefined
+  const run = (member: Member, value: unknown): EncodeResult => {
+    const result = member.encode(value)
+    if (Either.isRight(result)) return { _tag: "Ok", value: toBody(member, result.right) }
+    if (needsEffect(result.left)) {
+      return { _tag: "Async", effect: Effect.map(member.encodeEffect(value), (encoded) => toBody(member, encoded)) }
+    }
+    return { _tag: "Bad", message: formatIssue("response", result.left) }
+  }
+  return {
+    encode: (value) => {
+      if (single !== undefined) return run(single, value)
+      for (const member of members) {
+        if (member.is(value)) return run(member, value)
+      }
+      return { _tag: "NoMember" }
+    }
+  }
+}
+
+/** The members of a response schema, split like `HttpApiBuilder` does (one per union member). */
+export const deunionize = (...schemas: ReadonlyArray<Schema.Schema.All>): Array<Schema.Schema<unknown, unknown, unknown>> => {
+  const set = new Set<Schema.Schema.Any>()
+  for (const s of schemas) HttpApiSchema.deunionize(set, s as Schema.Schema.Any)
+  return [...set] as Array<Schema.Schema<unknown, unknown, unknown>>
+}
+
+/** Every error schema of an API: its own, each group's and each endpoint's, in that order. */
+export const apiErrorSchemas = (api: HttpApi.HttpApi.AnyWithProps): Array<Schema.Schema<unknown, unknown, unknown>> => {
+  const all: Array<Schema.Schema.All> = [api.errorSchema]
+  for (const group of Object.values(api.groups)) {
+    for (const endpoint of Object.values(group.endpoints)) all.push(endpoint.errorSchema)
+    all.push(group.errorSchema)
+  }
+  return deunionize(...all)
+}
