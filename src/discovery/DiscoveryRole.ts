@@ -22,15 +22,22 @@ const logListening = Layer.effectDiscard(
   })
 )
 
+/** The role over a given registry layer (tests swap in an instrumented one). */
+export const layerWithRegistry = <E, R>(
+  registry: Layer.Layer<Registry.Registry, E, R>
+): Layer.Layer<Registry.Registry | HttpServer.HttpServer, HttpServerError.ServeError | E, DiscoveryConfig | R> =>
+  Layer.unwrapEffect(
+    Effect.map(DiscoveryConfig, (config) =>
+      DiscoveryHttpServer.layer({ addr: config.addr }).pipe(
+        Layer.provide(DiscoveryHandlers.layer({ clusterKey: config.clusterKey })),
+        (server) => Layer.merge(server, logListening.pipe(Layer.provide(server))),
+        Layer.provideMerge(registry)
+      ))
+  )
+
+/** The discovery role, configured by `DiscoveryConfig`. */
 export const layer: Layer.Layer<
   Registry.Registry | HttpServer.HttpServer,
   HttpServerError.ServeError,
   DiscoveryConfig
-> = Layer.unwrapEffect(
-  Effect.map(DiscoveryConfig, (config) =>
-    DiscoveryHttpServer.layer({ addr: config.addr }).pipe(
-      Layer.provide(DiscoveryHandlers.layer({ clusterKey: config.clusterKey })),
-      (server) => Layer.merge(server, logListening.pipe(Layer.provide(server))),
-      Layer.provideMerge(Registry.layerConfig)
-    ))
-)
+> = layerWithRegistry(Registry.layerConfig)

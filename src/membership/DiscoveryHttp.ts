@@ -39,7 +39,7 @@ export interface Options {
   readonly heartbeatInterval: Duration.DurationInput
   readonly refreshInterval: Duration.DurationInput
   readonly clusterKey: Option.Option<Redacted.Redacted<string>>
-  /** per request, including reading the body (default: heartbeat interval, clamped to 100ms..2s) */
+  /** per request, including reading the body (default: heartbeat interval, clamped to 500ms..2s) */
   readonly requestTimeout?: Duration.DurationInput | undefined
   /** how long layer start may wait for the first registration (default 2s) */
   readonly startupTimeout?: Duration.DurationInput | undefined
@@ -113,7 +113,7 @@ export const make = (options: Options): Effect.Effect<DiscoveryClient["Type"], n
     const refreshInterval = Duration.decode(options.refreshInterval)
     const requestTimeout = options.requestTimeout !== undefined
       ? Duration.decode(options.requestTimeout)
-      : clampDuration(heartbeatInterval, "100 millis", "2 seconds")
+      : clampDuration(heartbeatInterval, "500 millis", "2 seconds")
     const startupTimeout = Duration.decode(options.startupTimeout ?? "2 seconds")
     const deregisterTimeout = Duration.decode(options.deregisterTimeout ?? "1 second")
     const outageLogMillis = Duration.toMillis(options.outageLogInterval ?? "1 minute")

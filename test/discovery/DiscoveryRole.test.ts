@@ -1,5 +1,9 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Option } from "effect"
+import { HttpServer } from "@effect/platform"
+import { Duration, Effect, Layer, Option } from "effect"
+import { DiscoveryConfig } from "../../src/config/DiscoveryConfig.js"
+import * as DiscoveryRole from "../../src/discovery/DiscoveryRole.js"
+import { Registry } from "../../src/discovery/Registry.js"
 import { call, key, startDiscovery } from "./startDiscovery.js"
 
 const post = (url: string, body: unknown, headers: Record<string, string> = {}) =>
@@ -11,6 +15,19 @@ const n2 = { addr: "127.0.0.1:9002", httpAddr: "127.0.0.1:8012", nodeId: "n2" }
 const isIso = (s: unknown) => typeof s === "string" && /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/.test(s)
 
 describe("DiscoveryRole (live HTTP)", () => {
+  it.scopedLive("DiscoveryRole.layer listens on the configured address and serves its registry", () =>
+    Effect.gen(function*() {
+      const context = yield* Layer.build(
+        DiscoveryRole.layer.pipe(Layer.provide(DiscoveryConfig.layer({ addr: "127.0.0.1:0", maxPeers: 1 })))
+      )
+      const server = yield* Effect.provide(HttpServer.HttpServer, context)
+      const registry = yield* Effect.provide(Registry, context)
+      const url = server.address._tag === "TcpAddress" ? `http://127.0.0.1:${server.address.port}` : ""
+      expect((yield* post(`${url}/register`, n1)).status).toBe(200)
+      expect((yield* post(`${url}/register`, n2)).status).toBe(507) // maxPeers from the config
+      expect((yield* registry.peers).map((p) => p.addr)).toEqual([n1.addr])
+    }))
+
   it.scopedLive("register, list, heartbeat, deregister", () =>
     Effect.gen(function*() {
       const d = yield* startDiscovery()
@@ -50,12 +67,12 @@ describe("DiscoveryRole (live HTTP)", () => {
 
   it.scopedLive("TTL: a peer without heartbeats drops out of /peers and its heartbeat is 404", () =>
     Effect.gen(function*() {
-      const d = yield* startDiscovery({ peerTtl: Duration.millis(300) })
+      const d = yield* startDiscovery({ peerTtl: Duration.seconds(1) })
       yield* post(`${d.url}/register`, n1)
       yield* post(`${d.url}/register`, n2)
       // keep n2 alive, let n1 expire
-      for (let i = 0; i < 6; i++) {
-        yield* Effect.sleep("100 millis")
+      for (let i = 0; i < 8; i++) {
+        yield* Effect.sleep("200 millis")
         yield* post(`${d.url}/heartbeat`, { addr: n2.addr })
       }
       const peers = (yield* call(`${d.url}/peers`)).json as ReadonlyArray<{ addr: string }>

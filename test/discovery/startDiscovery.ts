@@ -5,28 +5,75 @@ import type { Scope } from "effect"
 import type { DiscoveryConfigShape } from "../../src/config/DiscoveryConfig.js"
 import { DiscoveryConfig } from "../../src/config/DiscoveryConfig.js"
 import * as DiscoveryRole from "../../src/discovery/DiscoveryRole.js"
-import { Registry } from "../../src/discovery/Registry.js"
+import * as Registry from "../../src/discovery/Registry.js"
+
+/** A call the registry received, in order. */
+export interface RegistryCall {
+  readonly op: "register" | "heartbeat" | "deregister"
+  readonly addr: string
+  readonly ok: boolean
+}
 
 export interface RunningDiscovery {
   /** `127.0.0.1:<port>` */
   readonly addr: string
   /** `http://127.0.0.1:<port>` */
   readonly url: string
-  readonly registry: Registry["Type"]
+  readonly registry: Registry.Registry["Type"]
+  /** every register / heartbeat / deregister the registry handled */
+  readonly calls: ReadonlyArray<RegistryCall>
 }
+
+/** The configured registry, recording its calls into `calls`. */
+const recordingRegistry = (calls: Array<RegistryCall>) =>
+  Layer.scoped(
+    Registry.Registry,
+    Effect.gen(function*() {
+      const config = yield* DiscoveryConfig
+      const inner = yield* Registry.make({ ttl: config.peerTtl, capacity: config.maxPeers })
+      const record = (op: RegistryCall["op"], addr: string) => <A, E>(effect: Effect.Effect<A, E>) =>
+        Effect.tapBoth(effect, {
+          onFailure: () => Effect.sync(() => calls.push({ op, addr, ok: false })),
+          onSuccess: () => Effect.sync(() => calls.push({ op, addr, ok: true }))
+        })
+      return Registry.Registry.of({
+        ...inner,
+        register: (registration) => inner.register(registration).pipe(record("register", registration.addr)),
+        heartbeat: (addr) => inner.heartbeat(addr).pipe(record("heartbeat", addr)),
+        deregister: (addr) => inner.deregister(addr).pipe(record("deregister", addr))
+      })
+    })
+  )
 
 export const startDiscovery = (
   config: Partial<DiscoveryConfigShape> = {}
 ): Effect.Effect<RunningDiscovery, unknown, Scope.Scope> =>
   Effect.gen(function*() {
+    const calls: Array<RegistryCall> = []
     const context = yield* Layer.build(
-      DiscoveryRole.layer.pipe(Layer.provide(DiscoveryConfig.layer({ addr: "127.0.0.1:0", ...config })))
+      DiscoveryRole.layerWithRegistry(recordingRegistry(calls)).pipe(
+        Layer.provide(DiscoveryConfig.layer({ addr: "127.0.0.1:0", ...config }))
+      )
     )
     const server = yield* Effect.provide(HttpServer.HttpServer, context)
-    const registry = yield* Effect.provide(Registry, context)
+    const registry = yield* Effect.provide(Registry.Registry, context)
     const port = server.address._tag === "TcpAddress" ? server.address.port : 0
-    return { addr: `127.0.0.1:${port}`, url: `http://127.0.0.1:${port}`, registry }
+    return { addr: `127.0.0.1:${port}`, url: `http://127.0.0.1:${port}`, registry, calls }
   })
+
+/**
+ * How many heartbeats `addr` sent to this discovery before it registered successfully
+ * (undefined while it has not registered).
+ */
+export const heartbeatsBeforeRegistering = (calls: ReadonlyArray<RegistryCall>, addr: string): number | undefined => {
+  let heartbeats = 0
+  for (const call of calls) {
+    if (call.addr !== addr) continue
+    if (call.op === "register" && call.ok) return heartbeats
+    if (call.op === "heartbeat") heartbeats++
+  }
+  return undefined
+}
 
 export const key = (secret: string) => Redacted.make(secret)
 

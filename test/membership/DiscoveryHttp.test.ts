@@ -8,7 +8,7 @@ import { Context, Duration, Effect, Exit, Layer, Option, Redacted, Scope } from 
 import type { DiscoveredPeer } from "../../src/membership/DiscoveryClient.js"
 import { DiscoveryClient } from "../../src/membership/DiscoveryClient.js"
 import * as DiscoveryHttp from "../../src/membership/DiscoveryHttp.js"
-import { startDiscovery } from "../discovery/startDiscovery.js"
+import { heartbeatsBeforeRegistering, startDiscovery } from "../discovery/startDiscovery.js"
 
 const self = (i: number) => ({ addr: `127.0.0.1:${9100 + i}`, httpAddr: `127.0.0.1:${8100 + i}`, nodeId: `node-${i}` })
 
@@ -52,7 +52,7 @@ const base = {
 describe("DiscoveryHttp (live, against a real discovery)", () => {
   it.scopedLive("registers at start, heartbeats keep it listed past the TTL, lists the others", () =>
     Effect.gen(function*() {
-      const d = yield* startDiscovery({ peerTtl: Duration.millis(400) })
+      const d = yield* startDiscovery({ peerTtl: Duration.millis(1500) })
       const a = yield* startClient({ ...base, discovery: d.addr, self: self(1) })
       // registered before the layer finished starting
       expect(yield* listed(d.registry)).toEqual([self(1).addr])
@@ -60,10 +60,10 @@ describe("DiscoveryHttp (live, against a real discovery)", () => {
       expect(yield* listed(d.registry)).toEqual([self(1).addr, self(2).addr])
       // b read the list at start: a only (not itself)
       expect(yield* b.client.peers).toEqual([{ gossipAddr: self(1).addr, httpAddr: self(1).httpAddr, nodeId: "node-1" }])
-      yield* eventually("a sees b", "2 seconds", Effect.map(a.client.peers, (p) => p.length === 1))
+      yield* eventually("a sees b", "10 seconds", Effect.map(a.client.peers, (p) => p.length === 1))
       expect(yield* a.client.reachable).toBe(true)
-      // three TTLs later both are still listed: heartbeats keep them
-      yield* Effect.sleep("1200 millis")
+      // more than two TTLs later both are still listed: heartbeats keep them
+      yield* Effect.sleep("3500 millis")
       expect(yield* listed(d.registry)).toEqual([self(1).addr, self(2).addr])
       yield* a.close
       yield* b.close
@@ -73,10 +73,15 @@ describe("DiscoveryHttp (live, against a real discovery)", () => {
     Effect.gen(function*() {
       const d = yield* startDiscovery()
       const a = yield* startClient({ ...base, discovery: d.addr, self: self(1) })
+      const mark = d.calls.length
       expect(yield* d.registry.deregister(self(1).addr)).toBe(true)
       expect(yield* listed(d.registry)).toEqual([])
-      // next heartbeat: 404 -> register (two heartbeats at most)
-      yield* eventually("re-registered", "2 seconds", Effect.map(listed(d.registry), (l) => l.length === 1))
+      // next heartbeat: 404 -> register at once
+      yield* eventually("re-registered", "10 seconds", Effect.map(listed(d.registry), (l) => l.length === 1))
+      // on the first heartbeat after the 404, or the second if that answer came too late
+      const heartbeats = heartbeatsBeforeRegistering(d.calls.slice(mark), self(1).addr)
+      expect(heartbeats).toBeGreaterThanOrEqual(1)
+      expect(heartbeats).toBeLessThanOrEqual(2)
       yield* a.close
     }))
 
@@ -145,12 +150,12 @@ describe("DiscoveryHttp (live, against a real discovery)", () => {
       expect(yield* a.client.peers).toEqual([])
       expect(yield* a.client.reachable).toBe(false)
       const d = yield* startDiscovery({ addr })
-      yield* eventually("registered after discovery came up", "2 seconds", Effect.map(listed(d.registry), (l) => l.length === 1))
-      yield* eventually("reachable", "2 seconds", a.client.reachable)
+      yield* eventually("registered after discovery came up", "10 seconds", Effect.map(listed(d.registry), (l) => l.length === 1))
+      yield* eventually("reachable", "10 seconds", a.client.reachable)
       yield* a.close
     }))
 
-  it.scopedLive("3 clients: discovery stops (cached peers kept), restarts empty, all listed again within two heartbeats", () =>
+  it.scopedLive("3 clients: discovery stops (cached peers kept), restarts empty, each registers again on its first heartbeat", () =>
     Effect.gen(function*() {
       const heartbeat = Duration.millis(500)
       const port = yield* freePort
@@ -162,7 +167,7 @@ describe("DiscoveryHttp (live, against a real discovery)", () => {
         startClient({ ...base, heartbeatInterval: heartbeat, refreshInterval: "100 millis", discovery: addr, self: self(i) }))
       yield* eventually(
         "everyone sees the two others",
-        "3 seconds",
+        "10 seconds",
         Effect.map(Effect.forEach(clients, (c) => c.client.peers), (lists) => lists.every((l) => l.length === 2))
       )
       expect(yield* listed(d1.registry)).toEqual([self(1).addr, self(2).addr, self(3).addr])
@@ -171,7 +176,7 @@ describe("DiscoveryHttp (live, against a real discovery)", () => {
       yield* Scope.close(first, Exit.void)
       yield* eventually(
         "clients notice the outage",
-        "3 seconds",
+        "10 seconds",
         Effect.map(Effect.forEach(clients, (c) => c.client.reachable), (r) => r.every((x) => !x))
       )
       yield* Effect.sleep("300 millis")
@@ -182,11 +187,15 @@ describe("DiscoveryHttp (live, against a real discovery)", () => {
       // discovery comes back on the same address, empty
       const d2 = yield* startDiscovery({ addr })
       expect(yield* listed(d2.registry)).toEqual([])
-      yield* eventually(
-        "all 3 listed again within two heartbeats",
-        Duration.times(heartbeat, 2),
-        Effect.map(listed(d2.registry), (l) => l.length === 3)
-      )
+      const restarted = Date.now()
+      // bounded wait; "within two heartbeats" is checked by counting heartbeats below
+      yield* eventually("all 3 listed again", "15 seconds", Effect.map(listed(d2.registry), (l) => l.length === 3))
+      yield* Effect.logInfo(`all 3 listed again ${Date.now() - restarted}ms after the restart (heartbeat ${Duration.format(heartbeat)})`)
+      for (const i of [1, 2, 3]) {
+        const heartbeats = heartbeatsBeforeRegistering(d2.calls, self(i).addr)
+        expect(heartbeats).toBeGreaterThanOrEqual(0)
+        expect(heartbeats).toBeLessThanOrEqual(2)
+      }
       yield* Effect.forEach(clients, (c) => c.close)
       expect(yield* listed(d2.registry)).toEqual([])
     }))
