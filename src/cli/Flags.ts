@@ -53,7 +53,9 @@ export const simulateDefaults = {
   crashes: 0,
   syncInterval: Duration.seconds(1),
   convergeTimeout: Duration.seconds(30),
-  logLevel: "warn"
+  drop: 0,
+  delay: Duration.millis(1),
+  logLevel: "error"
 } as const
 
 export const sections: Readonly<Record<Section, SectionDoc>> = {
@@ -263,6 +265,18 @@ export const sections: Readonly<Record<Section, SectionDoc>> = {
         value: "duration",
         description: "How long to wait, after writes stop and the network heals, for every node to agree.",
         default: formatDuration(simulateDefaults.convergeTimeout)
+      },
+      {
+        name: "drop",
+        value: "probability",
+        description: "Probability that the simulated network loses a message (0 to 1).",
+        default: String(simulateDefaults.drop)
+      },
+      {
+        name: "delay",
+        value: "duration",
+        description: "Latency of every message on the simulated network, plus a random jitter up to as much.",
+        default: formatDuration(simulateDefaults.delay)
       }
     ]
   },
@@ -283,7 +297,7 @@ export const sections: Readonly<Record<Section, SectionDoc>> = {
   },
   output: {
     title: "Output options (simulate, wal)",
-    flags: [{ ...logLevel, default: "info (simulate: warn)" }, logFormat]
+    flags: [{ ...logLevel, default: "info (simulate: error, to keep the progress bar readable)" }, logFormat]
   }
 }
 

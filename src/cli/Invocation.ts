@@ -242,7 +242,7 @@ export class Resolver {
 const logLevels: ReadonlyArray<LogLevelName> = ["debug", "info", "warn", "error"]
 const logFormats: ReadonlyArray<LogFormat> = ["pretty", "json"]
 
-const resolveLogging = (r: Resolver, level: LogLevelName = "info") =>
+const resolveLogging = (r: Resolver, level: LogLevelName = "info" as LogLevelName) =>
   Effect.gen(function*() {
     return {
       level: yield* r.get("log-level", Values.oneOf(logLevels), level),
@@ -339,7 +339,9 @@ const resolveSimulate = (r: Resolver) =>
       crashes: yield* r.get("crashes", Values.integer(0, 1000), d.crashes),
       seed: yield* r.optional("seed", Values.integer(0, 2 ** 32 - 1)),
       syncInterval: yield* r.get("sync-interval", Values.duration, d.syncInterval),
-      convergeTimeout: yield* r.get("converge-timeout", Values.duration, d.convergeTimeout)
+      convergeTimeout: yield* r.get("converge-timeout", Values.duration, d.convergeTimeout),
+      drop: yield* r.get("drop", Values.decimal(0, 1), d.drop),
+      delay: yield* r.get("delay", Values.durationOrZero, d.delay)
     }
     if (options.nodeCount < 2 && (options.partitions > 0 || options.crashes > 0)) {
       return yield* new UsageError({ message: "invalid --node-count: partitions and crashes need at least 2 nodes" })

@@ -10,11 +10,14 @@ import * as DiscoveryRole from "../discovery/DiscoveryRole.js"
 import * as GatewayRole from "../gateway/GatewayRole.js"
 import * as NodeRole from "../node/NodeRole.js"
 import * as Logging from "../observability/Logging.js"
+import * as Report from "../simulate/Report.js"
+import * as Simulation from "../simulate/Simulation.js"
+import type { SimulateOptions } from "../simulate/SimulateOptions.js"
 import * as WalTool from "../storage/WalTool.js"
 import type { Invocation, LoggingOptions } from "./Invocation.js"
 
-/** A role or command this build does not contain. */
-export class RoleUnavailable extends Data.TaggedError("RoleUnavailable")<{ readonly message: string }> {}
+/** `dcounter simulate` ended with nodes that disagree or miss writes (exit status 1). */
+export class SimulationFailed extends Data.TaggedError("SimulationFailed")<{ readonly message: string }> {}
 
 /** `dcounter wal check` found damage that stops the node from starting (exit status 1). */
 export class WalDamaged extends Data.TaggedError("WalDamaged")<{ readonly message: string }> {}
@@ -23,12 +26,21 @@ export class WalDamaged extends Data.TaggedError("WalDamaged")<{ readonly messag
 export const loggingLayer = (options: LoggingOptions): Layer.Layer<never> =>
   Logging.layer({ level: options.level, format: options.format })
 
-const unavailable = (what: string) =>
-  Effect.fail(new RoleUnavailable({ message: `${what} is not available in this build` }))
-
 /** Builds a role's layer and keeps it running until interrupted (SIGINT/SIGTERM). */
 const launch = <A, E>(role: Layer.Layer<A, E>, logging: LoggingOptions): Effect.Effect<never, E> =>
   Layer.launch(role).pipe(Effect.provide(loggingLayer(logging)))
+
+/** `dcounter simulate`: progress on stderr, the report on stdout; exit 1 if it did not converge. */
+const simulate = (options: SimulateOptions) =>
+  Effect.gen(function*() {
+    const result = yield* Effect.scoped(Simulation.run(options, Report.progressBar(process.stderr, options.duration)))
+    yield* Console.log(Report.render(result))
+    if (!result.ok) {
+      return yield* new SimulationFailed({
+        message: `the cluster did not converge to the expected value (seed ${result.seed}, see the table above)`
+      })
+    }
+  })
 
 /** `dcounter wal check|repair`: prints the report; a damaged WAL on check exits 1. */
 const wal = (action: "check" | "repair", dataDir: string) =>
@@ -61,7 +73,7 @@ export const run = (invocation: Invocation): Effect.Effect<void, unknown> => {
         invocation.logging
       )
     case "Simulate":
-      return unavailable("dcounter simulate")
+      return simulate(invocation.options).pipe(Effect.provide(loggingLayer(invocation.logging)))
     case "Wal":
       return wal(invocation.action, invocation.dataDir).pipe(Effect.provide(loggingLayer(invocation.logging)))
   }

@@ -19,6 +19,14 @@ export const duration = (raw: string): Parsed<Duration.Duration> => {
   return Either.right(Duration.millis(Math.round(millis)))
 }
 
+/** Like `duration`, but `0ms` (or `0s`) is allowed. */
+export const durationOrZero = (raw: string): Parsed<Duration.Duration> => {
+  const match = DURATION.exec(raw.trim())
+  if (match === null) return Either.left("expected a duration like 0ms, 500ms, 2s or 1m")
+  const millis = Number(match[1]) * MILLIS_PER_UNIT[match[2] as keyof typeof MILLIS_PER_UNIT]
+  return Either.right(Duration.millis(Math.round(millis)))
+}
+
 /** Renders a duration the way the flags take it (`2s`, `500ms`, `1m`). */
 export const formatDuration = (d: Duration.Duration): string => {
   const ms = Duration.toMillis(d)

@@ -13,4 +13,8 @@ export interface SimulateOptions {
   readonly seed: Option.Option<number>
   readonly syncInterval: Duration.Duration
   readonly convergeTimeout: Duration.Duration
+  /** probability in [0, 1] that the network loses a message */
+  readonly drop: number
+  /** latency of every message on the simulated network (plus up to as much jitter) */
+  readonly delay: Duration.Duration
 }

@@ -183,12 +183,14 @@ describe("dcounter simulate and wal", () => {
     Effect.gen(function*() {
       const defaults = yield* ok("Simulate", ["simulate"])
       expect(defaults.options.nodeCount).toBe(10)
-      expect(defaults.logging.level).toBe("warn")
+      expect(defaults.logging.level).toBe("error")
       expect(Option.isNone(defaults.options.seed)).toBe(true)
       const given = yield* ok("Simulate", [
         "simulate", "--node-count", "5", "--duration", "3s", "--rate", "100", "--partitions", "2", "--crashes", "1",
-        "--seed", "42", "--sync-interval", "200ms", "--converge-timeout", "20s"
+        "--seed", "42", "--sync-interval", "200ms", "--converge-timeout", "20s", "--drop", "0.1", "--delay", "0ms"
       ])
+      expect(given.options.drop).toBe(0.1)
+      expect(Duration.toMillis(given.options.delay)).toBe(0)
       expect(given.options).toMatchObject({ nodeCount: 5, rate: 100, partitions: 2, crashes: 1, seed: Option.some(42) })
       expect(Duration.toMillis(given.options.duration)).toBe(3000)
       expect(Duration.toMillis(given.options.syncInterval)).toBe(200)
@@ -254,6 +256,8 @@ describe("invalid values: one line naming the option", () => {
       expect(yield* fails([])).toMatch(/^missing --role/)
       expect(yield* fails(["simulate", "--node-count", "0"])).toMatch(/^invalid --node-count/)
       expect(yield* fails(["simulate", "--seed", "x"])).toMatch(/^invalid --seed/)
+      expect(yield* fails(["simulate", "--drop", "1.5"])).toMatch(/^invalid --drop/)
+      expect(yield* fails(["simulate", "--delay", "-1ms"])).toMatch(/^invalid --delay/)
     }))
 
   it.effect("unknown, misplaced, repeated and missing options", () =>
