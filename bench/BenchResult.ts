@@ -70,6 +70,8 @@ export interface BenchReport {
   readonly command: string
   readonly machine: Machine
   readonly durationSeconds: number
+  /** Wall time of each bench module that ran (each should stay within 120 s). */
+  readonly benchSeconds?: Readonly<Record<string, number>>
   readonly results: ReadonlyArray<BenchResult>
   /** Bench modules that were skipped or failed, with why. */
   readonly skipped: ReadonlyArray<{ readonly bench: string; readonly reason: string }>
@@ -82,6 +84,8 @@ export interface Machine {
   readonly node: string
   readonly platform: string
   readonly arch: string
+  /** 1, 5 and 15 minute load averages when the run started: a hint of how noisy it was. */
+  readonly loadAverage?: ReadonlyArray<number>
 }
 
 // ---------------------------------------------------------------------------------------

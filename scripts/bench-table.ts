@@ -8,7 +8,7 @@
 import { readFileSync, writeFileSync } from "node:fs"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
-import type { BenchReport, Machine } from "../bench/BenchResult.js"
+import type { BenchReport } from "../bench/BenchResult.js"
 import { isMain, markdownTable } from "../bench/BenchResult.js"
 
 export const START = "<!-- bench:start -->"
@@ -16,7 +16,7 @@ export const END = "<!-- bench:end -->"
 
 /** The text that goes between the markers. */
 export const section = (report: BenchReport): string => {
-  const m = report.machine as Machine & { readonly loadAverage?: ReadonlyArray<number> }
+  const m = report.machine
   const lines = [
     `Measured by \`npm run bench\` on ${report.date.slice(0, 10)}: ${m.cores} cores (${m.cpuModel}), ` +
       `Node ${m.node}` +

@@ -42,14 +42,14 @@ describe("bench runner", () => {
   })
 
   it("parses its flags", () => {
-    expect(parseArgs([])).toEqual({ quick: false, only: undefined, timeoutSeconds: 180, readme: false })
+    expect(parseArgs([])).toEqual({ quick: false, only: undefined, timeoutSeconds: 300, readme: false })
     expect(parseArgs(["--quick", "--only", "codec, wal", "--timeout", "60", "--readme"])).toEqual({
       quick: true,
       only: ["codec", "wal"],
       timeoutSeconds: 60,
       readme: true
     })
-    expect(parseArgs(["--timeout", "soon"]).timeoutSeconds).toBe(180)
+    expect(parseArgs(["--timeout", "soon"]).timeoutSeconds).toBe(300)
   })
 
   it("escapes pipes in table cells", () => {
