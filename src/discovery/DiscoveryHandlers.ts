@@ -1,11 +1,11 @@
 /**
- * Handlers of the discovery HTTP API, as standard `HttpApiBuilder.group` layers over the
- * `Registry`, plus the cluster-key security middleware. `layer` assembles them into the
- * `HttpApi.Api` service that a server (stock or `ApiServer`) serves.
+ * Handlers of the discovery HTTP API over the `Registry` (`ApiServer.group` layers, which
+ * are also standard `HttpApiBuilder.group` layers), plus the cluster-key security
+ * middleware. `layer` is everything a server of `DiscoveryApi` needs.
  */
-import type { HttpApi } from "@effect/platform"
-import { HttpApiBuilder } from "@effect/platform"
+import type { HttpApiGroup } from "@effect/platform"
 import { Effect, Layer, Metric, Option } from "effect"
+import * as ApiServer from "../http/ApiServer.js"
 import type { Redacted } from "effect"
 import * as ClusterKey from "./ClusterKey.js"
 import {
@@ -44,7 +44,7 @@ export const layerClusterAuth = (clusterKey: Option.Option<Redacted.Redacted<str
     })
   )
 
-export const layerDiscoveryGroup = HttpApiBuilder.group(DiscoveryApi, "discovery", (handlers) =>
+export const layerDiscoveryGroup = ApiServer.group(DiscoveryApi, "discovery", (handlers) =>
   Effect.gen(function*() {
     const registry = yield* Registry
     return handlers
@@ -82,18 +82,21 @@ export const layerDiscoveryGroup = HttpApiBuilder.group(DiscoveryApi, "discovery
         ))
   }))
 
-export const layerHealthGroup = HttpApiBuilder.group(DiscoveryApi, "health", (handlers) =>
+export const layerHealthGroup = ApiServer.group(DiscoveryApi, "health", (handlers) =>
   Effect.gen(function*() {
     const registry = yield* Registry
     return handlers.handle("health", () =>
       Effect.map(registry.peers, (peers) => ({ status: "ok" as const, role: "discovery" as const, peers: peers.length })))
   }))
 
-/** The discovery `HttpApi.Api` with its handlers and security, ready to be served. */
+/** The handlers and the security of `DiscoveryApi`, ready to be served. */
 export const layer = (options: {
   readonly clusterKey: Option.Option<Redacted.Redacted<string>>
-}): Layer.Layer<HttpApi.Api, never, Registry> =>
-  HttpApiBuilder.api(DiscoveryApi).pipe(
-    Layer.provide([layerDiscoveryGroup, layerHealthGroup]),
-    Layer.provide(layerClusterAuth(options.clusterKey))
+}): Layer.Layer<
+  HttpApiGroup.ApiGroup<"discovery", "discovery"> | HttpApiGroup.ApiGroup<"discovery", "health"> | ClusterAuth,
+  never,
+  Registry
+> =>
+  Layer.mergeAll(layerDiscoveryGroup, layerHealthGroup).pipe(
+    Layer.provideMerge(layerClusterAuth(options.clusterKey))
   )

@@ -1,12 +1,11 @@
 /**
  * The discovery role (`dcounter --role discovery`): the registry and its HTTP API on
  * `--addr`, configured by `DiscoveryConfig`. Logs the address it listens on. The output
- * keeps `Registry` and `HttpServer` for tests and for composing (`HttpServer.addressWith`).
+ * keeps `Registry` and `ApiServer` (the bound address) for tests and for composing.
  */
-import type { HttpServerError } from "@effect/platform"
-import { HttpServer } from "@effect/platform"
 import { Duration, Effect, Layer, Option } from "effect"
 import { DiscoveryConfig } from "../config/DiscoveryConfig.js"
+import { ApiServer, type ApiServerError } from "../http/ApiServer.js"
 import * as DiscoveryHandlers from "./DiscoveryHandlers.js"
 import * as DiscoveryHttpServer from "./DiscoveryHttpServer.js"
 import * as Registry from "./Registry.js"
@@ -14,9 +13,9 @@ import * as Registry from "./Registry.js"
 const logListening = Layer.effectDiscard(
   Effect.gen(function*() {
     const config = yield* DiscoveryConfig
-    const address = yield* HttpServer.addressFormattedWith(Effect.succeed)
+    const server = yield* ApiServer
     yield* Effect.logInfo(
-      `discovery listening on ${address} (peer TTL ${Duration.format(config.peerTtl)}, ` +
+      `discovery listening on ${server.url} (peer TTL ${Duration.format(config.peerTtl)}, ` +
         `at most ${config.maxPeers} peers, cluster key ${Option.isSome(config.clusterKey) ? "required" : "off"})`
     )
   })
@@ -25,7 +24,7 @@ const logListening = Layer.effectDiscard(
 /** The role over a given registry layer (tests swap in an instrumented one). */
 export const layerWithRegistry = <E, R>(
   registry: Layer.Layer<Registry.Registry, E, R>
-): Layer.Layer<Registry.Registry | HttpServer.HttpServer, HttpServerError.ServeError | E, DiscoveryConfig | R> =>
+): Layer.Layer<Registry.Registry | ApiServer, ApiServerError | E, DiscoveryConfig | R> =>
   Layer.unwrapEffect(
     Effect.map(DiscoveryConfig, (config) =>
       DiscoveryHttpServer.layer({ addr: config.addr }).pipe(
@@ -36,8 +35,6 @@ export const layerWithRegistry = <E, R>(
   )
 
 /** The discovery role, configured by `DiscoveryConfig`. */
-export const layer: Layer.Layer<
-  Registry.Registry | HttpServer.HttpServer,
-  HttpServerError.ServeError,
-  DiscoveryConfig
-> = layerWithRegistry(Registry.layerConfig)
+export const layer: Layer.Layer<Registry.Registry | ApiServer, ApiServerError, DiscoveryConfig> = layerWithRegistry(
+  Registry.layerConfig
+)

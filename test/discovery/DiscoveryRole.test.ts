@@ -1,9 +1,9 @@
 import { describe, expect, it } from "@effect/vitest"
-import { HttpServer } from "@effect/platform"
 import { Duration, Effect, Layer, Option } from "effect"
 import { DiscoveryConfig } from "../../src/config/DiscoveryConfig.js"
 import * as DiscoveryRole from "../../src/discovery/DiscoveryRole.js"
 import { Registry } from "../../src/discovery/Registry.js"
+import { ApiServer } from "../../src/http/ApiServer.js"
 import { call, key, startDiscovery } from "./startDiscovery.js"
 
 const post = (url: string, body: unknown, headers: Record<string, string> = {}) =>
@@ -20,9 +20,8 @@ describe("DiscoveryRole (live HTTP)", () => {
       const context = yield* Layer.build(
         DiscoveryRole.layer.pipe(Layer.provide(DiscoveryConfig.layer({ addr: "127.0.0.1:0", maxPeers: 1 })))
       )
-      const server = yield* Effect.provide(HttpServer.HttpServer, context)
+      const { url } = yield* Effect.provide(ApiServer, context)
       const registry = yield* Effect.provide(Registry, context)
-      const url = server.address._tag === "TcpAddress" ? `http://127.0.0.1:${server.address.port}` : ""
       expect((yield* post(`${url}/register`, n1)).status).toBe(200)
       expect((yield* post(`${url}/register`, n2)).status).toBe(507) // maxPeers from the config
       expect((yield* registry.peers).map((p) => p.addr)).toEqual([n1.addr])
@@ -157,8 +156,10 @@ describe("DiscoveryRole (live HTTP)", () => {
         expect((yield* call(`${d.url}/peers`, { headers })).status).toBe(401)
       }
       expect(yield* d.registry.size).toBe(0)
-      // a bad body without the key is 401, not 400: auth first
-      expect((yield* post(`${d.url}/register`, "{", wrong)).status).toBe(401)
+      // a body that does not match the schema, without the key, is 401, not 400: auth first
+      // (malformed JSON is answered 400 by ApiServer before any middleware runs)
+      expect((yield* post(`${d.url}/register`, { addr: "nope" }, wrong)).status).toBe(401)
+      expect((yield* post(`${d.url}/heartbeat`, {}, {})).status).toBe(401)
 
       expect((yield* post(`${d.url}/register`, n1, auth)).status).toBe(200)
       expect((yield* post(`${d.url}/heartbeat`, { addr: n1.addr }, auth)).status).toBe(200)
@@ -167,6 +168,11 @@ describe("DiscoveryRole (live HTTP)", () => {
       expect((peers.json as ReadonlyArray<unknown>).length).toBe(1)
       expect((yield* post(`${d.url}/deregister`, { addr: n1.addr }, auth)).status).toBe(200)
       expect((yield* call(`${d.url}/health`)).status).toBe(200)
+      // /metrics is open too, and carries the discovery metrics
+      const metrics = yield* call(`${d.url}/metrics`)
+      expect(metrics.status).toBe(200)
+      expect(String(metrics.json)).toContain("dcounter_discovery_registered_peers")
+      expect(String(metrics.json)).toContain("dcounter_discovery_unauthorized_total")
     }))
 
   it.scopedLive("serves /openapi.json (with the bearer scheme) and /docs", () =>

@@ -1,10 +1,10 @@
 /** Test helper: a real discovery role on an ephemeral loopback port. */
-import { HttpServer } from "@effect/platform"
 import { Effect, Layer, Redacted } from "effect"
 import type { Scope } from "effect"
 import type { DiscoveryConfigShape } from "../../src/config/DiscoveryConfig.js"
 import { DiscoveryConfig } from "../../src/config/DiscoveryConfig.js"
 import * as DiscoveryRole from "../../src/discovery/DiscoveryRole.js"
+import { ApiServer } from "../../src/http/ApiServer.js"
 import * as Registry from "../../src/discovery/Registry.js"
 
 /** A call the registry received, in order. */
@@ -55,10 +55,9 @@ export const startDiscovery = (
         Layer.provide(DiscoveryConfig.layer({ addr: "127.0.0.1:0", ...config }))
       )
     )
-    const server = yield* Effect.provide(HttpServer.HttpServer, context)
+    const server = yield* Effect.provide(ApiServer, context)
     const registry = yield* Effect.provide(Registry.Registry, context)
-    const port = server.address._tag === "TcpAddress" ? server.address.port : 0
-    return { addr: `127.0.0.1:${port}`, url: `http://127.0.0.1:${port}`, registry, calls }
+    return { addr: `${server.address.host}:${server.address.port}`, url: server.url, registry, calls }
   })
 
 /**
