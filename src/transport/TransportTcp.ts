@@ -257,6 +257,19 @@ export const makeWith = <M>(
     const outboundSockets = new Set<net.Socket>()
     let closing = false
     const helloFrame = encodeFrame(Codec.encode(self), key)
+    /**
+     * Payload bytes per message object: the gossip loop sends one Push to several peers,
+     * and messages are immutable, so each is encoded once however many peers get it.
+     */
+    const encoded = new WeakMap<object, Uint8Array>()
+    const encodeOnce = (message: M): Uint8Array => {
+      if (typeof message !== "object" || message === null) return wire.encode(message)
+      const hit = encoded.get(message)
+      if (hit !== undefined) return hit
+      const bytes = wire.encode(message)
+      encoded.set(message, bytes)
+      return bytes
+    }
 
     const log = (effect: Effect.Effect<void>) => {
       if (!closing) runFork(effect)
@@ -488,7 +501,7 @@ export const makeWith = <M>(
           if (next === undefined) break
           let payload: Uint8Array
           try {
-            payload = wire.encode(next.message)
+            payload = encodeOnce(next.message)
           } catch (e) {
             peer.dropped++
             yield* Effect.logError(`gossip: cannot encode a message for ${peer.addr}: ${describe(e)}`)
