@@ -122,23 +122,29 @@ export const make = (options: RegistryOptions) =>
 
     const isLive = (entry: RegistryEntry, now: number) => now - entry.lastSeen < ttlMillis
 
-    /** Drops expired entries; returns how many. Call inside `Effect.sync`. */
-    const dropExpired = (now: number): number => {
-      let dropped = 0
+    /** Drops expired entries; returns their addresses. Call inside `Effect.sync`. */
+    const dropExpired = (now: number): ReadonlyArray<string> => {
+      const dropped: Array<string> = []
       for (const [addr, entry] of entries) {
         if (!isLive(entry, now)) {
           entries.delete(addr)
-          dropped++
+          dropped.push(addr)
         }
       }
       return dropped
     }
 
-    const publish = (dropped: number) =>
-      Effect.zipRight(
-        dropped > 0 ? Metric.incrementBy(expired, dropped) : Effect.void,
-        Metric.set(registeredPeers, entries.size)
-      )
+    /** Counts and logs expired entries (first 10 by address), and publishes the size. */
+    const publish = (dropped: ReadonlyArray<string>) =>
+      Effect.gen(function*() {
+        if (dropped.length > 0) {
+          yield* Metric.incrementBy(expired, dropped.length)
+          const shown = dropped.slice(0, 10).join(", ")
+          const more = dropped.length > 10 ? ` and ${dropped.length - 10} more` : ""
+          yield* Effect.logInfo(`expired peer(s), no heartbeat for ${Duration.format(Duration.millis(ttlMillis))}: ${shown}${more}`)
+        }
+        yield* Metric.set(registeredPeers, entries.size)
+      })
 
     const register = Effect.fn("Registry.register")(function*(registration: Registration) {
       const now = yield* Clock.currentTimeMillis
@@ -149,7 +155,7 @@ export const make = (options: RegistryOptions) =>
           nodeId: registration.nodeId,
           lastSeen: now
         }
-        let dropped = 0
+        let dropped: ReadonlyArray<string> = []
         if (!entries.has(entry.addr) && entries.size >= capacity) {
           dropped = dropExpired(now)
           if (entries.size >= capacity) return { ok: false, dropped }
@@ -169,15 +175,16 @@ export const make = (options: RegistryOptions) =>
       const now = yield* Clock.currentTimeMillis
       const found = yield* Effect.sync(() => {
         const known = entries.get(addr)
-        if (known === undefined) return false
+        if (known === undefined) return "unknown" as const
         if (!isLive(known, now)) {
           entries.delete(addr)
-          return false
+          return "expired" as const
         }
         entries.set(addr, { ...known, lastSeen: now })
-        return true
+        return "live" as const
       })
-      if (!found) {
+      if (found === "expired") yield* publish([addr])
+      if (found !== "live") {
         yield* Metric.increment(unknownHeartbeats)
         return yield* new PeerNotRegistered({ addr })
       }
@@ -193,7 +200,7 @@ export const make = (options: RegistryOptions) =>
         return isLive(known, now)
       })
       if (wasLive) yield* Metric.increment(deregistrations)
-      yield* publish(0)
+      yield* publish([])
       return wasLive
     })
 
@@ -210,8 +217,7 @@ export const make = (options: RegistryOptions) =>
       const now = yield* Clock.currentTimeMillis
       const dropped = yield* Effect.sync(() => dropExpired(now))
       yield* publish(dropped)
-      if (dropped > 0) yield* Effect.logDebug(`discovery registry: ${dropped} peer(s) expired`)
-      return dropped
+      return dropped.length
     }).pipe(Effect.withSpan("Registry.sweep"))
 
     const sweepInterval = options.sweepInterval !== undefined
