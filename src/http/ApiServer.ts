@@ -920,7 +920,8 @@ const compileEndpoint = (
     _tag: "Endpoint",
     name,
     record,
-    readsBody: payload !== undefined && bodyMethod,
+    // also without a payload schema: the handler may read the body through `request`
+    readsBody: bodyMethod,
     decodePath: path === undefined ? undefined : makeDecoder(path, "path"),
     decodeUrlParams: normalize === undefined || decodeQuery === undefined
       ? undefined

@@ -39,6 +39,13 @@ describe("ApiServer", () => {
       expect(text.headers["content-type"]).toMatch(/^text\/plain/)
       expect(text.text).toBe("plain text")
 
+      const echo = yield* request(`${url}/echo?x=1`, {
+        method: "POST",
+        body: `{"a":[1,2]}`,
+        headers: { ...json, "x-test": "yes" }
+      })
+      expect(echo.json).toEqual({ header: "yes", method: "POST", url: "/echo?x=1", body: { a: [1, 2] } })
+
       const created = yield* request(`${url}/created`, { method: "POST", body: `{"name":"a","value":1}`, headers: json })
       expect(created.status).toBe(201)
       expect(created.json).toEqual({ name: "a", value: 1 })

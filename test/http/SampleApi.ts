@@ -47,6 +47,11 @@ export class CountersGroup extends HttpApiGroup.make("counters")
   .add(HttpApiEndpoint.get("text", "/text").addSuccess(HttpApiSchema.Text()))
   .add(HttpApiEndpoint.post("created", "/created").setPayload(Named).addSuccess(Named, { status: 201 }))
   .add(HttpApiEndpoint.post("slow", "/slow").addSuccess(Value))
+  .add(
+    HttpApiEndpoint.post("echo", "/echo").addSuccess(
+      Schema.Struct({ header: Schema.String, method: Schema.String, url: Schema.String, body: Schema.Unknown })
+    )
+  )
 {}
 
 export class SampleApi extends HttpApi.make("sample").add(CountersGroup) {}
@@ -109,6 +114,13 @@ export const buildCounters = (handlers: Handlers) =>
     .handle("text", () => Effect.succeed("plain text"))
     .handle("created", ({ payload }) => Effect.succeed(payload))
     .handle("slow", () => Effect.as(Effect.sleep("300 millis"), { value: 0, nodeId: "slow" }))
+    .handle("echo", ({ request }) =>
+      Effect.map(Effect.orDie(request.json), (body) => ({
+        header: String(request.headers["x-test"] ?? ""),
+        method: request.method,
+        url: request.url,
+        body
+      })))
 
 /** The group for ApiServer's fast path (also works under `HttpApiBuilder.serve()`). */
 export const CountersLive = ApiServer.group(SampleApi, "counters", buildCounters)

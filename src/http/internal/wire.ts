@@ -5,8 +5,18 @@
  *
  * @internal
  */
-import { Cookies, HttpServerRequest, HttpServerResponse } from "@effect/platform"
-import type { Runtime } from "effect"
+import {
+  Cookies,
+  HttpIncomingMessage as IncomingMessage,
+  HttpServerError,
+  HttpServerRequest,
+  HttpServerResponse,
+  UrlParams
+} from "@effect/platform"
+import type { Headers as PlatformHeaders } from "@effect/platform"
+import type { HttpMethod } from "@effect/platform/HttpMethod"
+import { Effect, Inspectable, Option } from "effect"
+import type { Runtime, Stream } from "effect"
 import type * as Http from "node:http"
 import { Readable } from "node:stream"
 import type { Encoded } from "./codec.js"
@@ -168,23 +178,122 @@ export const writeServerResponse = (
 }
 
 // ---------------------------------------------------------------------------------------
-// the platform request, built only when a handler asks for it
+// the platform request, built only when a handler (or the platform route) asks for it
 
 const hasBody = (method: string): boolean => method !== "GET" && method !== "HEAD" && method !== "OPTIONS"
+
+/**
+ * A platform `HttpServerRequest` over a `node:http` request whose body was already read:
+ * headers, url, method, cookies and the body accessors (`json`, `text`, `arrayBuffer`,
+ * `urlParamsBody`) answer directly; `stream`, `multipart` and `upgrade` go through a web
+ * `Request` built on first use.
+ */
+class ServerRequestShim extends Inspectable.Class implements HttpServerRequest.HttpServerRequest {
+  readonly [HttpServerRequest.TypeId]: HttpServerRequest.TypeId = HttpServerRequest.TypeId
+  readonly [IncomingMessage.TypeId]: IncomingMessage.TypeId = IncomingMessage.TypeId
+  private webRequest: HttpServerRequest.HttpServerRequest | undefined
+  private cachedCookies: Record<string, string> | undefined
+
+  constructor(
+    readonly source: Http.IncomingMessage,
+    private readonly body: Buffer | undefined,
+    readonly url: string = source.url ?? "/",
+    private readonly headersOverride?: PlatformHeaders.Headers,
+    private readonly remoteAddressOverride?: string
+  ) {
+    super()
+  }
+
+  get originalUrl(): string {
+    return this.source.url ?? "/"
+  }
+  get method(): HttpMethod {
+    return (this.source.method ?? "GET").toUpperCase() as HttpMethod
+  }
+  get headers(): PlatformHeaders.Headers {
+    return this.headersOverride ?? (this.source.headers as PlatformHeaders.Headers)
+  }
+  get remoteAddress(): Option.Option<string> {
+    return Option.fromNullable(this.remoteAddressOverride ?? this.source.socket.remoteAddress)
+  }
+  get cookies(): Record<string, string> {
+    return (this.cachedCookies ??= { ...Cookies.parseHeader(this.source.headers.cookie ?? "") })
+  }
+  private decodeError(cause: unknown): HttpServerError.RequestError {
+    return new HttpServerError.RequestError({ request: this, reason: "Decode", cause })
+  }
+  private get bodyText(): string {
+    return this.body === undefined ? "" : this.body.toString("utf8")
+  }
+  get text(): Effect.Effect<string, HttpServerError.RequestError> {
+    return Effect.sync(() => this.bodyText)
+  }
+  get json(): Effect.Effect<unknown, HttpServerError.RequestError> {
+    return Effect.try({ try: () => JSON.parse(this.bodyText) as unknown, catch: (e) => this.decodeError(e) })
+  }
+  get urlParamsBody(): Effect.Effect<UrlParams.UrlParams, HttpServerError.RequestError> {
+    return Effect.try({ try: () => UrlParams.fromInput(new URLSearchParams(this.bodyText)), catch: (e) => this.decodeError(e) })
+  }
+  get arrayBuffer(): Effect.Effect<ArrayBuffer, HttpServerError.RequestError> {
+    return Effect.sync(() => {
+      const b = this.body ?? Buffer.alloc(0)
+      return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer
+    })
+  }
+  private get web(): HttpServerRequest.HttpServerRequest {
+    if (this.webRequest === undefined) {
+      const headers = new Headers()
+      for (const [key, value] of Object.entries(this.headers)) {
+        // the body is passed whole: its framing headers no longer apply
+        if (value === undefined || key === "content-length" || key === "transfer-encoding") continue
+        if (Array.isArray(value)) for (const v of value) headers.append(key, v)
+        else headers.set(key, value)
+      }
+      const init: RequestInit = { method: this.method, headers }
+      if (this.body !== undefined && hasBody(this.method)) init.body = this.body
+      this.webRequest = HttpServerRequest.fromWeb(
+        new Request(`http://${this.source.headers.host ?? "localhost"}${this.url}`, init)
+      )
+    }
+    return this.webRequest
+  }
+  get stream(): Stream.Stream<Uint8Array, HttpServerError.RequestError> {
+    return this.web.stream
+  }
+  get multipart(): HttpServerRequest.HttpServerRequest["multipart"] {
+    return this.web.multipart
+  }
+  get multipartStream(): HttpServerRequest.HttpServerRequest["multipartStream"] {
+    return this.web.multipartStream
+  }
+  get upgrade(): HttpServerRequest.HttpServerRequest["upgrade"] {
+    return Effect.fail(
+      new HttpServerError.RequestError({ request: this, reason: "Decode", description: "upgrade is not supported" })
+    )
+  }
+  modify(options: {
+    readonly url?: string | undefined
+    readonly headers?: PlatformHeaders.Headers | undefined
+    readonly remoteAddress?: string | undefined
+  }): HttpServerRequest.HttpServerRequest {
+    return new ServerRequestShim(
+      this.source,
+      this.body,
+      options.url ?? this.url,
+      options.headers ?? this.headersOverride,
+      options.remoteAddress ?? this.remoteAddressOverride
+    )
+  }
+  toJSON(): unknown {
+    return IncomingMessage.inspect(this, {
+      _id: "@effect/platform/HttpServerRequest",
+      method: this.method,
+      url: this.originalUrl
+    })
+  }
+}
 
 export const toServerRequest = (
   req: Http.IncomingMessage,
   body: Buffer | undefined
-): HttpServerRequest.HttpServerRequest => {
-  const headers = new Headers()
-  for (const [key, value] of Object.entries(req.headers)) {
-    // the body is passed whole: its framing headers no longer apply
-    if (value === undefined || key === "content-length" || key === "transfer-encoding") continue
-    if (Array.isArray(value)) for (const v of value) headers.append(key, v)
-    else headers.set(key, value)
-  }
-  const method = req.method ?? "GET"
-  const init: RequestInit = { method, headers }
-  if (body !== undefined && hasBody(method)) init.body = body
-  return HttpServerRequest.fromWeb(new Request(`http://${req.headers.host ?? "localhost"}${req.url ?? "/"}`, init))
-}
+): HttpServerRequest.HttpServerRequest => new ServerRequestShim(req, body)

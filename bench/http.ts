@@ -1,0 +1,547 @@
+/**
+ * HTTP throughput and latency, side by side in one run, as ratios to a bare `node:http`
+ * counter (bench/baseline.ts) measured in the same run:
+ *
+ *   - bare node:http counter (the baseline)
+ *   - ApiServer, in-memory counter handler (`ApiServer.group`)
+ *   - ApiServer, durable handler: a real group commit (write + fdatasync per batch) in a
+ *     temporary file before answering
+ *   - ApiServer serving a stock `HttpApiBuilder.group` (the platform-route fallback)
+ *   - stock `HttpApiBuilder.serve()` on `NodeHttpServer`, same in-memory handler
+ *   - any extra targets given to `run({ targets })` (e.g. a real node's URL)
+ *
+ * Every server runs in its own child process, the load generator in another (wrk, or
+ * autocannon if wrk is missing), 50 connections, POST /increment with `{"by":1}`. Targets
+ * are measured in interleaved rounds and the median round is reported, with the median of
+ * the per-round ratios, because the machine is shared and noisy.
+ *
+ *     npx tsc -p tsconfig.build.json && node dist/bench/http.js [--quick] [--profile DIR]
+ *       [--only api-memory,api-durable,api-platform-route,stock] [--rounds N] [--seconds S]
+ *     node dist/bench/http.js --serve api-durable [--port 8123]   # one server, standalone
+ *
+ * `--profile DIR` runs the servers under `node --cpu-prof` and leaves the profiles in DIR.
+ */
+import { HttpApi, HttpApiBuilder, HttpApiEndpoint, HttpApiGroup, HttpServer } from "@effect/platform"
+import type { HttpApiError } from "@effect/platform"
+import { NodeHttpServer } from "@effect/platform-node"
+import { Effect, Exit, Fiber, Layer, Schema, Scope } from "effect"
+import { spawn, spawnSync } from "node:child_process"
+import type { ChildProcess } from "node:child_process"
+import * as Fs from "node:fs"
+import { createRequire } from "node:module"
+import * as Http from "node:http"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import { fileURLToPath } from "node:url"
+import * as ApiServer from "../src/http/ApiServer.js"
+import * as Baseline from "./baseline.js"
+import type { BenchOptions, BenchResult } from "./BenchResult.js"
+import { figure, isMain, main, ratioOf } from "./BenchResult.js"
+
+// ---------------------------------------------------------------------------------------
+// the API under test
+
+const By = Schema.Struct({ by: Schema.optional(Schema.Int.pipe(Schema.positive())) })
+const Value = Schema.Struct({ value: Schema.Number, nodeId: Schema.String })
+
+class BenchGroup extends HttpApiGroup.make("counter")
+  .add(HttpApiEndpoint.post("increment", "/increment").setPayload(By).addSuccess(Value))
+  .add(HttpApiEndpoint.get("counter", "/counter").addSuccess(Value))
+{}
+
+class BenchApi extends HttpApi.make("bench").add(BenchGroup) {}
+
+type Handlers = HttpApiBuilder.Handlers.FromGroup<HttpApiError.HttpApiDecodeError, never, typeof BenchGroup>
+
+/** In-memory counter handlers, or durable ones when `commit` is given. */
+const buildHandlers = (commit?: (done: () => void) => void) => (handlers: Handlers) => {
+  let value = 0
+  return handlers
+    .handle("increment", ({ payload }) =>
+      commit === undefined
+        ? Effect.sync(() => ({ value: (value += payload.by ?? 1), nodeId: "bench" }))
+        : Effect.async<{ value: number; nodeId: string }>((resume) => {
+          const by = payload.by ?? 1
+          commit(() => resume(Effect.succeed({ value: (value += by), nodeId: "bench" })))
+        }))
+    .handle("counter", () => Effect.sync(() => ({ value, nodeId: "bench" })))
+}
+
+/**
+ * A minimal group commit: appends queue up while a batch is being written and
+ * fdatasynced; the next batch starts when the previous one is durable. One 16-byte record
+ * per append.
+ */
+const makeGroupCommit = (file: string): { readonly commit: (done: () => void) => void; readonly close: () => void } => {
+  const fd = Fs.openSync(file, "a")
+  let pending: Array<() => void> = []
+  let busy = false
+  const flush = () => {
+    busy = true
+    const batch = pending
+    pending = []
+    const record = Buffer.alloc(16 * batch.length, 0x2a)
+    Fs.write(fd, record, (writeError) => {
+      if (writeError) throw writeError
+      Fs.fdatasync(fd, (syncError) => {
+        if (syncError) throw syncError
+        for (const done of batch) done()
+        busy = false
+        if (pending.length > 0) flush()
+      })
+    })
+  }
+  return {
+    commit: (done) => {
+      pending.push(done)
+      if (!busy) flush()
+    },
+    close: () => Fs.closeSync(fd)
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// servers (each runs in a child process: `--serve <kind>`)
+
+export type ServerKind = "baseline" | "api-memory" | "api-durable" | "api-platform-route" | "stock"
+
+const serverNames: Record<ServerKind, string> = {
+  "baseline": "bare node:http counter",
+  "api-memory": "ApiServer, in-memory handler",
+  "api-durable": "ApiServer, durable handler (group commit: write + fdatasync)",
+  "api-platform-route": "ApiServer, stock HttpApiBuilder.group (platform-route fallback)",
+  "stock": "HttpApiBuilder.serve() on NodeHttpServer, in-memory handler"
+}
+
+const goals: Partial<Record<ServerKind, number>> = { "api-memory": 0.85, "api-durable": 0.7 }
+
+const serverLayer = (
+  kind: Exclude<ServerKind, "baseline">,
+  port: number,
+  scope: Scope.Scope
+): Effect.Effect<{ readonly address: { readonly port: number } }, unknown> => {
+  const addr = { host: "127.0.0.1", port }
+  switch (kind) {
+    case "api-memory":
+      return Effect.map(
+        Layer.buildWithScope(
+          ApiServer.layer(BenchApi, { addr }).pipe(Layer.provide(ApiServer.group(BenchApi, "counter", buildHandlers()))),
+          scope
+        ),
+        (ctx) => ctx.unsafeMap.get(ApiServer.ApiServer.key) as ApiServer.ApiServer["Type"]
+      )
+    case "api-platform-route":
+      return Effect.map(
+        Layer.buildWithScope(
+          ApiServer.layer(BenchApi, { addr }).pipe(
+            Layer.provide(HttpApiBuilder.group(BenchApi, "counter", buildHandlers()))
+          ),
+          scope
+        ),
+        (ctx) => ctx.unsafeMap.get(ApiServer.ApiServer.key) as ApiServer.ApiServer["Type"]
+      )
+    case "api-durable": {
+      const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "dcounter-bench-http-"))
+      const gc = makeGroupCommit(Path.join(dir, "wal"))
+      return Effect.zipLeft(
+        Effect.map(
+          Layer.buildWithScope(
+            ApiServer.layer(BenchApi, { addr }).pipe(
+              Layer.provide(ApiServer.group(BenchApi, "counter", buildHandlers(gc.commit)))
+            ),
+            scope
+          ),
+          (ctx) => ctx.unsafeMap.get(ApiServer.ApiServer.key) as ApiServer.ApiServer["Type"]
+        ),
+        Scope.addFinalizer(scope, Effect.sync(() => {
+          gc.close()
+          Fs.rmSync(dir, { recursive: true, force: true })
+        }))
+      )
+    }
+    case "stock":
+      return Effect.flatMap(
+        Layer.buildWithScope(
+          HttpApiBuilder.serve().pipe(
+            Layer.provide(HttpApiBuilder.api(BenchApi)),
+            Layer.provide(HttpApiBuilder.group(BenchApi, "counter", buildHandlers())),
+            Layer.provideMerge(NodeHttpServer.layer(() => Http.createServer(), { port, host: addr.host }))
+          ),
+          scope
+        ),
+        (ctx) =>
+          Effect.map(Effect.provide(HttpServer.HttpServer, ctx), (server) => {
+            const a = server.address
+            const p = a._tag === "TcpAddress" ? a.port : 0
+            return { address: { host: addr.host, port: p }, url: `http://${addr.host}:${p}` }
+          })
+      )
+  }
+}
+
+/** Runs one server until SIGTERM/SIGINT; prints `listening <host>:<port>` when ready. */
+const serve = async (kind: ServerKind, port: number): Promise<void> => {
+  if (kind === "baseline") {
+    const server = await Baseline.start(port)
+    process.stdout.write(`listening 127.0.0.1:${server.port}\n`)
+    const stop = () => void server.close().then(() => process.exit(0))
+    process.once("SIGTERM", stop)
+    process.once("SIGINT", stop)
+    return
+  }
+  const scope = Effect.runSync(Scope.make())
+  const fiber = Effect.runFork(
+    Effect.flatMap(serverLayer(kind, port, scope), (server) =>
+      Effect.sync(() => process.stdout.write(`listening 127.0.0.1:${server.address.port}\n`)))
+  )
+  const exit = await Effect.runPromise(Fiber.await(fiber))
+  if (Exit.isFailure(exit)) {
+    process.stderr.write(`bench server ${kind} failed: ${String(exit.cause)}\n`)
+    process.exit(1)
+  }
+  const stop = () => void Effect.runPromise(Scope.close(scope, Exit.void)).then(() => process.exit(0))
+  process.once("SIGTERM", stop)
+  process.once("SIGINT", stop)
+}
+
+interface Child {
+  readonly kind: ServerKind
+  readonly process: ChildProcess
+  readonly url: string
+}
+
+const thisFile = fileURLToPath(import.meta.url)
+
+const startChild = (kind: ServerKind, profileDir: string | undefined): Promise<Child> =>
+  new Promise((resolve, reject) => {
+    const args = profileDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${kind}.cpuprofile`]
+    const child = spawn(process.execPath, [...args, thisFile, "--serve", kind, "--port", "0"], {
+      stdio: ["ignore", "pipe", "pipe"]
+    })
+    let out = ""
+    let err = ""
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL")
+      reject(new Error(`server ${kind} did not start within 30 s: ${err.slice(-500)}`))
+    }, 30_000)
+    child.stderr!.on("data", (d: Buffer) => (err += d.toString()))
+    child.stdout!.on("data", (d: Buffer) => {
+      out += d.toString()
+      const m = /^listening (\S+):(\d+)$/m.exec(out)
+      if (m !== null) {
+        clearTimeout(timer)
+        child.stdout!.removeAllListeners("data")
+        child.stdout!.resume()
+        resolve({ kind, process: child, url: `http://${m[1]}:${m[2]}` })
+      }
+    })
+    child.once("exit", (code) => {
+      clearTimeout(timer)
+      reject(new Error(`server ${kind} exited with ${code}: ${err.slice(-500)}`))
+    })
+  })
+
+const stopChild = (child: Child): Promise<void> =>
+  new Promise((resolve) => {
+    if (child.process.exitCode !== null) return resolve()
+    const timer = setTimeout(() => child.process.kill("SIGKILL"), 5_000)
+    child.process.once("exit", () => {
+      clearTimeout(timer)
+      resolve()
+    })
+    child.process.kill("SIGTERM")
+  })
+
+// ---------------------------------------------------------------------------------------
+// load generators
+
+export interface LoadResult {
+  readonly rps: number
+  readonly p50ms: number
+  readonly p99ms: number
+  readonly requests: number
+  /** answers other than 2xx/3xx, and socket errors */
+  readonly failures: number
+}
+
+export interface Target {
+  readonly name: string
+  /** full URL, e.g. `http://127.0.0.1:8010/increment` */
+  readonly url: string
+  readonly method?: "GET" | "POST" | undefined
+  readonly body?: string | undefined
+  /** ratio to the baseline this target should reach, e.g. 0.7 */
+  readonly goal?: number | undefined
+}
+
+interface LoadGenerator {
+  readonly name: string
+  readonly run: (target: Target, seconds: number, connections: number) => Promise<LoadResult>
+}
+
+const runProcess = (command: string, args: ReadonlyArray<string>, timeoutMs: number): Promise<string> =>
+  new Promise((resolve, reject) => {
+    const child = spawn(command, args, { stdio: ["ignore", "pipe", "pipe"] })
+    let out = ""
+    let err = ""
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()))
+    child.stderr.on("data", (d: Buffer) => (err += d.toString()))
+    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs)
+    child.once("error", reject)
+    child.once("exit", (code) => {
+      clearTimeout(timer)
+      if (code === 0) resolve(out)
+      else reject(new Error(`${command} exited with ${code}: ${err.slice(-500)}`))
+    })
+  })
+
+const luaString = (s: string): string => `"${s.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n")}"`
+
+const wrk = (scriptDir: string): LoadGenerator => ({
+  name: "wrk",
+  run: async (target, seconds, connections) => {
+    const script = Path.join(scriptDir, `wrk-${Math.random().toString(36).slice(2)}.lua`)
+    const method = target.method ?? "POST"
+    Fs.writeFileSync(
+      script,
+      [
+        `wrk.method = ${luaString(method)}`,
+        target.body !== undefined ? `wrk.body = ${luaString(target.body)}` : "",
+        target.body !== undefined ? `wrk.headers["Content-Type"] = "application/json"` : "",
+        "done = function(summary, latency, requests)",
+        "  local e = summary.errors",
+        `  io.write(string.format('RESULT {"requests":%d,"duration_us":%d,"p50_us":%f,"p99_us":%f,"status":%d,"socket":%d}\\n',`,
+        "    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99), e.status,",
+        "    e.connect + e.read + e.write + e.timeout))",
+        "end"
+      ].join("\n")
+    )
+    try {
+      const out = await runProcess(
+        "wrk",
+        ["-t1", `-c${connections}`, `-d${seconds}s`, "--timeout", "10s", "-s", script, target.url],
+        (seconds + 30) * 1000
+      )
+      const line = /^RESULT (\{.*\})$/m.exec(out)
+      if (line === null) throw new Error(`wrk printed no result: ${out.slice(-500)}`)
+      const r = JSON.parse(line[1]!) as {
+        requests: number
+        duration_us: number
+        p50_us: number
+        p99_us: number
+        status: number
+        socket: number
+      }
+      return {
+        rps: r.requests / (r.duration_us / 1e6),
+        p50ms: r.p50_us / 1000,
+        p99ms: r.p99_us / 1000,
+        requests: r.requests,
+        failures: r.status + r.socket
+      }
+    } finally {
+      Fs.rmSync(script, { force: true })
+    }
+  }
+})
+
+const autocannon = (bin: string): LoadGenerator => ({
+  name: "autocannon",
+  run: async (target, seconds, connections) => {
+    const args = ["-c", String(connections), "-d", String(seconds), "-m", target.method ?? "POST", "--json"]
+    if (target.body !== undefined) args.push("-b", target.body, "-H", "content-type=application/json")
+    const out = await runProcess(process.execPath, [bin, ...args, target.url], (seconds + 30) * 1000)
+    const r = JSON.parse(out.slice(out.indexOf("{"))) as {
+      requests: { total: number; average: number }
+      latency: { p50: number; p99: number }
+      duration: number
+      non2xx: number
+      errors: number
+      timeouts: number
+    }
+    return {
+      rps: r.requests.total / r.duration,
+      p50ms: r.latency.p50,
+      p99ms: r.latency.p99,
+      requests: r.requests.total,
+      failures: r.non2xx + r.errors + r.timeouts
+    }
+  }
+})
+
+/** wrk if it is installed, else autocannon if it is in node_modules; otherwise says how to get one. */
+export const detectLoadGenerator = (scriptDir: string): LoadGenerator => {
+  const probe = spawnSync("wrk", ["--version"], { encoding: "utf8" })
+  if (probe.error === undefined) return wrk(scriptDir)
+  try {
+    const require = createRequire(import.meta.url)
+    const pkg = require.resolve("autocannon/package.json")
+    return autocannon(Path.join(Path.dirname(pkg), "autocannon.js"))
+  } catch {
+    throw new Error(
+      "no HTTP load generator: install wrk (Debian: apt-get install -y wrk) or autocannon " +
+        "(npm install --no-save autocannon); wrk is preferred: it is lighter, so it takes less CPU from the server"
+    )
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// the benchmark
+
+export interface HttpBenchOptions extends BenchOptions {
+  /** extra targets measured against the same baseline (e.g. a real node or gateway) */
+  readonly targets?: ReadonlyArray<Target>
+  /** start and measure the built-in servers besides the baseline (default true) */
+  readonly builtins?: boolean
+  /** only these built-in servers (the baseline is always measured) */
+  readonly only?: ReadonlyArray<ServerKind>
+  readonly connections?: number
+  /** seconds of load per target and round (default 5; quick: 2) */
+  readonly seconds?: number
+  /** interleaved rounds (default 3; quick: 1) */
+  readonly rounds?: number
+  /** run the server processes under `node --cpu-prof`, writing profiles to this directory */
+  readonly profileDir?: string
+}
+
+/** Median fdatasync latency (ms) of a small write in `dir`: what bounds the durable target. */
+const fdatasyncMillis = (dir: string, samples = 50): number => {
+  const file = Path.join(dir, "fsync-probe")
+  const fd = Fs.openSync(file, "a")
+  const times: Array<number> = []
+  try {
+    for (let i = 0; i < samples; i++) {
+      const t0 = performance.now()
+      Fs.writeSync(fd, Buffer.alloc(16 * 50, 0x2a))
+      Fs.fdatasyncSync(fd)
+      times.push(performance.now() - t0)
+    }
+  } finally {
+    Fs.closeSync(fd)
+    Fs.rmSync(file, { force: true })
+  }
+  return median(times)
+}
+
+const median = (xs: ReadonlyArray<number>): number => {
+  const s = [...xs].sort((a, b) => a - b)
+  const m = s.length >> 1
+  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2
+}
+
+const body = JSON.stringify({ by: 1 })
+
+export const run = async (options: HttpBenchOptions = {}): Promise<ReadonlyArray<BenchResult>> => {
+  const log = options.log ?? ((line: string) => process.stderr.write(line + "\n"))
+  const quick = options.quick === true
+  const connections = options.connections ?? 50
+  const seconds = options.seconds ?? (quick ? 2 : 5)
+  const warmup = quick ? 1 : 2
+  const rounds = options.rounds ?? (quick ? 1 : 3)
+  const scratch = Fs.mkdtempSync(Path.join(Os.tmpdir(), "dcounter-bench-http-"))
+  const generator = detectLoadGenerator(scratch)
+  const all: ReadonlyArray<ServerKind> = ["api-memory", "api-durable", "api-platform-route", "stock"]
+  const kinds: ReadonlyArray<ServerKind> = [
+    "baseline",
+    ...(options.builtins === false ? [] : all.filter((k) => options.only === undefined || options.only.includes(k)))
+  ]
+  log(`http: ${generator.name}, ${connections} connections, ${rounds} round(s) of ${seconds} s per target`)
+  const children: Array<Child> = []
+  try {
+    for (const kind of kinds) children.push(await startChild(kind, options.profileDir))
+    const targets: Array<Target & { readonly kind?: ServerKind }> = [
+      ...children.map((c) => ({
+        kind: c.kind,
+        name: serverNames[c.kind],
+        url: `${c.url}/increment`,
+        method: "POST" as const,
+        body,
+        goal: goals[c.kind]
+      })),
+      ...(options.targets ?? [])
+    ]
+    // warm every target up (JIT, connection setup) before measuring
+    for (const t of targets) await generator.run(t, warmup, connections)
+    const results = new Map<string, Array<LoadResult>>(targets.map((t) => [t.name, []]))
+    for (let round = 1; round <= rounds; round++) {
+      for (const t of targets) {
+        const r = await generator.run(t, seconds, connections)
+        results.get(t.name)!.push(r)
+        log(
+          `  round ${round}/${rounds} ${t.name}: ${Math.round(r.rps)} req/s, p50 ${r.p50ms.toFixed(2)} ms, ` +
+            `p99 ${r.p99ms.toFixed(2)} ms${r.failures > 0 ? `, ${r.failures} failures` : ""}`
+        )
+      }
+    }
+    const fsync = kinds.includes("api-durable") ? fdatasyncMillis(scratch) : undefined
+    const base = results.get(serverNames.baseline)!
+    return targets.map((t): BenchResult => {
+      const rs = results.get(t.name)!
+      const ratios = rs.map((r, i) => r.rps / base[i]!.rps)
+      const ratio = t.kind === "baseline" ? 1 : median(ratios)
+      const failures = rs.reduce((n, r) => n + r.failures, 0)
+      const notes = [
+        `${generator.name} -c${connections}, ${t.method ?? "POST"} ${new URL(t.url).pathname}`,
+        `median of ${rounds} interleaved round(s) of ${seconds} s`,
+        rounds > 1 && t.kind !== "baseline" ? `per-round ratios ${ratios.map((x) => x.toFixed(2)).join(", ")}` : "",
+        failures > 0 ? `${failures} failed requests` : "",
+        t.kind === "api-durable" && fsync !== undefined
+          ? `fdatasync p50 ${fsync.toFixed(2)} ms here: with ${connections} connections and one commit in flight, ` +
+            `at most about ${Math.round(connections / (fsync / 1000))} req/s`
+          : ""
+      ].filter((s) => s !== "").join("; ")
+      const result: BenchResult = {
+        bench: "http",
+        name: t.name,
+        figures: [
+          figure("throughput", median(rs.map((r) => r.rps)), "req/s", "higher"),
+          figure("p50", median(rs.map((r) => r.p50ms)), "ms", "lower"),
+          figure("p99", median(rs.map((r) => r.p99ms)), "ms", "lower")
+        ],
+        notes
+      }
+      if (t.kind === "baseline") return result
+      const withRatio = { ...result, baseline: serverNames.baseline, ratio: ratioOf(ratio, 1) ?? 0 }
+      return t.goal === undefined
+        ? withRatio
+        : { ...withRatio, goal: `>= ${t.goal}x baseline`, met: ratio >= t.goal }
+    })
+  } finally {
+    await Promise.all(children.map(stopChild))
+    Fs.rmSync(scratch, { recursive: true, force: true })
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// command line
+
+const argValue = (name: string): string | undefined => {
+  const i = process.argv.indexOf(name)
+  return i === -1 ? undefined : process.argv[i + 1]
+}
+
+if (isMain(import.meta.url)) {
+  const kind = argValue("--serve")
+  if (kind !== undefined) {
+    if (!(kind in serverNames)) {
+      process.stderr.write(`unknown server ${kind}: one of ${Object.keys(serverNames).join(", ")}\n`)
+      process.exit(2)
+    }
+    void serve(kind as ServerKind, Number(argValue("--port") ?? "0"))
+  } else {
+    const profileDir = argValue("--profile")
+    if (profileDir !== undefined) Fs.mkdirSync(profileDir, { recursive: true })
+    const only = argValue("--only")?.split(",") as Array<ServerKind> | undefined
+    const rounds = argValue("--rounds")
+    const seconds = argValue("--seconds")
+    void main((options) =>
+      run({
+        ...options,
+        ...(profileDir === undefined ? {} : { profileDir: Path.resolve(profileDir) }),
+        ...(only === undefined ? {} : { only }),
+        ...(rounds === undefined ? {} : { rounds: Number(rounds) }),
+        ...(seconds === undefined ? {} : { seconds: Number(seconds) })
+      })
+    )
+  }
+}
