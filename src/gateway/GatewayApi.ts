@@ -50,9 +50,17 @@ export const By = Schema.Int.pipe(
   Schema.lessThanOrEqualTo(Number.MAX_SAFE_INTEGER, { message: () => "by must be at most 2^53 - 1" })
 )
 
-/** `{"by": N}`; no body at all (decoded as null) or no `by` counts as 1. */
+/**
+ * `{"by": N}`; no body at all (decoded as null) or no `by` counts as 1. Any other key is
+ * refused: a body that is not this JSON object (a form, text) can never pass for an empty
+ * one and be counted as `by: 1`.
+ */
 export const ChangeBody = Schema.NullOr(
-  Schema.Struct({ by: Schema.optional(By) }).annotations({ identifier: "ChangeBody" })
+  Schema.Struct({ by: Schema.optional(By) }).annotations({
+    identifier: "ChangeBody",
+    description: "How much to add or subtract; no body counts as {\"by\": 1}",
+    parseOptions: { onExcessProperty: "error" }
+  })
 )
 export type ChangeBody = typeof ChangeBody.Type
 

@@ -1,11 +1,12 @@
 /**
- * Handlers of the gateway API: counters are forwarded through `Upstream` (with its retry
+ * Handlers of the gateway API (`ApiServer.group` layers, which are also standard
+ * `HttpApiBuilder.group` layers): counters are forwarded through `Upstream` (with its retry
  * rule) and the node's answer is checked and relayed; `/nodes` and `/health` come from the
  * `NodePool`.
  */
-import type { HttpApi } from "@effect/platform"
-import { HttpApiBuilder } from "@effect/platform"
+import type { HttpApiGroup } from "@effect/platform"
 import { Duration, Effect, Either, Layer, Schema } from "effect"
+import * as ApiServer from "../http/ApiServer.js"
 import type { NodeView } from "./NodePool.js"
 import { NodePool } from "./NodePool.js"
 import type { ChangeBody } from "./GatewayApi.js"
@@ -63,7 +64,7 @@ const toNodeInfo = (n: NodeView) => ({
   lastCheck: n.lastCheck === 0 ? null : new Date(n.lastCheck).toISOString()
 })
 
-export const layerCounter = HttpApiBuilder.group(GatewayApi, "counter", (handlers) =>
+export const layerCounter = ApiServer.group(GatewayApi, "counter", (handlers) =>
   Effect.gen(function*() {
     const upstream = yield* Upstream
 
@@ -108,7 +109,7 @@ export const layerCounter = HttpApiBuilder.group(GatewayApi, "counter", (handler
           named(path.name, answer)))
   }))
 
-export const layerCluster = HttpApiBuilder.group(GatewayApi, "cluster", (handlers) =>
+export const layerCluster = ApiServer.group(GatewayApi, "cluster", (handlers) =>
   Effect.gen(function*() {
     const pool = yield* NodePool
     return handlers
@@ -134,7 +135,9 @@ export const layerCluster = HttpApiBuilder.group(GatewayApi, "cluster", (handler
         }))
   }))
 
-/** The gateway API's handlers (`HttpApi.Api`), given the pool and the upstream. */
-export const layer: Layer.Layer<HttpApi.Api, never, NodePool | Upstream> = HttpApiBuilder.api(
-  GatewayApi
-).pipe(Layer.provide(layerCounter), Layer.provide(layerCluster))
+/** Every handler group of the gateway API, given the pool and the upstream. */
+export const layer: Layer.Layer<
+  HttpApiGroup.ApiGroup<"gateway", "counter"> | HttpApiGroup.ApiGroup<"gateway", "cluster">,
+  never,
+  NodePool | Upstream
+> = Layer.merge(layerCounter, layerCluster)

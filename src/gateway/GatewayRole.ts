@@ -2,12 +2,12 @@
  * The gateway role (`dcounter --role gateway`): the node pool (static `--nodes` and/or
  * discovery, health-checked every `--refresh-interval`), the forwarding rules, and the HTTP
  * API with the dashboard on `--addr`, configured by `GatewayConfig`. Logs the addresses it
- * listens on. The output keeps `NodePool` and `HttpServer` for tests and composition.
+ * listens on. The output keeps `NodePool` and `ApiServer` (the bound address) for tests
+ * and composition.
  */
-import type { HttpServerError } from "@effect/platform"
-import { HttpServer } from "@effect/platform"
 import { Duration, Effect, Layer, Option } from "effect"
 import { GatewayConfig } from "../config/GatewayConfig.js"
+import { ApiServer, type ApiServerError } from "../http/ApiServer.js"
 import * as DiscoveryHttp from "../membership/DiscoveryHttp.js"
 import * as GatewayHandlers from "./GatewayHandlers.js"
 import * as GatewayHttpServer from "./GatewayHttpServer.js"
@@ -18,7 +18,7 @@ import * as Upstream from "./Upstream.js"
 const logListening = Layer.effectDiscard(
   Effect.gen(function*() {
     const config = yield* GatewayConfig
-    const address = yield* HttpServer.addressFormattedWith(Effect.succeed)
+    const address = (yield* ApiServer).url
     const nodes = yield* (yield* NodePool.NodePool).nodes
     const sources = [
       ...(config.nodes.length > 0 ? [`${config.nodes.length} static node(s)`] : []),
@@ -55,11 +55,7 @@ export const layerCore: Layer.Layer<NodePool.NodePool | Upstream.Upstream, never
   Layer.provide(layerDiscovery)
 )
 
-export const layer: Layer.Layer<
-  NodePool.NodePool | HttpServer.HttpServer,
-  HttpServerError.ServeError,
-  GatewayConfig
-> = Layer.unwrapEffect(
+export const layer: Layer.Layer<NodePool.NodePool | ApiServer, ApiServerError, GatewayConfig> = Layer.unwrapEffect(
   Effect.map(GatewayConfig, (config) =>
     GatewayHttpServer.layer({ addr: config.addr }).pipe(
       Layer.provide(GatewayHandlers.layer),

@@ -1,9 +1,9 @@
-import { HttpServer } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Layer } from "effect"
+import { Context, Duration, Effect, Layer } from "effect"
 import { GatewayConfig } from "../../src/config/GatewayConfig.js"
 import * as GatewayRole from "../../src/gateway/GatewayRole.js"
 import { NodePool } from "../../src/gateway/NodePool.js"
+import { ApiServer } from "../../src/http/ApiServer.js"
 import * as FakeNode from "./FakeNode.js"
 
 /** Starts a gateway on a free port over the given node URLs; returns its base URL. */
@@ -12,11 +12,9 @@ const gateway = (nodes: ReadonlyArray<string>, refreshInterval = Duration.minute
     const context = yield* Layer.build(
       GatewayRole.layer.pipe(Layer.provide(GatewayConfig.layer({ addr: "127.0.0.1:0", nodes, refreshInterval })))
     )
-    const server = context.unsafeMap.get(HttpServer.HttpServer.key) as HttpServer.HttpServer
-    const pool = context.unsafeMap.get(NodePool.key) as NodePool["Type"]
-    const address = server.address
-    if (address._tag !== "TcpAddress") throw new Error("expected a TCP address")
-    return { base: `http://127.0.0.1:${address.port}`, pool }
+    const server = Context.get(context, ApiServer)
+    const pool = Context.get(context, NodePool)
+    return { base: server.url, pool }
   })
 
 const call = (url: string, init?: RequestInit) =>
@@ -26,7 +24,8 @@ const call = (url: string, init?: RequestInit) =>
     return { status: res.status, body: text === "" ? undefined : (JSON.parse(text) as Record<string, unknown>) }
   })
 
-const post = (url: string, body?: string) => call(url, { method: "POST", ...(body === undefined ? {} : { body }) })
+const post = (url: string, body?: string) =>
+  call(url, { method: "POST", ...(body === undefined ? {} : { body, headers: { "content-type": "application/json" } }) })
 
 describe("gateway", () => {
   it.scopedLive("spreads writes round-robin over the healthy nodes", () =>
@@ -129,6 +128,14 @@ describe("gateway", () => {
       expect(badName.status).toBe(400)
       const badChars = yield* call(`${base}/counters/a%20b`)
       expect(badChars.status).toBe(400)
+      expect(a.writes()).toBe(0)
+      // a form or text body is refused, never counted as an empty one (curl -d without a JSON content type)
+      for (const type of ["application/x-www-form-urlencoded", "text/plain"]) {
+        const res = yield* call(`${base}/increment`, { method: "POST", body: '{"by":5}', headers: { "content-type": type } })
+        expect(res.status, type).toBe(400)
+      }
+      const extra = yield* post(`${base}/increment`, '{"by":2,"extra":1}')
+      expect(extra.status).toBe(400)
       expect(a.writes()).toBe(0)
       // no body, an empty object and null all count as by: 1
       for (const body of [undefined, "{}", "null"]) expect((yield* post(`${base}/decrement`, body)).status).toBe(200)
