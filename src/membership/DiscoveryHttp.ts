@@ -193,15 +193,17 @@ export const make = (options: Options): Effect.Effect<DiscoveryClient["Type"], n
         yield* Metric.increment(clientFailures)
         const now = yield* Clock.currentTimeMillis
         const state = yield* Ref.get(outage)
+        // a refusal (401: wrong cluster key, 507: registry full, ...) is an outage for us too
+        const what = error.reason === "Rejected" ? "refuses our calls" : "unreachable"
         if (Option.isNone(state.since)) {
           yield* Ref.set(outage, { since: Option.some(now), lastLogged: now, failuresSinceLog: 0 })
           yield* Effect.logWarning(
-            `discovery ${options.discovery} unreachable; serving the ${(yield* Ref.get(cache)).size} cached peer(s): ${error.message}`
+            `discovery ${options.discovery} ${what}; serving the ${(yield* Ref.get(cache)).size} cached peer(s): ${error.message}`
           )
         } else if (now - state.lastLogged >= outageLogMillis) {
           yield* Ref.set(outage, { since: state.since, lastLogged: now, failuresSinceLog: 0 })
           yield* Effect.logWarning(
-            `discovery ${options.discovery} still unreachable after ${
+            `discovery ${options.discovery} still ${what} after ${
               Duration.format(Duration.millis(now - state.since.value))
             } (${state.failuresSinceLog + 1} failed calls since the last report): ${error.message}`
           )
