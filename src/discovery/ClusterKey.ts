@@ -11,6 +11,3 @@ const digest = (value: string): Buffer => createHash("sha256").update(value, "ut
 /** True when `given` equals `expected`, compared in constant time. */
 export const matches = (expected: Redacted.Redacted<string>, given: Redacted.Redacted<string>): boolean =>
   timingSafeEqual(digest(Redacted.value(expected)), digest(Redacted.value(given)))
-
-/** The `Authorization` header value that carries `key`. */
-export const bearerHeader = (key: Redacted.Redacted<string>): string => `Bearer ${Redacted.value(key)}`
