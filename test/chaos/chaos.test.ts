@@ -19,7 +19,7 @@ import { runFuzz } from "./lib/FuzzScenario.js"
 import { runHttpScenario } from "./lib/HttpScenario.js"
 import { type Availability, roleAvailable, walCliAvailable } from "./lib/Probe.js"
 import { chaosSeed } from "./lib/Prng.js"
-import { crashes } from "./lib/Proc.js"
+import { crashes, REPO_ROOT } from "./lib/Proc.js"
 import { runSecurity } from "./lib/Security.js"
 import { Summary } from "./lib/Summary.js"
 import { runWalScenario } from "./lib/WalScenario.js"
@@ -40,8 +40,14 @@ const envInt = (name: string, fallback: number): number => {
 let failed = false
 
 afterAll(() => {
-  console.log(summary.render(crashes))
+  const text = summary.render(crashes)
+  console.log(text)
   cleanupAll()
+  // the table and every check's detail, for CI artifacts and issue notes
+  const results = path.join(REPO_ROOT, "test-results", "chaos")
+  fs.mkdirSync(results, { recursive: true })
+  fs.writeFileSync(path.join(results, "summary.md"), `${text}\n\n## every check\n\n${summary.renderChecks()}\n`)
+  console.log(`summary and every check: ${path.join(results, "summary.md")}`)
   if (!failed && crashes.length === 0 && summary.failedChecks.length === 0 && process.env["CHAOS_KEEP"] !== "1") {
     fs.rmSync(runDir, { recursive: true, force: true })
   } else {

@@ -57,7 +57,7 @@ export class Service {
   }
 
   /** Waits until GET /health answers 200 (or, with `anyStatus`, anything at all). */
-  async waitReady(timeoutMs = 20_000, anyStatus = false): Promise<void> {
+  async waitReady(timeoutMs = 60_000, anyStatus = false): Promise<void> {
     await pollUntil(`${this.name} /health`, timeoutMs, 100, async () => {
       if (!this.proc.running) throw new Error(`${this.name} is not running (see ${this.proc.logFile})`)
       const r = await request({ host: this.host, port: this.httpPort, path: "/health", timeoutMs: 1000 })
@@ -120,6 +120,8 @@ export class Cluster {
   ) {}
 
   static async create(spec: ClusterSpec): Promise<Cluster> {
+    fs.mkdirSync(path.join(spec.runDir, "logs"), { recursive: true })
+    fs.mkdirSync(path.join(spec.runDir, "data"), { recursive: true })
     const netPrefix = chaosNet()
     const common = ["--log-level", spec.logLevel ?? "info"]
     if (spec.clusterKey !== undefined) common.push("--cluster-key", spec.clusterKey)
@@ -190,10 +192,10 @@ export class Cluster {
       await this.discovery.waitReady()
     }
     for (const n of this.nodes) n.proc.start()
-    await Promise.all(this.nodes.map((n) => n.waitReady(30_000)))
+    await Promise.all(this.nodes.map((n) => n.waitReady(90_000)))
     if (this.gateway !== undefined) {
       this.gateway.proc.start()
-      await this.gateway.waitReady(30_000)
+      await this.gateway.waitReady(90_000)
     }
   }
 

@@ -109,7 +109,7 @@ export const runClusterChaos = async (o: ChaosOptions, summary: Summary): Promis
     for (const n of nodes) {
       if (!n.running) {
         n.proc.start()
-        await n.waitReady(30_000)
+        await n.waitReady(60_000)
       }
     }
     await workload.stop()
@@ -168,7 +168,7 @@ interface FaultContext {
 const restart = async (ctx: FaultContext, n: NodeService, why: string): Promise<void> => {
   n.proc.start()
   try {
-    await n.waitReady(30_000)
+    await n.waitReady(60_000)
   } catch (e) {
     ctx.summary.check(AREA, `${n.name} restarts after ${why}`, false, String(e))
     throw e

@@ -110,7 +110,7 @@ export const runFuzz = async (o: FuzzOptions, summary: Summary): Promise<void> =
       summary.figure(`${label} node: frames decoded and accepted`, sumMatching(metrics.samples, FRAMES_IN).sum - inBefore.sum)
       const probe = await latencyProbe(target!, "/counter", 30)
       const max = Math.max(...probe.ms)
-      summary.check(AREA, `${label}: the node answers fast afterwards (30 GET /counter within 1s each)`, probe.failures === 0 && max <= 1000, `p50 ${percentile(probe.ms, 50)} max ${max}`)
+      summary.check(AREA, `${label}: the node answers fast afterwards (30 GET /counter within 3s each)`, probe.failures === 0 && max <= 3000, `p50 ${percentile(probe.ms, 50)} max ${max}`)
       // gossip still works both ways
       await request({ host: peer!.host, port: peer!.httpPort, method: "POST", path: "/counters/after-fuzz/increment", body: JSON.stringify({ by: 3 }), timeoutMs: 5000 })
       await request({ host: target!.host, port: target!.httpPort, method: "POST", path: "/counters/after-fuzz/increment", body: JSON.stringify({ by: 4 }), timeoutMs: 5000 })

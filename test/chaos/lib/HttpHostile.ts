@@ -171,9 +171,43 @@ export const rawCases = (prefix: string): Array<{ name: string; bytes: Buffer }>
       `POST ${prefix}/increment HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n8\r\n{"by":1}\r\n0\r\n\r\n`
     )
   },
-  { name: "garbage request line", bytes: Buffer.from("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 not http at all\r\n\r\n", "latin1") },
-  { name: "HTTP/0.9 style", bytes: Buffer.from(`GET ${prefix}/counter\r\n\r\n`) }
+  { name: "garbage request line", bytes: Buffer.from("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 not http at all\r\n\r\n", "latin1") }
 ]
+
+/**
+ * A 10 MB body written on a raw socket while reading: a server may answer 413 and close
+ * before the body is sent, which a normal client reports as EPIPE without the answer.
+ */
+export const bigBody = (host: string, port: number, path: string, timeoutMs: number): Promise<{ status: string | undefined; head: string; sent: number }> =>
+  new Promise((resolve) => {
+    const s = net.connect({ host, port })
+    let out = ""
+    let sent = 0
+    let done = false
+    const finish = () => {
+      if (done) return
+      done = true
+      clearTimeout(t)
+      s.destroy()
+      resolve({ status: /^HTTP\/1\.[01] (\d{3})/.exec(out)?.[1], head: out.slice(0, 200), sent })
+    }
+    const t = setTimeout(finish, timeoutMs)
+    const body = tenMegabytes()
+    s.on("data", (c: Buffer) => {
+      out += c.toString("latin1")
+      if (/\r\n\r\n/.test(out)) finish()
+    })
+    s.on("error", () => setTimeout(finish, 200))
+    s.on("close", () => setTimeout(finish, 200))
+    s.on("connect", async () => {
+      s.write(`POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`)
+      for (let at = 0; at < body.length && !done && !s.destroyed; at += 64 * 1024) {
+        const chunk = body.subarray(at, at + 64 * 1024)
+        sent += chunk.length
+        if (!s.write(chunk)) await new Promise((r) => s.once("drain", r))
+      }
+    })
+  })
 
 /**
  * Slow clients: `conns` connections that send a request line and headers (or a partial
@@ -246,7 +280,7 @@ export const recordCases = (summary: Summary, area: string, results: ReadonlyArr
   for (const res of results) summary.check(area, res.c.name, res.ok, res.why)
 }
 
-const DISCOVERY_CASES: ReadonlyArray<HostileCase> = [
+export const DISCOVERY_CASES: ReadonlyArray<HostileCase> = [
   { name: "discovery POST /register truncated JSON", method: "POST", path: "/register", body: "{", expect: [400], jsonError: true },
   { name: "discovery POST /register missing fields", method: "POST", path: "/register", body: json({ addr: "127.0.0.1:1" }), expect: [400], jsonError: true },
   {
@@ -293,16 +327,10 @@ export const runHostileHttp = async (t: HostileTargets, summary: Summary, area: 
     for (const c of writeCases("")) results.push(await runCase(target, { ...c, name: `${target.name}: ${c.name}` }))
     sent += results.length
     recordCases(summary, area, results)
-    // a 10 MB body sent in full
-    const big = await request({ host: target.host, port: target.httpPort, method: "POST", path: "/increment", body: tenMegabytes(), timeoutMs: 15_000 })
+    // a 10 MB body, written while reading the answer
+    const big = await bigBody(target.host, target.httpPort, "/increment", 15_000)
     sent++
-    const bigOk = big.kind === "answer" ? big.status === 413 : big.code === "EPIPE" || big.code === "ECONNRESET"
-    summary.check(
-      area,
-      `${target.name}: POST 10 MB body is refused (413)`,
-      big.kind === "answer" && big.status === 413,
-      big.kind === "answer" ? `status ${big.status} ${big.text.slice(0, 100)}` : `${big.code}${bigOk ? " (connection closed before the 413 could be read)" : ""}`
-    )
+    summary.check(area, `${target.name}: POST 10 MB body is refused (413)`, big.status === "413", `${big.head || "(no answer)"} after ${big.sent} body bytes`)
     for (const rc of rawCases("")) {
       const out = await rawExchange(target.host, target.httpPort, rc.bytes, 3000)
       sent++

@@ -47,6 +47,14 @@ export class Summary {
     return this.checks.filter((c) => !c.ok)
   }
 
+  /** Every check, passed or not, with its detail (written next to the summary). */
+  renderChecks(): string {
+    const lines = ["| area | check | ok | detail |", "| --- | --- | --- | --- |"]
+    const cell = (t: string) => t.replaceAll("|", "\\|").replaceAll("\n", " ").slice(0, 400)
+    for (const c of this.checks) lines.push(`| ${c.area} | ${cell(c.name)} | ${c.ok ? "yes" : "**NO**"} | ${cell(c.detail)} |`)
+    return lines.join("\n")
+  }
+
   render(crashes: ReadonlyArray<Crash>): string {
     const lines: Array<string> = []
     const secs = ((Date.now() - this.startedAt) / 1000).toFixed(1)
