@@ -31,6 +31,7 @@ import type { Entry } from "../crdt/Entry.js"
 import { DataDir } from "./DataDir.js"
 import { Coalescer } from "./internal/Coalescer.js"
 import { type FileIo, nodeIo } from "./internal/FileIo.js"
+import { Fold } from "./internal/Fold.js"
 import { errorCode, errorMessage, fsyncDir } from "./internal/fsync.js"
 import {
   encodeEntries,
@@ -121,7 +122,10 @@ const recover = Effect.fn("WalFile.recover")(function*(dataDir: string, walDir: 
         fs.mkdirSync(walDir)
         fsyncDir(dataDir)
       }
-      return WalDir.inspect(walDir, (batch) => fold.apply(batch))
+      const replay = new Fold()
+      const inspection = WalDir.inspect(walDir, replay.add)
+      fold.apply(replay.entries())
+      return inspection
     },
     catch: walError(`cannot read the WAL in ${walDir}`)
   })

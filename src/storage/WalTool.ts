@@ -24,10 +24,10 @@
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { Data, Effect, Either, Schema } from "effect"
-import { CounterMap } from "../crdt/CounterMap.js"
 import type { Entry } from "../crdt/Entry.js"
 import { makeReplicaId, ReplicaId } from "../crdt/ReplicaId.js"
 import * as DataDirFile from "./DataDirFile.js"
+import { Fold } from "./internal/Fold.js"
 import { errorMessage, fsyncDir, writeFileAtomic } from "./internal/fsync.js"
 import { encodeEntries, encodeSnapshotEnd, MAGIC_BYTES, SEGMENT_MAGIC, SNAPSHOT_MAGIC } from "./internal/Record.js"
 import * as WalDir from "./internal/WalDir.js"
@@ -91,14 +91,14 @@ const readReplicaId = (dir: string): string | undefined => {
 
 interface Examined {
   readonly inspection: WalDir.Inspection
-  readonly state: CounterMap
+  readonly state: Fold
   readonly damage: ReadonlyArray<Damage>
   readonly status: WalReport["status"]
 }
 
 const examine = (walDir: string): Examined => {
-  const state = new CounterMap()
-  const inspection = WalDir.inspect(walDir, (batch) => state.apply(batch))
+  const state = new Fold()
+  const inspection = WalDir.inspect(walDir, state.add)
   const damage: Array<Damage> = []
   if (inspection.snapshot?.damage !== undefined) damage.push(inspection.snapshot.damage)
   for (const s of inspection.segments) if (s.damage !== undefined) damage.push(s.damage)
@@ -172,7 +172,7 @@ const report = (
     leftovers: [...i.temps, ...i.coveredSegments.map(WalDir.segmentFile), ...i.olderSnapshots.map(WalDir.snapshotFile)],
     records: i.records,
     entries: i.entries,
-    counters: examined.state.size,
+    counters: examined.state.counters,
     status: extra.status,
     damage: extra.damage,
     bytesCut: extra.bytesCut,
@@ -252,9 +252,9 @@ export const repair = Effect.fn("WalTool.repair")(function*(dataDir: string) {
       yield* Effect.try({
         try: () => {
           if (i.snapshot?.damage !== undefined) {
-            const salvaged: Array<Entry> = []
-            WalDir.scanSnapshot(walDir, i.snapshot.seq, (batch) => salvaged.push(...batch))
-            rewriteSnapshot(walDir, i.snapshot.seq, salvaged)
+            const salvaged = new Fold()
+            WalDir.scanSnapshot(walDir, i.snapshot.seq, salvaged.add)
+            rewriteSnapshot(walDir, i.snapshot.seq, salvaged.entries())
           }
           for (const s of i.segments) {
             if (s.damage !== undefined) truncateTo(path.join(walDir, s.file), s.validEnd)

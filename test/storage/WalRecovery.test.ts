@@ -54,7 +54,7 @@ describe("WAL recovery", () => {
           flipped[i] = flipped[i]! ^ (1 << bit)
           fs.writeFileSync(file, flipped)
           const seen: Array<Entry> = []
-          const inspection = WalDir.inspect(walDirPath, (batch) => seen.push(...batch))
+          const inspection = WalDir.inspect(walDirPath, (n, r, i, d) => seen.push([n, r, i, d]))
           expect(WalDir.corruption(inspection)).toBeUndefined()
           const segment = inspection.segments[0]!
           expect(segment.damage?.tornTail).toBe(true)

@@ -24,6 +24,7 @@ import { crc32 as zlibCrc32 } from "node:zlib"
 import type { CounterName } from "../../crdt/CounterName.js"
 import type { Entry } from "../../crdt/Entry.js"
 import type { ReplicaId } from "../../crdt/ReplicaId.js"
+import type { EntrySink } from "./Fold.js"
 
 export const HEADER_BYTES = 12
 export const MAGIC_BYTES = 8
@@ -41,21 +42,38 @@ export const MAX_ENTRY_BYTES = 210
 // ---------------------------------------------------------------------------------------
 // CRC32
 
-const TABLE = (() => {
-  const t = new Int32Array(256)
+/** Slicing-by-8 tables: `T[k * 256 + b]` is the CRC of byte b followed by k zero bytes. */
+const T = (() => {
+  const t = new Int32Array(256 * 8)
   for (let n = 0; n < 256; n++) {
     let c = n
     for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1
     t[n] = c
   }
+  for (let n = 0; n < 256; n++) {
+    for (let k = 1; k < 8; k++) t[k * 256 + n] = (t[(k - 1) * 256 + n]! >>> 8) ^ t[t[(k - 1) * 256 + n]! & 0xff]!
+  }
   return t
 })()
 
-/** CRC32 (zlib's) of `buf[start, end)`: a JS loop for short ranges, zlib beyond. */
+/**
+ * CRC32 (zlib's) of `buf[start, end)`. Records are mostly tens of bytes, where a call into
+ * zlib costs more than the checksum: a byte loop below 16 bytes, slicing-by-8 up to 1 KiB
+ * (about 2.5x faster than the byte loop at 40 bytes), zlib beyond.
+ */
 export const crc32 = (buf: Uint8Array, start: number, end: number): number => {
-  if (end - start > 48) return zlibCrc32(buf.subarray(start, end))
+  const len = end - start
+  if (len > 1024) return zlibCrc32(buf.subarray(start, end))
   let c = -1
-  for (let i = start; i < end; i++) c = TABLE[(c ^ buf[i]!) & 0xff]! ^ (c >>> 8)
+  let i = start
+  if (len >= 16) {
+    for (; i + 8 <= end; i += 8) {
+      const a = (buf[i]! | (buf[i + 1]! << 8) | (buf[i + 2]! << 16) | (buf[i + 3]! << 24)) ^ c
+      c = T[1792 + (a & 0xff)]! ^ T[1536 + ((a >>> 8) & 0xff)]! ^ T[1280 + ((a >>> 16) & 0xff)]! ^
+        T[1024 + (a >>> 24)]! ^ T[768 + buf[i + 4]!]! ^ T[512 + buf[i + 5]!]! ^ T[256 + buf[i + 6]!]! ^ T[buf[i + 7]!]!
+    }
+  }
+  for (; i < end; i++) c = T[(c ^ buf[i]!) & 0xff]! ^ (c >>> 8)
   return (c ^ -1) >>> 0
 }
 
@@ -204,27 +222,48 @@ export const findIntactRecord = (buf: Buffer, from: number, limit: number = buf.
   return undefined
 }
 
-let lastName: string = ""
-let lastReplica: string = ""
+/**
+ * Interned strings by content: replay decodes the same few names and replica ids millions
+ * of times, and looking one up by a hash computed during validation is several times
+ * cheaper than allocating a new string each time. Bounded: cleared when full.
+ */
+const INTERN_MAX = 8192
+const interned = new Map<number, string>()
 
-/** Decodes a latin1 string, reusing the previous one when the bytes are equal (replay speed). */
-const readString = (buf: Buffer, start: number, len: number, previous: string): string => {
-  if (previous.length === len) {
+export class PayloadError extends Error {}
+
+/**
+ * Validates `buf[start, start + len)` against `table` and returns it as a string (interned).
+ * Throws `PayloadError` naming `what` on an invalid character.
+ */
+const readToken = (buf: Buffer, start: number, len: number, table: Uint8Array, what: string): string => {
+  let h = len
+  for (let i = start; i < start + len; i++) {
+    const c = buf[i]!
+    if (table[c] === 0) throw new PayloadError(`${what} with an invalid character`)
+    h = Math.imul(h ^ c, 0x01000193)
+  }
+  const hit = interned.get(h)
+  if (hit !== undefined && hit.length === len) {
     let same = true
     for (let i = 0; i < len; i++) {
-      if (previous.charCodeAt(i) !== buf[start + i]) {
+      if (hit.charCodeAt(i) !== buf[start + i]) {
         same = false
         break
       }
     }
-    if (same) return previous
+    if (same) return hit
   }
-  return buf.toString("latin1", start, start + len)
+  const s = buf.toString("latin1", start, start + len)
+  if (interned.size >= INTERN_MAX) interned.clear()
+  interned.set(h, s)
+  return s
 }
 
-export class PayloadError extends Error {}
+/** The position after the last `readUvarint` (avoids allocating a pair per number). */
+let varintEnd = 0
 
-const readUvarint = (buf: Uint8Array, pos: number, end: number): [number, number] => {
+const readUvarint = (buf: Uint8Array, pos: number, end: number): number => {
   let result = 0
   let mul = 1
   for (let n = 0; n < 8; n++) {
@@ -233,39 +272,40 @@ const readUvarint = (buf: Uint8Array, pos: number, end: number): [number, number
     result += (b & 0x7f) * mul
     if (b < 0x80) {
       if (result > Number.MAX_SAFE_INTEGER) throw new PayloadError(`a total above 2^53-1`)
-      return [result, pos]
+      varintEnd = pos
+      return result
     }
     mul *= 0x80
   }
   throw new PayloadError("a varint longer than 8 bytes")
 }
 
-/** Decodes an ENTRIES payload `buf[start, end)` (after the kind byte). Throws `PayloadError`. */
-export const decodeEntries = (buf: Buffer, start: number, end: number, out: Array<Entry>): void => {
+/**
+ * Decodes an ENTRIES payload `buf[start, end)` (after the kind byte), giving each entry to
+ * `sink`; returns how many. Throws `PayloadError`.
+ */
+export const decodeEntries = (buf: Buffer, start: number, end: number, sink: EntrySink): number => {
   let pos = start
+  let count = 0
   while (pos < end) {
     const nameLen = buf[pos++]!
     if (nameLen < 1 || nameLen > 128 || pos + nameLen > end) throw new PayloadError(`a counter name length of ${nameLen}`)
-    for (let i = pos; i < pos + nameLen; i++) {
-      if (NAME_CHAR[buf[i]!] === 0) throw new PayloadError("a counter name with an invalid character")
-    }
-    const name = (lastName = readString(buf, pos, nameLen, lastName)) as CounterName
+    const name = readToken(buf, pos, nameLen, NAME_CHAR, "a counter name") as CounterName
     pos += nameLen
     if (pos >= end) throw new PayloadError("an entry cut short")
     const replicaLen = buf[pos++]!
     if (replicaLen < 1 || replicaLen > 64 || pos + replicaLen > end) {
       throw new PayloadError(`a replica id length of ${replicaLen}`)
     }
-    for (let i = pos; i < pos + replicaLen; i++) {
-      if (REPLICA_CHAR[buf[i]!] === 0) throw new PayloadError("a replica id with an invalid character")
-    }
-    const replica = (lastReplica = readString(buf, pos, replicaLen, lastReplica)) as ReplicaId
+    const replica = readToken(buf, pos, replicaLen, REPLICA_CHAR, "a replica id") as ReplicaId
     pos += replicaLen
-    const [inc, p1] = readUvarint(buf, pos, end)
-    const [dec, p2] = readUvarint(buf, p1, end)
-    pos = p2
-    out.push([name, replica, inc, dec])
+    const inc = readUvarint(buf, pos, end)
+    const dec = readUvarint(buf, varintEnd, end)
+    pos = varintEnd
+    sink(name, replica, inc, dec)
+    count++
   }
+  return count
 }
 
 /** Decodes a SNAPSHOT_END payload. Throws `PayloadError`. */
@@ -274,8 +314,8 @@ export const decodeSnapshotEnd = (
   start: number,
   end: number
 ): { readonly entryCount: number; readonly coveredSegment: number } => {
-  const [entryCount, p1] = readUvarint(buf, start, end)
-  const [coveredSegment, p2] = readUvarint(buf, p1, end)
-  if (p2 !== end) throw new PayloadError("trailing bytes after the snapshot end")
+  const entryCount = readUvarint(buf, start, end)
+  const coveredSegment = readUvarint(buf, varintEnd, end)
+  if (varintEnd !== end) throw new PayloadError("trailing bytes after the snapshot end")
   return { entryCount, coveredSegment }
 }

@@ -16,16 +16,19 @@
  */
 import * as fs from "node:fs"
 import * as path from "node:path"
-import type { Entry } from "../../crdt/Entry.js"
+import type { EntrySink } from "./Fold.js"
 import {
   decodeEntries,
   decodeSnapshotEnd,
   findIntactRecord,
+  HEADER_BYTES,
   isRecord,
   KIND_ENTRIES,
   KIND_SNAPSHOT_END,
   MAGIC_BYTES,
+  MAX_PAYLOAD_BYTES,
   PayloadError,
+  type RecordAt,
   readRecord,
   SEGMENT_MAGIC,
   SNAPSHOT_MAGIC
@@ -104,102 +107,146 @@ export interface SnapshotScan {
   readonly damage: Damage | undefined
 }
 
-/** Reads a segment, giving its entries record by record to `onEntries`. */
-export const scanSegment = (
-  walDir: string,
-  seq: number,
-  isLast: boolean,
-  onEntries: (entries: Array<Entry>) => void
-): SegmentScan => {
-  const file = segmentFile(seq)
-  const buf = fs.readFileSync(path.join(walDir, file))
-  const damageAt = (offset: number, why: string, canBeTorn: boolean): SegmentScan => ({
-    seq,
-    file,
-    size: buf.length,
-    records,
-    entries,
-    validEnd: offset,
-    damage: {
-      file,
-      offset,
-      why,
-      bytes: buf.length - offset,
-      tornTail: canBeTorn && isLast && findIntactRecord(buf, offset + 1) === undefined
+/** The read buffer, reused across scans (scans are synchronous): see `scanFile`. */
+const CHUNK_BYTES = 4 * 1024 * 1024
+let sharedBuffer: Buffer | undefined
+
+interface FileScan {
+  readonly size: number
+  /** The end of the last record `onRecord` accepted. */
+  readonly validEnd: number
+  readonly damage: { readonly offset: number; readonly why: string; readonly tornTail: boolean } | undefined
+}
+
+/**
+ * Reads `file` (magic, then records) in chunks through one reused buffer — fresh memory for
+ * a whole 64 MiB segment costs more in page faults than reading and checking it — giving
+ * each intact record to `onRecord`, which returns why it is unacceptable, or undefined.
+ * Damage is a torn tail when `tailCanBeTorn`, the damage is a bad or partial record (not
+ * a bad header magic or an unacceptable record) and no intact record follows it.
+ */
+const scanFile = (
+  file: string,
+  magic: Buffer,
+  tailCanBeTorn: boolean,
+  onRecord: (buf: Buffer, record: RecordAt) => string | undefined
+): FileScan => {
+  const fd = fs.openSync(file, "r")
+  try {
+    const size = fs.fstatSync(fd).size
+    const damage = (offset: number, why: string, canBeTorn: boolean): FileScan => {
+      let tornTail = false
+      if (canBeTorn && tailCanBeTorn) {
+        const rest = Buffer.allocUnsafe(size - offset)
+        fs.readSync(fd, rest, 0, rest.length, offset)
+        tornTail = findIntactRecord(rest, 1) === undefined
+      }
+      return { size, validEnd: offset, damage: { offset, why, tornTail } }
     }
-  })
+    if (size < MAGIC_BYTES) return damage(0, `a partial file header (${size} bytes)`, true)
+    let buf = sharedBuffer ??= Buffer.allocUnsafe(CHUNK_BYTES)
+    if (fs.readSync(fd, buf, 0, MAGIC_BYTES, 0) !== MAGIC_BYTES || !buf.subarray(0, MAGIC_BYTES).equals(magic)) {
+      return damage(0, "not the expected file header", false)
+    }
+    /** The file offset of `buf[0]`. */
+    let base = MAGIC_BYTES
+    let filled = 0
+    let at = 0
+    const refill = () => {
+      buf.copyWithin(0, at, filled)
+      filled -= at
+      base += at
+      at = 0
+      if (filled >= HEADER_BYTES) {
+        const needed = HEADER_BYTES + buf.readUInt32LE(0)
+        if (needed > buf.length && needed <= HEADER_BYTES + MAX_PAYLOAD_BYTES) {
+          const bigger = Buffer.allocUnsafe(needed)
+          buf.copy(bigger, 0, 0, filled)
+          buf = bigger
+        }
+      }
+      const n = fs.readSync(fd, buf, filled, Math.min(buf.length - filled, size - base - filled), base + filled)
+      filled += n
+      return n > 0
+    }
+    refill()
+    while (base + at < size) {
+      const r = readRecord(buf, at, filled)
+      if (!isRecord(r)) {
+        if (r.truncated && base + filled < size && refill()) continue
+        return damage(base + at, r.why, true)
+      }
+      const why = onRecord(buf, r)
+      if (why !== undefined) return damage(base + at, why, false)
+      at = r.end
+    }
+    return { size, validEnd: size, damage: undefined }
+  } finally {
+    fs.closeSync(fd)
+  }
+}
+
+/** Reads a segment, giving its entries to `sink`. */
+export const scanSegment = (walDir: string, seq: number, isLast: boolean, sink: EntrySink): SegmentScan => {
+  const file = segmentFile(seq)
   let records = 0
   let entries = 0
-  if (buf.length < MAGIC_BYTES) return damageAt(0, `a partial file header (${buf.length} bytes)`, true)
-  if (!buf.subarray(0, MAGIC_BYTES).equals(SEGMENT_MAGIC)) return damageAt(0, "not a dcounter WAL segment header", false)
-  let offset = MAGIC_BYTES
-  const batch: Array<Entry> = []
-  while (offset < buf.length) {
-    const r = readRecord(buf, offset)
-    if (!isRecord(r)) return damageAt(offset, r.why, true)
-    if (r.kind !== KIND_ENTRIES) return damageAt(offset, `a record of unknown kind ${r.kind}`, false)
-    batch.length = 0
+  const scan = scanFile(path.join(walDir, file), SEGMENT_MAGIC, isLast, (buf, r) => {
+    if (r.kind !== KIND_ENTRIES) return `a record of unknown kind ${r.kind}`
+    // (a record that passes its CRC but holds an invalid entry is corruption: whatever it
+    // gave the sink before that is discarded by recovery, which refuses to start)
     try {
-      decodeEntries(buf, r.payloadStart, r.end, batch)
+      entries += decodeEntries(buf, r.payloadStart, r.end, sink)
     } catch (e) {
-      if (e instanceof PayloadError) return damageAt(offset, `an intact record holding ${e.message}`, false)
+      if (e instanceof PayloadError) return `an intact record holding ${e.message}`
       throw e
     }
-    onEntries(batch)
     records++
-    entries += batch.length
-    offset = r.end
+    return undefined
+  })
+  return {
+    seq,
+    file,
+    size: scan.size,
+    records,
+    entries,
+    validEnd: scan.validEnd,
+    damage: scan.damage === undefined ? undefined : { file, ...scan.damage, bytes: scan.size - scan.damage.offset }
   }
-  return { seq, file, size: buf.length, records, entries, validEnd: offset, damage: undefined }
 }
 
 /** Reads a snapshot; it must end with a SNAPSHOT_END record that matches what came before. */
-export const scanSnapshot = (
-  walDir: string,
-  seq: number,
-  onEntries: (entries: Array<Entry>) => void
-): SnapshotScan => {
+export const scanSnapshot = (walDir: string, seq: number, sink: EntrySink): SnapshotScan => {
   const file = snapshotFile(seq)
-  const buf = fs.readFileSync(path.join(walDir, file))
   let entries = 0
-  const damageAt = (offset: number, why: string): SnapshotScan => ({
-    seq,
-    file,
-    size: buf.length,
-    entries,
-    damage: { file, offset, why, bytes: buf.length - offset, tornTail: false }
-  })
-  if (buf.length < MAGIC_BYTES || !buf.subarray(0, MAGIC_BYTES).equals(SNAPSHOT_MAGIC)) {
-    return damageAt(0, "not a dcounter snapshot header")
-  }
-  let offset = MAGIC_BYTES
-  const batch: Array<Entry> = []
-  while (offset < buf.length) {
-    const r = readRecord(buf, offset)
-    if (!isRecord(r)) return damageAt(offset, r.why)
+  let ended = false
+  const scan = scanFile(path.join(walDir, file), SNAPSHOT_MAGIC, false, (buf, r) => {
+    if (ended) return "a record after the end record"
     try {
       if (r.kind === KIND_ENTRIES) {
-        batch.length = 0
-        decodeEntries(buf, r.payloadStart, r.end, batch)
-        onEntries(batch)
-        entries += batch.length
-      } else if (r.kind === KIND_SNAPSHOT_END) {
+        entries += decodeEntries(buf, r.payloadStart, r.end, sink)
+        return undefined
+      }
+      if (r.kind === KIND_SNAPSHOT_END) {
         const end = decodeSnapshotEnd(buf, r.payloadStart, r.end)
         if (end.entryCount !== entries || end.coveredSegment !== seq) {
-          return damageAt(offset, `an end record for ${end.entryCount} entries of segment ${end.coveredSegment}`)
+          return `an end record for ${end.entryCount} entries of segment ${end.coveredSegment}`
         }
-        if (r.end !== buf.length) return damageAt(r.end, "bytes after the end record")
-        return { seq, file, size: buf.length, entries, damage: undefined }
-      } else {
-        return damageAt(offset, `a record of unknown kind ${r.kind}`)
+        ended = true
+        return undefined
       }
+      return `a record of unknown kind ${r.kind}`
     } catch (e) {
-      if (e instanceof PayloadError) return damageAt(offset, `an intact record holding ${e.message}`)
+      if (e instanceof PayloadError) return `an intact record holding ${e.message}`
       throw e
     }
-    offset = r.end
-  }
-  return damageAt(offset, "no end record (an incomplete snapshot)")
+  })
+  const damage = scan.damage !== undefined
+    ? { file, ...scan.damage, bytes: scan.size - scan.damage.offset }
+    : ended
+    ? undefined
+    : { file, offset: scan.size, why: "no end record (an incomplete snapshot)", bytes: 0, tornTail: false }
+  return { seq, file, size: scan.size, entries, damage }
 }
 
 export interface Inspection {
@@ -215,7 +262,7 @@ export interface Inspection {
   /** Segment numbers that should exist between the snapshot and the last segment but do not. */
   readonly missing: ReadonlyArray<number>
   readonly temps: ReadonlyArray<string>
-  /** Every record's entries were given to `onEntries`. */
+  /** Every record's entries were given to the sink. */
   readonly records: number
   readonly entries: number
 }
@@ -238,13 +285,13 @@ export const corruption = (i: Inspection): Damage | undefined => {
 
 /**
  * Reads the whole WAL directory: the newest snapshot and every later segment, giving every
- * decoded batch of entries to `onEntries` (snapshot first). Stops at nothing: damage is
- * reported per file, intact records of damaged files up to the damage are still given.
+ * decoded entry to `sink` (snapshot first). Stops at nothing: damage is reported per file,
+ * intact records of damaged files up to the damage are still given.
  */
-export const inspect = (walDir: string, onEntries: (entries: Array<Entry>) => void): Inspection => {
+export const inspect = (walDir: string, sink: EntrySink): Inspection => {
   const listing = list(walDir)
   const snapSeq = listing.snapshots.at(-1)
-  const snapshot = snapSeq === undefined ? undefined : scanSnapshot(walDir, snapSeq, onEntries)
+  const snapshot = snapSeq === undefined ? undefined : scanSnapshot(walDir, snapSeq, sink)
   const first = snapSeq ?? 1
   const live = listing.segments.filter((s) => s >= first)
   const missing: Array<number> = []
@@ -253,7 +300,7 @@ export const inspect = (walDir: string, onEntries: (entries: Array<Entry>) => vo
     for (; expected < s; expected++) missing.push(expected)
     expected = s + 1
   }
-  const segments = live.map((seq, i) => scanSegment(walDir, seq, i === live.length - 1, onEntries))
+  const segments = live.map((seq, i) => scanSegment(walDir, seq, i === live.length - 1, sink))
   let records = 0
   let entries = snapshot?.entries ?? 0
   for (const s of segments) {
