@@ -5,7 +5,8 @@
  * bin/dcounter.js) and the `DCOUNTER_*` environment, through the real CLI parser. A
  * wildcard listen address (0.0.0.0, ::) is checked on the loopback address.
  */
-import { NodeContext, NodeRuntime } from "@effect/platform-node"
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Duration, Effect } from "effect"
 import { readFileSync } from "node:fs"
 import { parse } from "../src/cli/Invocation.js"

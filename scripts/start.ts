@@ -10,7 +10,7 @@
  *     npm start                      # build first with `npm run build` (npm ci does it)
  *     DCOUNTER_LOG_LEVEL=warn npm start
  */
-import { NodeRuntime } from "@effect/platform-node"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import type { Scope } from "effect"
 import { Duration, Effect } from "effect"
 import * as path from "node:path"

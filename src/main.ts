@@ -1,5 +1,6 @@
 /** `dcounter`: parses the command line, picks the role's layer and runs it until a signal. */
-import { NodeContext, NodeRuntime } from "@effect/platform-node"
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Effect } from "effect"
 import * as Cli from "./cli/Cli.js"
 

@@ -4,7 +4,7 @@
  * is printed as one line and exits with status 1; SIGINT/SIGTERM interrupt the role, whose
  * finalizers shut it down gracefully, and exit 0.
  */
-import type { CliApp } from "@effect/cli"
+import type * as CliApp from "@effect/cli/CliApp"
 import type { Teardown } from "@effect/platform/Runtime"
 import { Cause, Effect, Exit, Option } from "effect"
 import type { Env } from "./Invocation.js"

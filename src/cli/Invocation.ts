@@ -8,8 +8,10 @@
  * status is ours (2). The parser does not go through `Command.run`, whose built-in
  * `--log-level` would swallow ours.
  */
-import { CliConfig, HelpDoc, Options } from "@effect/cli"
-import type { CliApp } from "@effect/cli"
+import type * as CliApp from "@effect/cli/CliApp"
+import * as CliConfig from "@effect/cli/CliConfig"
+import * as HelpDoc from "@effect/cli/HelpDoc"
+import * as Options from "@effect/cli/Options"
 import { Data, Duration, Effect, Either, Option, Redacted } from "effect"
 import type { DiscoveryConfigShape } from "../config/DiscoveryConfig.js"
 import * as DiscoveryConfig from "../config/DiscoveryConfig.js"

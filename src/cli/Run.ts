@@ -1,19 +1,18 @@
 /**
  * Runs a validated invocation: prints help, or builds the chosen role's layer (config,
  * logging) and launches it until interrupted, or runs `simulate` / `wal` to completion.
+ * A role's modules are loaded only when that role runs, so `--help` and usage errors
+ * answer without loading the whole program.
  */
+import { readFileSync } from "node:fs"
+import * as path from "node:path"
+import { fileURLToPath } from "node:url"
 import { Console, Data, Effect, Layer } from "effect"
 import { DiscoveryConfig } from "../config/DiscoveryConfig.js"
 import { GatewayConfig } from "../config/GatewayConfig.js"
 import { NodeConfig } from "../config/NodeConfig.js"
-import * as DiscoveryRole from "../discovery/DiscoveryRole.js"
-import * as GatewayRole from "../gateway/GatewayRole.js"
-import * as NodeRole from "../node/NodeRole.js"
 import * as Logging from "../observability/Logging.js"
-import * as Report from "../simulate/Report.js"
-import * as Simulation from "../simulate/Simulation.js"
 import type { SimulateOptions } from "../simulate/SimulateOptions.js"
-import * as WalTool from "../storage/WalTool.js"
 import type { Invocation, LoggingOptions } from "./Invocation.js"
 
 /** `dcounter simulate` ended with nodes that disagree or miss writes (exit status 1). */
@@ -33,6 +32,9 @@ const launch = <A, E>(role: Layer.Layer<A, E>, logging: LoggingOptions): Effect.
 /** `dcounter simulate`: progress on stderr, the report on stdout; exit 1 if it did not converge. */
 const simulate = (options: SimulateOptions) =>
   Effect.gen(function*() {
+    const [Simulation, Report] = yield* Effect.promise(() =>
+      Promise.all([import("../simulate/Simulation.js"), import("../simulate/Report.js")])
+    )
     const result = yield* Effect.scoped(Simulation.run(options, Report.progressBar(process.stderr, options.duration)))
     yield* Console.log(Report.render(result))
     if (!result.ok) {
@@ -45,6 +47,7 @@ const simulate = (options: SimulateOptions) =>
 /** `dcounter wal check|repair`: prints the report; a damaged WAL on check exits 1. */
 const wal = (action: "check" | "repair", dataDir: string) =>
   Effect.gen(function*() {
+    const WalTool = yield* Effect.promise(() => import("../storage/WalTool.js"))
     const report = yield* (action === "check" ? WalTool.check(dataDir) : WalTool.repair(dataDir))
     yield* Console.log(WalTool.render(report))
     if (WalTool.exitCode(report) !== 0) {
@@ -54,24 +57,42 @@ const wal = (action: "check" | "repair", dataDir: string) =>
     }
   })
 
+/** The version in package.json (the nearest one above this module that is dcounter's). */
+export const version = (): string => {
+  let dir = path.dirname(fileURLToPath(import.meta.url))
+  for (let i = 0; i < 5; i++) {
+    try {
+      const pkg = JSON.parse(readFileSync(path.join(dir, "package.json"), "utf8")) as { name?: string; version?: string }
+      if (pkg.name === "dcounter" && pkg.version !== undefined) return pkg.version
+    } catch {
+      // no package.json here: look one level up
+    }
+    dir = path.dirname(dir)
+  }
+  return "unknown"
+}
+
 export const run = (invocation: Invocation): Effect.Effect<void, unknown> => {
   switch (invocation._tag) {
     case "Help":
       return Console.log(invocation.text)
     case "Version":
-      return Console.log("dcounter 0.1.0")
+      return Console.log(`dcounter ${version()}`)
     case "Discovery":
-      return launch(
-        DiscoveryRole.layer.pipe(Layer.provide(Layer.succeed(DiscoveryConfig, invocation.config))),
-        invocation.logging
-      )
+      return Effect.flatMap(Effect.promise(() => import("../discovery/DiscoveryRole.js")), (DiscoveryRole) =>
+        launch(
+          DiscoveryRole.layer.pipe(Layer.provide(Layer.succeed(DiscoveryConfig, invocation.config))),
+          invocation.logging
+        ))
     case "Node":
-      return launch(NodeRole.layer.pipe(Layer.provide(Layer.succeed(NodeConfig, invocation.config))), invocation.logging)
+      return Effect.flatMap(Effect.promise(() => import("../node/NodeRole.js")), (NodeRole) =>
+        launch(NodeRole.layer.pipe(Layer.provide(Layer.succeed(NodeConfig, invocation.config))), invocation.logging))
     case "Gateway":
-      return launch(
-        GatewayRole.layer.pipe(Layer.provide(Layer.succeed(GatewayConfig, invocation.config))),
-        invocation.logging
-      )
+      return Effect.flatMap(Effect.promise(() => import("../gateway/GatewayRole.js")), (GatewayRole) =>
+        launch(
+          GatewayRole.layer.pipe(Layer.provide(Layer.succeed(GatewayConfig, invocation.config))),
+          invocation.logging
+        ))
     case "Simulate":
       return simulate(invocation.options).pipe(Effect.provide(loggingLayer(invocation.logging)))
     case "Wal":
