@@ -66,8 +66,18 @@ export interface PeerManagerOptions {
   readonly deadRetention?: Duration.DurationInput
   /** How often discovery's cached peer list is read (default: the heartbeat interval). */
   readonly discoveryPollInterval?: Duration.DurationInput
-  /** How often a PeerList goes to `--max-sync-peers` random alive peers (default: the sync interval). */
+  /**
+   * How often a PeerList goes to `--max-sync-peers` random alive peers (default: 5 x the
+   * sync interval). Newcomers get one at once, when their first message arrives; the
+   * periodic exchange only spreads what that missed.
+   */
   readonly exchangeInterval?: Duration.DurationInput
+  /**
+   * Start the heartbeat after a random fraction of its interval (default true), so that
+   * nodes started together do not all probe at the same instant. Off: the first round is
+   * at once and rounds fall on exact multiples of the interval (TestClock tests).
+   */
+  readonly startJitter?: boolean
 }
 
 export interface PeerInput {
@@ -230,9 +240,25 @@ export const make = (options: PeerManagerOptions = {}) =>
       Effect.flatMap(Clock.currentTimeMillis, (now) => addAt(input, source, now))
 
     /** Anything from a peer: it is alive now. Learns it from its Hello if it is new. */
-    const heardFrom = (hello: Hello, now: number) =>
+    const heardFrom = (hello: Hello, now: number): Effect.Effect<void> => {
+      const p = table.get(hello.gossipAddr)
+      // the common case (a known, alive peer), without allocating an effect per message
+      if (
+        p !== undefined && p.replicaId === hello.replicaId && p.reported === "alive" && statusOf(p, now) === "alive"
+      ) {
+        p.httpAddr = hello.httpAddr
+        p.lastSeen = now
+        p.heard = true
+        p.fails = 0
+        p.awaiting = false
+        if (!p.sources.has("contact")) p.sources.add("contact")
+        return Effect.void
+      }
+      return isSelf(hello.gossipAddr, hello.replicaId) ? Effect.void : heardFromSlow(hello, now)
+    }
+
+    const heardFromSlow = (hello: Hello, now: number) =>
       Effect.gen(function*() {
-        if (isSelf(hello.gossipAddr, hello.replicaId)) return
         let p = table.get(hello.gossipAddr)
         if (p === undefined) {
           if (!(yield* addAt(hello, "contact", now))) return
@@ -281,36 +307,38 @@ export const make = (options: PeerManagerOptions = {}) =>
       })
 
     const handle = (inbound: Inbound) =>
-      Effect.gen(function*() {
-        const now = yield* Clock.currentTimeMillis
+      Effect.flatMap(Clock.currentTimeMillis, (now): Effect.Effect<void> => {
         const { from, message } = inbound
         switch (message._tag) {
           case "Ping": {
-            const sentTo = pending.get(message.seq) ?? previousPending.get(message.seq)
             if (isSelf(from.gossipAddr, from.replicaId)) {
               // our own probe came back to us through another name of this node
-              if (sentTo !== undefined && from.gossipAddr === self.gossipAddr) yield* learnAlias(sentTo, from)
-              return
+              const sentTo = pending.get(message.seq) ?? previousPending.get(message.seq)
+              return sentTo !== undefined && from.gossipAddr === self.gossipAddr ? learnAlias(sentTo, from) : Effect.void
             }
-            yield* heardFrom(from, now)
-            yield* transport.send(from.gossipAddr, new PingAck({ seq: message.seq }))
-            return
+            return Effect.zipRight(
+              heardFrom(from, now),
+              transport.send(from.gossipAddr, new PingAck({ seq: message.seq }, true))
+            )
           }
           case "PingAck": {
             const sentTo = pending.get(message.seq) ?? previousPending.get(message.seq)
-            if (sentTo !== undefined) yield* learnAlias(sentTo, from)
-            yield* heardFrom(from, now)
-            return
+            const alias = sentTo !== undefined && sentTo !== from.gossipAddr ? learnAlias(sentTo, from) : Effect.void
+            return Effect.zipRight(alias, heardFrom(from, now))
           }
-          case "PeerList": {
-            yield* heardFrom(from, now)
-            for (const info of message.peers) {
-              yield* addAt({ gossipAddr: info.gossipAddr, httpAddr: info.httpAddr, replicaId: info.replicaId }, "exchange", now)
-            }
-            return
-          }
+          case "PeerList":
+            return Effect.gen(function*() {
+              yield* heardFrom(from, now)
+              for (const info of message.peers) {
+                yield* addAt(
+                  { gossipAddr: info.gossipAddr, httpAddr: info.httpAddr, replicaId: info.replicaId },
+                  "exchange",
+                  now
+                )
+              }
+            })
           default:
-            yield* heardFrom(from, now)
+            return heardFrom(from, now)
         }
       })
 
@@ -380,7 +408,7 @@ export const make = (options: PeerManagerOptions = {}) =>
         const s = seq = (seq + 1) % Number.MAX_SAFE_INTEGER
         pending.set(s, p.addr)
         p.awaiting = true
-        yield* transport.send(p.addr, new Ping({ seq: s }))
+        yield* transport.send(p.addr, new Ping({ seq: s }, true))
       }
       yield* Metric.incrementBy(pingsSentTotal, pending.size)
       yield* Metric.set(peersByStatus.alive, counts.alive)
@@ -420,18 +448,28 @@ export const make = (options: PeerManagerOptions = {}) =>
       yield* add({ gossipAddr: addr }, "static")
     }
 
-    /** Runs `effect` every `interval` (first run at once, or after one interval), logging failures. */
-    const every = (interval: Duration.DurationInput, effect: Effect.Effect<void>, name: string, delayFirst = false) => {
-      const guarded = effect.pipe(Effect.catchAllCause((cause) => Effect.logError(`PeerManager: ${name} failed`, cause)))
-      return (delayFirst ? Effect.sleep(interval).pipe(Effect.zipRight(guarded), Effect.forever) :
-        guarded.pipe(Effect.repeat(Schedule.spaced(interval)))).pipe(Effect.forkScoped)
-    }
+    /** Runs `effect` after `first`, then every `interval`, logging failures. */
+    const every = (first: Duration.Duration, interval: Duration.Duration, effect: Effect.Effect<void>, name: string) =>
+      Effect.sleep(first).pipe(
+        Effect.zipRight(
+          effect.pipe(
+            Effect.catchAllCause((cause) => Effect.logError(`PeerManager: ${name} failed`, cause)),
+            Effect.repeat(Schedule.spaced(interval))
+          )
+        ),
+        Effect.forkScoped
+      )
 
-    yield* every(config.heartbeatInterval, heartbeat, "heartbeat")
-    yield* every(options.exchangeInterval ?? config.syncInterval, exchange, "peer exchange", true)
+    const jitter = options.startJitter === false
+      ? Duration.zero
+      : Duration.millis(Math.floor((yield* Random.next) * Duration.toMillis(config.heartbeatInterval)))
+    yield* every(jitter, config.heartbeatInterval, heartbeat, "heartbeat")
+    const exchangeInterval = Duration.decode(options.exchangeInterval ?? Duration.times(config.syncInterval, 5))
+    yield* every(exchangeInterval, exchangeInterval, exchange, "peer exchange")
     if (Option.isSome(discovery)) {
       yield* every(
-        options.discoveryPollInterval ?? config.heartbeatInterval,
+        Duration.zero,
+        Duration.decode(options.discoveryPollInterval ?? config.heartbeatInterval),
         pollDiscovery(discovery.value),
         "discovery poll"
       )

@@ -46,7 +46,7 @@ import { NodeConfig } from "../config/NodeConfig.js"
 import { CounterMap } from "../crdt/CounterMap.js"
 import type { Entry } from "../crdt/Entry.js"
 import { PeerManager } from "../membership/PeerManager.js"
-import type { HostPort } from "../protocol/Message.js"
+import type { HostPort, Message } from "../protocol/Message.js"
 import { DigestAck, DigestPull, Push } from "../protocol/Message.js"
 import type { Inbound } from "../transport/Transport.js"
 import { Transport } from "../transport/Transport.js"
@@ -111,6 +111,26 @@ const messagesIn = Metric.counter("dcounter_gossip_messages_received_total", {
   incremental: true
 })
 
+// tagged once: Metric.tagged per message would build a new metric key every time
+const pushesSentByKind: Record<PushKind, Metric.Metric.Counter<number>> = {
+  eager: Metric.tagged(pushesSent, "kind", "eager"),
+  forward: Metric.tagged(pushesSent, "kind", "forward"),
+  sync: Metric.tagged(pushesSent, "kind", "sync"),
+  full: Metric.tagged(pushesSent, "kind", "full"),
+  pushback: Metric.tagged(pushesSent, "kind", "pushback")
+}
+const pushesChanged = Metric.tagged(pushesReceived, "changed", "yes")
+const pushesUnchanged = Metric.tagged(pushesReceived, "changed", "no")
+const messagesInByType: Record<Message["_tag"], Metric.Metric.Counter<number>> = {
+  Hello: Metric.tagged(messagesIn, "type", "Hello"),
+  DigestPull: Metric.tagged(messagesIn, "type", "DigestPull"),
+  DigestAck: Metric.tagged(messagesIn, "type", "DigestAck"),
+  Push: Metric.tagged(messagesIn, "type", "Push"),
+  PeerList: Metric.tagged(messagesIn, "type", "PeerList"),
+  Ping: Metric.tagged(messagesIn, "type", "Ping"),
+  PingAck: Metric.tagged(messagesIn, "type", "PingAck")
+}
+
 // ---------------------------------------------------------------------------- implementation
 
 export const make = (options: GossipOptions = {}) =>
@@ -137,7 +157,7 @@ export const make = (options: GossipOptions = {}) =>
         stats.pushesSent[kind]++
         stats.entriesSent += push.entries.length
         yield* transport.send(to, push)
-        yield* Metric.increment(Metric.tagged(pushesSent, "kind", kind))
+        yield* Metric.increment(pushesSentByKind[kind])
         yield* Metric.incrementBy(entriesSent, push.entries.length)
       })
 
@@ -145,7 +165,7 @@ export const make = (options: GossipOptions = {}) =>
       Effect.gen(function*() {
         const [digest, size] = yield* Effect.all([store.digest, store.size])
         stats.digestPullsSent++
-        yield* transport.send(to, new DigestPull({ digest, entries: size }))
+        yield* transport.send(to, new DigestPull({ digest, entries: size }, true))
         yield* Metric.increment(digestsSent)
       })
 
@@ -186,7 +206,7 @@ export const make = (options: GossipOptions = {}) =>
         // a Push with a digest comes from anti-entropy; eager deltas carry none
         const changed = yield* store.merge(push.entries, { from, repair: push.digest !== "" })
         if (changed.length > 0) stats.pushesThatChanged++
-        yield* Metric.increment(Metric.tagged(pushesReceived, "changed", changed.length > 0 ? "yes" : "no"))
+        yield* Metric.increment(changed.length > 0 ? pushesChanged : pushesUnchanged)
         if (!push.full) return
         // The sender's whole state is now part of ours: if we still differ we hold more.
         const digest = yield* store.digest
@@ -202,13 +222,13 @@ export const make = (options: GossipOptions = {}) =>
       Effect.gen(function*() {
         const { from, message } = inbound
         yield* peers.handle(inbound)
-        yield* Metric.increment(Metric.tagged(messagesIn, "type", message._tag))
+        yield* Metric.increment(messagesInByType[message._tag])
         const sender = from.gossipAddr
         if (sender === transport.self.gossipAddr) return
         switch (message._tag) {
           case "DigestPull": {
             const digest = yield* store.digest
-            if (digest === message.digest) yield* transport.send(sender, new DigestAck({ digest }))
+            if (digest === message.digest) yield* transport.send(sender, new DigestAck({ digest }, true))
             else yield* sendFullState(sender, "sync")
             return
           }
@@ -244,6 +264,15 @@ export const make = (options: GossipOptions = {}) =>
         let seen = yield* store.version
         while (true) {
           const first = yield* Queue.take(changes)
+          // An eager delta merged from a peer is not passed on in a small cluster: skip it
+          // without waiting a push window (one timer per received push otherwise).
+          if (
+            first.origin._tag === "Remote" && !first.origin.repair && first.fromVersion === seen &&
+            (yield* peers.alive).length <= directPushLimit
+          ) {
+            seen = first.toVersion
+            continue
+          }
           if (Duration.toMillis(config.pushWindow) > 0) yield* Effect.sleep(config.pushWindow)
           const batch = [first, ...(yield* Queue.takeAll(changes))]
           // CounterMap as a coalescer: each (name, replica) once, with its highest totals

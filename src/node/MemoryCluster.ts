@@ -95,6 +95,11 @@ export const make = (options: MemoryClusterOptions): Effect.Effect<MemoryCluster
     const basePort = options.basePort ?? 9001
     const slots: Array<Slot> = []
     const addrOf = (i: number) => `${host}:${basePort + i}` as HostPort
+    // heartbeats on exact multiples of the interval unless asked otherwise: reproducible runs
+    const services: NodeRole.NodeServicesOptions = {
+      ...options.services,
+      peers: { startJitter: false, ...options.services?.peers }
+    }
 
     const start = (slot: Slot) =>
       Effect.gen(function*() {
@@ -108,7 +113,7 @@ export const make = (options: MemoryClusterOptions): Effect.Effect<MemoryCluster
         })
         const discovery = options.discovery?.({ index: slot.index, addr: slot.addr }) ?? Layer.empty
         const ctx = yield* Layer.buildWithScope(
-          NodeRole.layerMemory(slot.disk, options.services).pipe(
+          NodeRole.layerMemory(slot.disk, services).pipe(
             Layer.provide(Layer.mergeAll(config, discovery, Layer.succeed(Network, network)))
           ),
           scope

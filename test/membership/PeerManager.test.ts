@@ -29,7 +29,7 @@ const config = (self: number, peers: ReadonlyArray<string>) =>
 const node = (self: number, peers: ReadonlyArray<string>, options: PeerManager.PeerManagerOptions = {}) =>
   Effect.gen(function*() {
     const ctx = yield* Layer.build(
-      PeerManager.layer(options).pipe(Layer.provideMerge(TransportMemory.layer(hello(self))), Layer.provide(config(self, peers)))
+      PeerManager.layer({ startJitter: false, ...options }).pipe(Layer.provideMerge(TransportMemory.layer(hello(self))), Layer.provide(config(self, peers)))
     )
     const pm = Context.get(ctx, PeerManager.PeerManager)
     const transport = Context.get(ctx, Transport)
@@ -184,6 +184,18 @@ describe("PeerManager", () => {
       expect(yield* pm.add({ gossipAddr: addr(5) }, "exchange")).toBe(true)
       expect((yield* pm.peers).length).toBe(3)
       expect((yield* pm.peers).map((p) => p.addr)).toContain(addr(5))
+    })))
+
+  it.scoped("sends its peer list to alive peers every exchange interval", () =>
+    withNetwork(Effect.gen(function*() {
+      const two = yield* fakePeer(2)
+      yield* node(1, [addr(2)], { exchangeInterval: Duration.seconds(3) })
+      yield* at(2.9)
+      expect(two.state.received).not.toContain("PeerList")
+      yield* at(3)
+      expect(two.state.received.filter((t) => t === "PeerList").length).toBe(1)
+      yield* at(6)
+      expect(two.state.received.filter((t) => t === "PeerList").length).toBe(2)
     })))
 
   it.scoped("pickAlive returns distinct alive peers, honouring exclusions", () =>
