@@ -123,10 +123,15 @@ export const rawRun = async (frame: Uint8Array, millis: number): Promise<Run> =>
   return { messages: sent, bytes: target, seconds, dropped: 0, cpuMicros }
 }
 
-/** Raw bytes through the transport: measures it apart from the message codec. */
+/**
+ * Raw bytes through the transport: measures it apart from the message codec. Like the raw
+ * pipe's receiver, the consumer only counts what arrives, so payloads are borrowed
+ * (`retainsPayload: false`, valid until the connection's next chunk).
+ */
 export const bytesWire: TransportTcp.Wire<Uint8Array> = {
   encode: (bytes) => bytes,
   decode: (bytes) => Either.right(bytes),
+  retainsPayload: false,
   helloOf: () => undefined,
   ofHello: () => undefined,
   overflow: dropNewest

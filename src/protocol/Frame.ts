@@ -86,7 +86,17 @@ export interface FrameOptions {
   readonly maxFrameBytes?: number
   /** cluster key: frames are tagged, and untagged or wrongly tagged frames rejected */
   readonly key?: FrameKey | undefined
+  /**
+   * Reassemble frames that span several chunks in one reused buffer instead of a fresh one
+   * per frame (default false). A payload is then valid only until the next `push`: decode
+   * or copy it first. Allocating a buffer per large frame costs more than the copy itself
+   * (page faults on fresh memory), so a reader that decodes at once should set this.
+   */
+  readonly reuseBuffer?: boolean
 }
+
+/** Largest reassembly buffer a decoder keeps between frames (larger ones are not reused). */
+const SCRATCH_KEEP_BYTES = 1024 * 1024
 
 /** The size of the frame `encode` makes for a payload of `payloadBytes`. */
 export const frameSize = (payloadBytes: number, key?: FrameKey): number =>
@@ -155,10 +165,15 @@ export class FrameDecoder {
   private body = -1
   private headerChecked = false
   private failure: FrameError | undefined = undefined
+  private readonly reuse: boolean
+  private scratch: Buffer | undefined = undefined
+  /** whether a payload of the current `push` already lives in `scratch` */
+  private scratchInUse = false
 
   constructor(options: FrameOptions = {}) {
     this.maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES
     this.key = options.key
+    this.reuse = options.reuseBuffer ?? false
   }
 
   /** The error that stopped this decoder, if any. */
@@ -173,6 +188,7 @@ export class FrameDecoder {
 
   push(chunk: Uint8Array): DecodeResult {
     if (this.failure !== undefined) return { frames: [], error: this.failure }
+    this.scratchInUse = false
     if (chunk.length > 0) {
       this.chunks.push(chunk)
       this.buffered += chunk.length
@@ -239,6 +255,7 @@ export class FrameDecoder {
     this.chunks = []
     this.head = 0
     this.buffered = 0
+    this.scratch = undefined
     return { frames, error }
   }
 
@@ -262,6 +279,16 @@ export class FrameDecoder {
     }
   }
 
+  /** Where to reassemble a frame of `n` bytes: the reused buffer when allowed and free. */
+  private outputFor(n: number): Uint8Array {
+    if (!this.reuse || this.scratchInUse || n > SCRATCH_KEEP_BYTES) return Buffer.allocUnsafe(n)
+    if (this.scratch === undefined || this.scratch.length < n) {
+      this.scratch = Buffer.allocUnsafe(Math.min(SCRATCH_KEEP_BYTES, Math.max(n, 2 * (this.scratch?.length ?? 0))))
+    }
+    this.scratchInUse = true
+    return this.scratch.subarray(0, n)
+  }
+
   /** Removes the first `n` buffered bytes (n <= buffered), copying only across chunks. */
   private take(n: number): Uint8Array {
     this.buffered -= n
@@ -271,7 +298,7 @@ export class FrameDecoder {
       else this.chunks[this.head] = first.subarray(n)
       return first.subarray(0, n)
     }
-    const out = Buffer.allocUnsafe(n)
+    const out = this.outputFor(n)
     let filled = 0
     while (filled < n) {
       const c = this.chunks[this.head]!

@@ -188,6 +188,11 @@ export interface Wire<M> {
   readonly encode: (message: M) => Uint8Array
   /** never throws: a Left closes the connection as "undecodable" */
   readonly decode: (payload: Uint8Array) => Either.Either<M, { readonly message: string }>
+  /**
+   * Whether a decoded message may still refer to the payload bytes. When false, payloads
+   * are reassembled in one reused buffer per connection (see `FrameOptions.reuseBuffer`).
+   */
+  readonly retainsPayload: boolean
   /** the Hello a message is, if it is one (a later Hello updates the sender's identity) */
   readonly helloOf: (message: M) => Hello | undefined
   /** the handshake Hello as a message for `inbound`, or undefined not to deliver it */
@@ -200,6 +205,8 @@ export interface Wire<M> {
 export const messageWire: Wire<Message> = {
   encode: Codec.encode,
   decode: Codec.decode,
+  // msgpack decoding copies everything out (strings, numbers, arrays; no binary fields)
+  retainsPayload: false,
   helloOf: (message) => (message._tag === "Hello" ? message : undefined),
   ofHello: (hello) => hello,
   overflow: gossipOverflow
@@ -359,7 +366,7 @@ export const makeWith = <M>(
       const conn: InboundConnection<M> = {
         socket,
         remote,
-        decoder: new FrameDecoder({ maxFrameBytes, key }),
+        decoder: new FrameDecoder({ maxFrameBytes, key, reuseBuffer: !wire.retainsPayload }),
         hello: undefined,
         stash: [],
         draining: false,

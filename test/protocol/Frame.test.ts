@@ -47,11 +47,12 @@ const optionalKey: fc.Arbitrary<FrameKey | undefined> = fc.option(
 )
 
 describe("Frame", () => {
-  it("round-trips payloads split at any boundary", () => {
+  it("round-trips payloads split at any boundary (fresh or reused reassembly buffer)", () => {
     fc.assert(
-      fc.property(payloads, cuts, optionalKey, (sent, cutAt, key) => {
+      fc.property(payloads, cuts, optionalKey, fc.boolean(), (sent, cutAt, key, reuseBuffer) => {
         const stream = concat(sent.map((p) => encode(p, key)))
-        const { frames, error } = feed(new FrameDecoder({ key }), split(stream, cutAt))
+        // feed copies each push's payloads only after the push returned all of them
+        const { frames, error } = feed(new FrameDecoder({ key, reuseBuffer }), split(stream, cutAt))
         expect(error).toBeUndefined()
         expect(frames).toEqual(sent.map((p) => Uint8Array.from(p)))
       }),
@@ -80,6 +81,20 @@ describe("Frame", () => {
       }),
       RUNS
     )
+  })
+
+  it("with a reused buffer, payloads stay valid until the next push", () => {
+    const decoder = new FrameDecoder({ reuseBuffer: true })
+    const a = encode(new Uint8Array(100).fill(1))
+    const b = encode(new Uint8Array(100).fill(2))
+    const first = decoder.push(a.subarray(0, 50)).frames
+    expect(first).toEqual([])
+    const second = decoder.push(Buffer.concat([a.subarray(50), b.subarray(0, 60)]))
+    expect(second.frames).toHaveLength(1)
+    expect(second.frames[0]!.every((x) => x === 1)).toBe(true)
+    const third = decoder.push(b.subarray(60))
+    expect(third.frames).toHaveLength(1)
+    expect(third.frames[0]!.every((x) => x === 2)).toBe(true)
   })
 
   it("one byte at a time", () => {
@@ -117,11 +132,11 @@ describe("Frame", () => {
 
   it("a truncated stream yields exactly the whole frames and waits for the rest", () => {
     fc.assert(
-      fc.property(payloads, fc.nat(), cuts, optionalKey, (sent, cutRaw, cutAt, key) => {
+      fc.property(payloads, fc.nat(), cuts, optionalKey, fc.boolean(), (sent, cutRaw, cutAt, key, reuseBuffer) => {
         const encoded = sent.map((p) => encode(p, key))
         const stream = concat(encoded)
         const keep = cutRaw % (stream.length + 1)
-        const decoder = new FrameDecoder({ key })
+        const decoder = new FrameDecoder({ key, reuseBuffer })
         const { frames, error } = feed(decoder, split(stream.subarray(0, keep), cutAt))
         expect(error).toBeUndefined()
         let whole = 0
