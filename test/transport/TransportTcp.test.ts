@@ -120,6 +120,27 @@ describe("TransportTcp", () => {
       }
     }))
 
+  it.scopedLive("large messages spanning many reads arrive intact and in order", () =>
+    Effect.gen(function* () {
+      const a = yield* start("a", { clusterKey: Option.some(Redacted.make("k")) })
+      const b = yield* start("b", { clusterKey: Option.some(Redacted.make("k")) })
+      const pushes = Array.from(
+        { length: 30 },
+        (_, k) =>
+          new Push({
+            full: true,
+            entries: Array.from(
+              { length: 1500 + k * 97 },
+              (_, i) => [CounterName.make(`counter-${k}-${i}`), ReplicaId.make("a"), i * k, k] as const
+            ),
+            digest: `d${k}`
+          })
+      )
+      for (const p of pushes) expect(yield* a.transport.send(b.addr, p)).toBe(true)
+      const got = yield* takeN(b.transport.inbound, 31)
+      expect(got.slice(1).map((x) => x.message)).toEqual(pushes)
+    }))
+
   it.scopedLive("understands a raw socket writing valid frames one byte at a time", () =>
     Effect.gen(function* () {
       const b = yield* start("b", { clusterKey: Option.some(Redacted.make("k")) })
