@@ -218,8 +218,10 @@ const runFaults = async (ctx: FaultContext): Promise<void> => {
   const wipeAt = rng.int(Math.floor(o.faultMs * 0.45), Math.floor(o.faultMs * 0.7))
   let wiped = false
 
-  while (Date.now() < end) {
-    const remaining = end - Date.now()
+  // the phase lasts faultMs, longer (up to twice) only if the kills are still short
+  const hardEnd = start + 2 * o.faultMs
+  while (Date.now() < end || (kills < o.minKills && Date.now() < hardEnd)) {
+    const remaining = Math.max(0, end - Date.now())
     const killsBehind = o.minKills - kills
     // faults that are due take priority
     if (!wiped && elapsed() >= wipeAt) {

@@ -72,7 +72,7 @@ export const runFuzz = async (o: FuzzOptions, summary: Summary): Promise<void> =
           },
           frames: Math.ceil(o.frames / 2),
           concurrency: 16,
-          maxFramesPerSession: 200,
+          maxFramesPerSession: 800,
           budgetMs: Math.floor(o.budgetMs / 2)
         },
         stats
