@@ -58,13 +58,11 @@ export const By = Schema.Number.pipe(
   Schema.lessThanOrEqualTo(Number.MAX_SAFE_INTEGER, { message: () => "by must be at most 2^53-1" })
 ).annotations({ description: "How much to add or subtract: a positive safe integer (default 1)" })
 
-export const CountBody = Schema.Struct({ by: Schema.optional(By) }).annotations({
+/** The body of increment/decrement; optional: no body (or `{}`) counts as `{"by": 1}`. */
+export const CountPayload = Schema.Struct({ by: Schema.optional(By) }).annotations({
   identifier: "CountBody",
   description: "Optional body of increment and decrement; no body counts as {\"by\": 1}"
 })
-
-/** The payload of increment/decrement: a `CountBody`, or nothing (`null`: no body) for `by: 1`. */
-export const CountPayload = Schema.Union(CountBody, Schema.Null)
 
 const Int = Schema.Int
 

@@ -11,11 +11,10 @@
  * discovery and HTTP (`dcounter --role node`). Layers release in reverse order, so a closing node
  * stops HTTP first, then gossip, then commits its queued writes and flushes the WAL.
  */
-import type { HttpServerError } from "@effect/platform"
-import { HttpServer } from "@effect/platform"
 import { Duration, Effect, Layer, Option } from "effect"
 import { NodeConfig, type NodeConfigShape } from "../config/NodeConfig.js"
 import * as DiscoveryHttp from "../membership/DiscoveryHttp.js"
+import * as ApiServer from "../http/ApiServer.js"
 import * as PeerManager from "../membership/PeerManager.js"
 import { Hello, PROTOCOL_VERSION } from "../protocol/Message.js"
 import type { HostPort } from "../protocol/Message.js"
@@ -91,13 +90,13 @@ export type NodeStartError =
   | WalCorrupted
   | WalError
   | TransportError
-  | HttpServerError.ServeError
+  | ApiServer.ApiServerError
 
 const logStarted = Layer.scopedDiscard(
   Effect.gen(function*() {
     const config = yield* NodeConfig
     const dataDir = yield* DataDir
-    const http = yield* HttpServer.addressFormattedWith(Effect.succeed)
+    const http = (yield* ApiServer.ApiServer).url
     const discovery = Option.getOrElse(config.discovery, () => "none")
     yield* Effect.logInfo(
       `node ${dataDir.replicaId}${dataDir.fresh ? " (new replica)" : ""} up: gossip on ${config.addr}, ` +
@@ -125,7 +124,7 @@ const logStarted = Layer.scopedDiscard(
  */
 export const layerWith = (
   options: NodeServicesOptions & { readonly wal?: WalFile.WalFileOptions } = {}
-): Layer.Layer<NodeServices | Transport | DataDir | HttpServer.HttpServer, NodeStartError, NodeConfig> =>
+): Layer.Layer<NodeServices | Transport | DataDir | ApiServer.ApiServer, NodeStartError, NodeConfig> =>
   Layer.unwrapEffect(
     Effect.map(NodeConfig, (config) => {
       const storage = CounterStore.layer(options.store).pipe(

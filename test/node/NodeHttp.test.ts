@@ -4,9 +4,9 @@
  * changes nothing.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { HttpServer } from "@effect/platform"
 import { Context, Duration, Effect, Layer } from "effect"
 import { NodeConfig } from "../../src/config/NodeConfig.js"
+import * as ApiServer from "../../src/http/ApiServer.js"
 import * as NodeHttp from "../../src/node/NodeHttp.js"
 import * as NodeRole from "../../src/node/NodeRole.js"
 import * as MemoryDisk from "../../src/storage/MemoryDisk.js"
@@ -37,14 +37,11 @@ const startNode = Effect.gen(function*() {
   const ctx = yield* Layer.build(
     // served on an ephemeral port (the advertised --http-addr is not used by this test)
     NodeHttp.serve("127.0.0.1:0").pipe(
-      Layer.provide(NodeHttp.layerApi),
       Layer.provideMerge(NodeRole.layerMemory(disk)),
       Layer.provideMerge(Layer.merge(NodeConfig.layer(config), network))
     )
   )
-  const address = Context.get(ctx, HttpServer.HttpServer).address
-  if (address._tag !== "TcpAddress") return yield* Effect.dieMessage("not a TCP address")
-  const base = `http://127.0.0.1:${address.port}`
+  const base = Context.get(ctx, ApiServer.ApiServer).url
   const call = (method: string, path: string, body?: string, headers: Record<string, string> = {}) =>
     Effect.promise(async (): Promise<Reply> => {
       const res = await fetch(base + path, {
@@ -116,6 +113,10 @@ describe("node HTTP API", () => {
       "/counter", "/increment", "/decrement", "/local-counter", "/state", "/counters", "/counters/{name}",
       "/counters/{name}/increment", "/counters/{name}/decrement", "/peers", "/health"
     ]))
+    const metrics = yield* call("GET", "/metrics")
+    expect(metrics.status).toBe(200)
+    expect(metrics.text).toContain("dcounter_writes_total")
+    expect(metrics.text).toContain("dcounter_peers")
     const docs = yield* call("GET", "/docs")
     expect(docs.status).toBe(200)
     expect(docs.text).toContain("<html")
