@@ -460,6 +460,12 @@ export const make = (options: PeerManagerOptions = {}) =>
         Effect.forkScoped
       )
 
+    // the gauges exist from the start (the first heartbeat may be up to one interval away)
+    const startedAt = yield* Clock.currentTimeMillis
+    yield* Metric.set(peersByStatus.alive, aliveAt(startedAt).length)
+    yield* Metric.set(peersByStatus.suspect, 0)
+    yield* Metric.set(peersByStatus.dead, 0)
+
     const jitter = options.startJitter === false
       ? Duration.zero
       : Duration.millis(Math.floor((yield* Random.next) * Duration.toMillis(config.heartbeatInterval)))
