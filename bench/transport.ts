@@ -254,8 +254,8 @@ export const measure = async (options: BenchOptions = {}): Promise<ReadonlyArray
   const millis = options.quick ? 600 : 2000
   const rounds = options.quick ? 1 : 5
   const cases = [
-    { label: "100 B", target: 100, window: 2048 },
-    { label: "64 KB", target: 64 * 1024, window: 64 }
+    { label: "100 B", target: 100, window: 4096 },
+    { label: "64 KB", target: 64 * 1024, window: 256 }
   ]
   const out: Array<TransportFigures> = []
   for (const c of cases) {
