@@ -32,7 +32,7 @@ header .sub { color: var(--muted); font-size: 13px; }
 .dot.bad { background: var(--bad); box-shadow: 0 0 8px var(--bad); }
 .dot.warn { background: var(--warn); }
 main { max-width: 1180px; margin: 0 auto; padding: 24px 32px 40px; display: grid; gap: 20px; }
-.top { display: grid; grid-template-columns: minmax(280px, 360px) 1fr; gap: 20px; }
+.top { display: grid; grid-template-columns: minmax(320px, 440px) 1fr; gap: 20px; }
 .card { background: var(--panel); border: 1px solid var(--line); border-radius: var(--radius); padding: 20px 22px; }
 .card h2 {
   margin: 0 0 12px; font-size: 12px; font-weight: 600; color: var(--muted);
@@ -40,17 +40,17 @@ main { max-width: 1180px; margin: 0 auto; padding: 24px 32px 40px; display: grid
 }
 #cluster-value { font-size: 64px; font-weight: 700; line-height: 1.05; font-variant-numeric: tabular-nums; }
 #convergence { margin-top: 6px; font-size: 13px; color: var(--muted); min-height: 20px; }
-.controls { display: flex; gap: 10px; margin-top: 18px; align-items: center; flex-wrap: wrap; }
+.controls { display: flex; gap: 8px; margin-top: 18px; align-items: center; flex-wrap: wrap; }
 button {
   font: inherit; font-weight: 600; border-radius: 9px; border: 1px solid var(--line); cursor: pointer;
-  padding: 9px 18px; color: var(--text); background: var(--panel-2); transition: transform .05s, background .15s;
+  padding: 9px 15px; color: var(--text); background: var(--panel-2); transition: transform .05s, background .15s;
 }
 button:active { transform: scale(.97); }
 button.primary { background: var(--accent); border-color: var(--accent); color: #04121f; }
 button.primary:hover { background: #75c4ff; }
 button:hover { background: #243142; }
 input[type=number] {
-  width: 76px; font: inherit; padding: 8px 10px; border-radius: 9px; border: 1px solid var(--line);
+  width: 58px; font: inherit; padding: 8px 10px; border-radius: 9px; border: 1px solid var(--line);
   background: var(--bg); color: var(--text);
 }
 label.by { color: var(--muted); font-size: 13px; display: flex; align-items: center; gap: 6px; }
@@ -58,11 +58,12 @@ label.by { color: var(--muted); font-size: 13px; display: flex; align-items: cen
 #message.error { color: var(--bad); }
 .chart-head { display: flex; justify-content: space-between; align-items: baseline; }
 .chart-head .legend { color: var(--muted); font-size: 12px; }
-#chart { width: 100%; height: 190px; display: block; }
+#chart { width: 100%; height: 220px; display: block; }
 #chart .grid { stroke: var(--line); stroke-width: 1; }
 #chart .axis { fill: var(--muted); font-size: 11px; }
 #chart .line { fill: none; stroke: var(--accent); stroke-width: 2.2; stroke-linejoin: round; }
-#chart .area { fill: url(#fade); }
+#chart .area { fill: url(#fade); stroke: none; }
+#chart .dot-now { fill: var(--accent); stroke: var(--panel); stroke-width: 2; }
 table { width: 100%; border-collapse: collapse; font-variant-numeric: tabular-nums; }
 th {
   text-align: left; font-size: 12px; font-weight: 600; color: var(--muted); text-transform: uppercase;
@@ -143,34 +144,54 @@ function renderNodes(nodes) {
   if (converged) showClusterValue(healthy[0].value);
 }
 
+/** Up to 5 integer ticks covering [lo, hi]. */
+function ticks(lo, hi) {
+  const span = Math.max(1, hi - lo);
+  const raw = span / 4;
+  const mag = Math.pow(10, Math.floor(Math.log10(raw)));
+  const step = Math.max(1, [1, 2, 5, 10].map((m) => m * mag).find((s) => s >= raw) || 10 * mag);
+  const first = Math.floor(lo / step) * step;
+  const out = [];
+  for (let v = first; v <= hi + step / 2 && out.length < 7; v += step) out.push(v);
+  return out;
+}
+
 function renderChart() {
   const svg = $("chart");
-  const w = svg.clientWidth || 600, h = 190, padL = 56, padR = 12, padT = 12, padB = 22;
+  const w = svg.clientWidth || 600, h = svg.clientHeight || 220, padL = 64, padR = 16, padT = 14, padB = 24;
   const pts = history.filter((p) => p.v !== null);
   let out = '<defs><linearGradient id="fade" x1="0" x2="0" y1="0" y2="1">' +
-    '<stop offset="0" stop-color="#4fb3ff" stop-opacity=".35"/><stop offset="1" stop-color="#4fb3ff" stop-opacity="0"/></linearGradient></defs>';
+    '<stop offset="0" stop-color="#4fb3ff" stop-opacity=".30"/><stop offset="1" stop-color="#4fb3ff" stop-opacity="0"/></linearGradient></defs>';
   if (pts.length === 0) {
     svg.innerHTML = out + '<text class="axis" x="' + (w / 2 - 40) + '" y="' + (h / 2) + '">waiting for data…</text>';
     return;
   }
   let lo = Math.min(...pts.map((p) => p.v)), hi = Math.max(...pts.map((p) => p.v));
-  if (lo === hi) { lo -= 1; hi += 1; }
+  if (hi - lo < 4) { const mid = Math.round((lo + hi) / 2); lo = mid - 2; hi = mid + 2; }
+  const marks = ticks(lo, hi);
+  lo = Math.min(lo, marks[0]); hi = Math.max(hi, marks[marks.length - 1]);
   const x = (i) => padL + (w - padL - padR) * (i / (HISTORY - 1));
   const y = (v) => padT + (h - padT - padB) * (1 - (v - lo) / (hi - lo));
-  for (let k = 0; k <= 3; k++) {
-    const v = lo + (hi - lo) * k / 3, yy = y(v);
+  for (const v of marks) {
+    const yy = y(v).toFixed(1);
     out += '<line class="grid" x1="' + padL + '" x2="' + (w - padR) + '" y1="' + yy + '" y2="' + yy + '"/>';
-    out += '<text class="axis" x="6" y="' + (yy + 4) + '">' + esc(fmt(Math.round(v))) + '</text>';
+    out += '<text class="axis" text-anchor="end" x="' + (padL - 10) + '" y="' + (Number(yy) + 4) + '">' + esc(fmt(v)) + '</text>';
   }
   const offset = HISTORY - history.length;
   const coords = [];
   history.forEach((p, i) => { if (p.v !== null) coords.push([x(offset + i), y(p.v)]); });
-  const line = coords.map((c) => c[0].toFixed(1) + "," + c[1].toFixed(1)).join(" ");
+  // a counter moves in steps: hold each value until the next sample
+  let path = "M" + coords[0][0].toFixed(1) + "," + coords[0][1].toFixed(1);
+  for (let i = 1; i < coords.length; i++) {
+    path += " H" + coords[i][0].toFixed(1) + " V" + coords[i][1].toFixed(1);
+  }
   const base = (h - padB).toFixed(1);
-  out += '<polygon class="area" points="' + coords[0][0].toFixed(1) + "," + base + " " + line + " " + coords[coords.length - 1][0].toFixed(1) + "," + base + '"/>';
-  out += '<polyline class="line" points="' + line + '"/>';
-  out += '<text class="axis" x="' + padL + '" y="' + (h - 5) + '">' + Math.round(HISTORY) + ' s ago</text>';
-  out += '<text class="axis" x="' + (w - padR - 24) + '" y="' + (h - 5) + '">now</text>';
+  const last = coords[coords.length - 1];
+  out += '<path class="area" d="' + path + " V" + base + " H" + coords[0][0].toFixed(1) + ' Z"/>';
+  out += '<path class="line" d="' + path + '"/>';
+  out += '<circle class="dot-now" cx="' + last[0].toFixed(1) + '" cy="' + last[1].toFixed(1) + '" r="4"/>';
+  out += '<text class="axis" x="' + padL + '" y="' + (h - 6) + '">2 min ago</text>';
+  out += '<text class="axis" text-anchor="end" x="' + (w - padR) + '" y="' + (h - 6) + '">now</text>';
   svg.innerHTML = out;
 }
 

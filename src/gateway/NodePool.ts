@@ -106,6 +106,7 @@ export const make = (options?: Partial<PoolOptions>): Effect.Effect<NodePool["Ty
       for (const addr of staticNodes) out.set(addr, { gossipAddr: "", id: undefined, sources: ["static"] })
       if (Option.isSome(discovery)) {
         for (const peer of yield* discovery.value.peers) {
+          if (peer.httpAddr === "") continue // a gossip-only entry: nothing the gateway can call
           const known = out.get(peer.httpAddr)
           if (known === undefined) {
             out.set(peer.httpAddr, { gossipAddr: peer.gossipAddr, id: peer.nodeId, sources: ["discovery"] })
