@@ -180,7 +180,7 @@ const serverLayer = (
 }
 
 /** Runs one server until SIGTERM/SIGINT; prints `listening <host>:<port>` when ready. */
-const serve = async (kind: ServerKind, port: number): Promise<void> => {
+export const serve = async (kind: ServerKind, port: number): Promise<void> => {
   if (kind === "baseline") {
     const server = await Baseline.start(port)
     process.stdout.write(`listening 127.0.0.1:${server.port}\n`)
@@ -272,6 +272,19 @@ export interface Target {
   readonly body?: string | undefined
   /** ratio to the baseline this target should reach, e.g. 0.7 */
   readonly goal?: number | undefined
+}
+
+/** CPU time (user + system, seconds) a process has used so far, from /proc; undefined elsewhere. */
+const cpuSeconds = (pid: number | undefined): number | undefined => {
+  if (pid === undefined) return undefined
+  try {
+    const stat = Fs.readFileSync(`/proc/${pid}/stat`, "utf8")
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+    // fields[0] is field 3 (state): utime is field 14, stime field 15
+    return (Number(fields[11]) + Number(fields[12])) / 100
+  } catch {
+    return undefined
+  }
 }
 
 interface LoadGenerator {
@@ -449,9 +462,10 @@ export const run = async (options: HttpBenchOptions = {}): Promise<ReadonlyArray
   const children: Array<Child> = []
   try {
     for (const kind of kinds) children.push(await startChild(kind, options.profileDir))
-    const targets: Array<Target & { readonly kind?: ServerKind }> = [
+    const targets: Array<Target & { readonly kind?: ServerKind; readonly pid?: number | undefined }> = [
       ...children.map((c) => ({
         kind: c.kind,
+        pid: c.process.pid,
         name: serverNames[c.kind],
         url: `${c.url}/increment`,
         method: "POST" as const,
@@ -462,14 +476,22 @@ export const run = async (options: HttpBenchOptions = {}): Promise<ReadonlyArray
     ]
     // warm every target up (JIT, connection setup) before measuring
     for (const t of targets) await generator.run(t, warmup, connections)
-    const results = new Map<string, Array<LoadResult>>(targets.map((t) => [t.name, []]))
+    const results = new Map<string, Array<LoadResult & { readonly cpuMicros?: number | undefined }>>(
+      targets.map((t) => [t.name, []])
+    )
     for (let round = 1; round <= rounds; round++) {
       for (const t of targets) {
+        const cpu0 = cpuSeconds(t.pid)
         const r = await generator.run(t, seconds, connections)
-        results.get(t.name)!.push(r)
+        const cpu1 = cpuSeconds(t.pid)
+        const cpuMicros = cpu0 === undefined || cpu1 === undefined || r.requests === 0
+          ? undefined
+          : ((cpu1 - cpu0) * 1e6) / r.requests
+        results.get(t.name)!.push({ ...r, cpuMicros })
         log(
           `  round ${round}/${rounds} ${t.name}: ${Math.round(r.rps)} req/s, p50 ${r.p50ms.toFixed(2)} ms, ` +
-            `p99 ${r.p99ms.toFixed(2)} ms${r.failures > 0 ? `, ${r.failures} failures` : ""}`
+            `p99 ${r.p99ms.toFixed(2)} ms${cpuMicros === undefined ? "" : `, server CPU ${cpuMicros.toFixed(1)} us/req`}` +
+            `${r.failures > 0 ? `, ${r.failures} failures` : ""}`
         )
       }
     }
@@ -496,7 +518,10 @@ export const run = async (options: HttpBenchOptions = {}): Promise<ReadonlyArray
         figures: [
           figure("throughput", median(rs.map((r) => r.rps)), "req/s", "higher"),
           figure("p50", median(rs.map((r) => r.p50ms)), "ms", "lower"),
-          figure("p99", median(rs.map((r) => r.p99ms)), "ms", "lower")
+          figure("p99", median(rs.map((r) => r.p99ms)), "ms", "lower"),
+          ...(rs.every((r) => r.cpuMicros !== undefined)
+            ? [figure("server CPU", median(rs.map((r) => r.cpuMicros!)), "us/req", "lower")]
+            : [])
         ],
         notes
       }

@@ -68,9 +68,12 @@ import {
   Effect,
   Exit,
   FiberId,
+  FiberRef,
+  FiberRefs,
   Layer,
   Option,
-  Runtime
+  Runtime,
+  RuntimeFlags
 } from "effect"
 import type { Fiber, Scope } from "effect"
 import * as Http from "node:http"
@@ -382,13 +385,23 @@ const make = <E, R>(options: Options<E, R>) =>
 
     // -- API endpoints
     const groupRuntimes = new Map<Context.Context<never>, Runtime.Runtime<never>>()
+    // Handler fibers: the group's context over the server's, the server's fiber refs, and
+    // neither Effect's per-fiber runtime metrics (a histogram, a gauge and two counters
+    // updated for every fiber: a third of the cost of forking one) nor the debug log of
+    // "unhandled" failures (every failure is answered and, if unexpected, logged here).
+    const handlerFlags = RuntimeFlags.disable(runtime.runtimeFlags, RuntimeFlags.RuntimeMetrics)
+    const handlerRefs = FiberRefs.updateAs(runtime.fiberRefs, {
+      fiberId: FiberId.none,
+      fiberRef: FiberRef.unhandledErrorLogLevel,
+      value: Option.none()
+    })
     const runtimeFor = (context: Context.Context<never>): Runtime.Runtime<never> => {
       let rt = groupRuntimes.get(context)
       if (rt === undefined) {
         rt = Runtime.make({
           context: Context.merge(context, runtime.context),
-          fiberRefs: runtime.fiberRefs,
-          runtimeFlags: runtime.runtimeFlags
+          fiberRefs: handlerRefs,
+          runtimeFlags: handlerFlags
         })
         groupRuntimes.set(context, rt)
       }
@@ -686,6 +699,12 @@ const make = <E, R>(options: Options<E, R>) =>
         }
       } else {
         effect = Effect.zipRight(Effect.all(pending, { discard: true }), Effect.suspend(() => target.handler(args)))
+      }
+      // a handler that answered with `Effect.succeed` / `Effect.fail` needs no fiber
+      if (Exit.isExit(effect)) {
+        return Exit.isSuccess(effect)
+          ? respondSuccess(res, target, start, effect.value)
+          : respondFailure(res, target, start, effect.cause)
       }
       if (target.uninterruptible) effect = Effect.uninterruptible(effect)
       track(target.runFork(effect), (exit) =>

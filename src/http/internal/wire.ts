@@ -50,15 +50,15 @@ export const readBody = (req: Http.IncomingMessage, limit: number, cb: (result: 
   let chunks: Array<Buffer> | undefined
   let size = 0
   let done = false
+  // listeners stay attached: after "end" nothing more comes, and after a refusal the
+  // request is paused and its socket closed
   const finish = (result: BodyResult) => {
     if (done) return
     done = true
-    req.off("data", onData)
-    req.off("end", onEnd)
-    req.off("error", onError)
     cb(result)
   }
   const onData = (chunk: Buffer) => {
+    if (done) return
     size += chunk.length
     if (size > limit) {
       first = undefined
