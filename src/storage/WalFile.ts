@@ -2,8 +2,8 @@
  * `Wal` on files in `<data dir>/wal` (layout and format: `internal/WalDir.ts`,
  * `internal/Record.ts`).
  *
- * Write path: callers put their entries on a bounded queue and wait; one committer fiber
- * takes everything queued (group commit), coalesces it by `(name, replica)` (entries are
+ * Write path: callers hand their entries to a bounded batcher and wait; one committer fiber
+ * takes everything handed over so far (group commit), coalesces it by `(name, replica)` (entries are
  * totals, so the maximum is all that matters), adds whatever lazily appended state is
  * pending, writes it as ONE record and fdatasyncs it, then resolves every caller of the
  * batch. Appends that arrive during a write+fdatasync form the next batch, so throughput
@@ -25,10 +25,11 @@
  */
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { Chunk, Clock, Deferred, Duration, Effect, Fiber, FiberId, FiberSet, Layer, Metric, Queue } from "effect"
+import { Clock, Duration, Effect, Fiber, FiberSet, Layer, Metric, Queue } from "effect"
 import { CounterMap } from "../crdt/CounterMap.js"
 import type { Entry } from "../crdt/Entry.js"
 import { DataDir } from "./DataDir.js"
+import { Batcher, type Waiter } from "./internal/Batcher.js"
 import { Coalescer } from "./internal/Coalescer.js"
 import { type FileIo, nodeIo } from "./internal/FileIo.js"
 import { Fold } from "./internal/Fold.js"
@@ -73,6 +74,8 @@ export const defaults = {
   maxPendingAppends: 16_384
 } as const
 
+/** The most appends one group commit takes. */
+const MAX_BATCH = 4096
 /** How long after a failed snapshot the next one may be tried. */
 const SNAPSHOT_RETRY = Duration.seconds(30)
 /** How long closing waits for the last flush and a running snapshot. */
@@ -103,8 +106,9 @@ interface Pending {
   readonly entries: ReadonlyArray<Entry>
   /** 1 for an `append`, 0 for a flush. */
   readonly appends: number
-  readonly done: Deferred.Deferred<void, WalError>
 }
+
+type Caller = Waiter<Pending, WalError>
 
 interface Segment {
   readonly seq: number
@@ -229,7 +233,10 @@ export const make = (options: WalFileOptions = {}) =>
     /** Runs the background snapshot writer; closed after the final flush (finalizers run LIFO). */
     const snapshotRunner = yield* FiberSet.make<void, never>()
 
-    const queue = yield* Queue.bounded<Pending>(Math.max(1, options.maxPendingAppends ?? defaults.maxPendingAppends))
+    const batcher = new Batcher<Pending, WalError>(
+      Math.max(1, options.maxPendingAppends ?? defaults.maxPendingAppends),
+      MAX_BATCH
+    )
     const lazySignal = yield* Queue.dropping<void>(1)
 
     const call = <A>(what: string, f: () => Promise<A>) =>
@@ -303,13 +310,13 @@ export const make = (options: WalFileOptions = {}) =>
         yield* Metric.incrementBy(WalMetrics.bytesTotal, position - start)
       })
 
-    const commit = (batch: ReadonlyArray<Pending>) =>
+    const commit = (batch: ReadonlyArray<Caller>) =>
       Effect.gen(function*() {
         const coalescer = new Coalescer()
         let appendCount = 0
         for (const p of batch) {
-          coalescer.add(p.entries)
-          appendCount += p.appends
+          coalescer.add(p.item.entries)
+          appendCount += p.item.appends
         }
         const lazyEntries = lazy.take()
         coalescer.add(lazyEntries)
@@ -317,13 +324,14 @@ export const make = (options: WalFileOptions = {}) =>
         const result = yield* Effect.either(entries.length === 0 ? Effect.void : writeDurably(entries))
         if (result._tag === "Left") {
           lazy.add(lazyEntries)
-          for (const p of batch) Deferred.unsafeDone(p.done, Effect.fail(result.left))
+          const failure = Effect.fail(result.left)
+          for (const p of batch) p.resume(failure)
           return
         }
         fold.apply(entries)
         appends += appendCount
         yield* Metric.incrementBy(WalMetrics.appendsTotal, appendCount)
-        for (const p of batch) Deferred.unsafeDone(p.done, Effect.void)
+        for (const p of batch) p.resume(Effect.void)
         yield* maybeSnapshot
       })
 
@@ -402,36 +410,32 @@ export const make = (options: WalFileOptions = {}) =>
     const closedError = () => new WalError({ reason: "Closed", message: `the WAL in ${walDir} is closed` })
 
     // the committer: one batch at a time, everything queued meanwhile is the next batch
-    const committer = yield* Queue.takeBetween(queue, 1, 4096).pipe(
-      Effect.flatMap((chunk) => {
-        const batch = Chunk.toReadonlyArray(chunk)
-        return commit(batch).pipe(
+    const committer = yield* batcher.next.pipe(
+      Effect.flatMap((batch) =>
+        commit(batch).pipe(
           Effect.catchAllCause((cause) =>
             Effect.gen(function*() {
               yield* Effect.logError("WAL committer failed on a batch", cause)
-              const error = new WalError({ reason: "Io", message: "internal error in the WAL committer", cause })
-              for (const p of batch) Deferred.unsafeDone(p.done, Effect.fail(error))
+              const error = Effect.fail(new WalError({ reason: "Io", message: "internal error in the WAL committer", cause }))
+              for (const p of batch) p.resume(error)
             })
           ),
           Effect.onInterrupt(() =>
             Effect.sync(() => {
-              for (const p of batch) Deferred.unsafeDone(p.done, Effect.fail(closedError()))
+              const error = Effect.fail(closedError())
+              for (const p of batch) p.resume(error)
             })
           )
         )
-      }),
+      ),
       Effect.forever,
       // interruptible even when the layer is built inside an uninterruptible region
       Effect.interruptible,
       Effect.forkScoped
     )
 
-    /** Queues entries for the committer and waits for their batch to be durable. */
-    const submit = (entries: ReadonlyArray<Entry>, appendCount: number) =>
-      Effect.suspend(() => {
-        const done = Deferred.unsafeMake<void, WalError>(FiberId.none)
-        return Queue.offer(queue, { entries, appends: appendCount, done }).pipe(Effect.zipRight(Deferred.await(done)))
-      })
+    /** Hands entries to the committer and waits for their batch to be durable. */
+    const submit = (entries: ReadonlyArray<Entry>, appendCount: number) => batcher.submit({ entries, appends: appendCount })
 
     const enqueue = (entries: ReadonlyArray<Entry>, appendCount: number) =>
       Effect.suspend(() => {
@@ -479,8 +483,8 @@ export const make = (options: WalFileOptions = {}) =>
         if (snapshotFiber !== undefined) {
           yield* Fiber.join(snapshotFiber).pipe(Effect.timeout(CLOSE_TIMEOUT), Effect.ignore)
         }
-        const stranded = yield* Queue.takeAll(queue)
-        for (const p of stranded) Deferred.unsafeDone(p.done, Effect.fail(closedError()))
+        const closedFailure = Effect.fail(closedError())
+        for (const p of batcher.drain()) p.resume(closedFailure)
         yield* call("cannot close the WAL segment", () => io.close(segment.fd)).pipe(
           Effect.catchAll((e) => Effect.logWarning(e.message))
         )

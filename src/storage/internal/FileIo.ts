@@ -22,16 +22,21 @@ export interface FileIo {
 const done = (resolve: () => void, reject: (e: unknown) => void) => (err: NodeJS.ErrnoException | null) =>
   err === null ? resolve() : reject(err)
 
-const writeAll = (fd: number, buf: Uint8Array, position: number): Promise<void> =>
-  new Promise((resolve, reject) => {
-    const step = (offset: number) =>
-      fs.write(fd, buf, offset, buf.length - offset, position + offset, (err, written) => {
-        if (err !== null) reject(err)
-        else if (offset + written < buf.length) step(offset + written)
-        else resolve()
-      })
-    step(0)
-  })
+/**
+ * A synchronous write: it only copies into the page cache, which costs less than the two
+ * thread-pool hand-offs of an asynchronous write (on a busy machine each hand-off waits for
+ * a CPU). The fdatasync, which waits for the disk, stays asynchronous.
+ */
+const writeAll = (fd: number, buf: Uint8Array, position: number): Promise<void> => {
+  try {
+    for (let offset = 0; offset < buf.length; ) {
+      offset += fs.writeSync(fd, buf, offset, buf.length - offset, position + offset)
+    }
+    return Promise.resolve()
+  } catch (e) {
+    return Promise.reject(e)
+  }
+}
 
 const open = (file: string, flags: string): Promise<number> =>
   new Promise((resolve, reject) => fs.open(file, flags, 0o644, (err, fd) => (err === null ? resolve(fd) : reject(err))))

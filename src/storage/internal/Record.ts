@@ -134,14 +134,28 @@ const sealRecord = (buf: Buffer, start: number, end: number): void => {
   buf.writeUInt32LE(crc32(buf, start, start + 8), start + 8)
 }
 
+const uvarintBytes = (v: number): number => {
+  let n = 1
+  while (v >= 0x80) {
+    v = Math.floor(v / 0x80)
+    n++
+  }
+  return n
+}
+
 /**
  * Frames entries as ENTRIES records of at most `maxPayloadBytes` payload each, back to back
- * in one buffer. Entries must be valid (`invalidEntry`).
+ * in one exactly sized buffer. Entries must be valid (`invalidEntry`).
  */
 export const encodeEntries = (entries: ReadonlyArray<Entry>, maxPayloadBytes: number): Buffer => {
   const perRecord = Math.max(1, Math.floor((Math.min(maxPayloadBytes, MAX_PAYLOAD_BYTES) - 1) / MAX_ENTRY_BYTES))
   const records = Math.max(1, Math.ceil(entries.length / perRecord))
-  const buf = Buffer.allocUnsafe(records * (HEADER_BYTES + 1) + entries.length * MAX_ENTRY_BYTES)
+  let size = records * (HEADER_BYTES + 1)
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i]!
+    size += 2 + e[0].length + e[1].length + uvarintBytes(e[2]) + uvarintBytes(e[3])
+  }
+  const buf = Buffer.allocUnsafe(size)
   let pos = 0
   let i = 0
   do {
@@ -158,7 +172,7 @@ export const encodeEntries = (entries: ReadonlyArray<Entry>, maxPayloadBytes: nu
     }
     sealRecord(buf, start, pos)
   } while (i < entries.length)
-  return buf.subarray(0, pos)
+  return buf
 }
 
 /** The SNAPSHOT_END record. */
