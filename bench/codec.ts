@@ -143,7 +143,8 @@ export const run = async (options?: BenchOptions): Promise<ReadonlyArray<BenchRe
       rawMsgpackCase(label, push),
       genericSchemaCase(label, push)
     ]
-    for (const c of cases) measure(c.step, roundMs / 2) // warm up the JIT
+    // warm up the JIT: the first few hundred ms of a case run several times slower
+    for (const c of cases) measure(c.step, Math.max(roundMs, 400))
     const perCase = cases.map(() => [] as Array<number>)
     for (let r = 0; r < rounds; r++) {
       cases.forEach((c, i) => perCase[i]!.push(measure(c.step, roundMs)))
