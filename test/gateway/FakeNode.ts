@@ -16,6 +16,8 @@ export interface FakeNode {
   readonly url: string
   /** writes that reached this node (whatever happened next) */
   readonly writes: () => number
+  /** TCP connections accepted so far */
+  readonly connections: () => number
   readonly value: () => number
   readonly setMode: (mode: Mode) => void
   /** stops listening and drops every connection: later connections are refused */
@@ -28,6 +30,7 @@ export const make = (id: string) =>
     Effect.async<{ node: FakeNode; server: Http.Server }>((resume) => {
       let mode: Mode = "ok"
       let writes = 0
+      let connections = 0
       const counters = new Map<string, number>()
       const server = Http.createServer((req, res) => {
         const chunks: Array<Buffer> = []
@@ -63,6 +66,9 @@ export const make = (id: string) =>
           send(404, { error: "not_found", message: url })
         })
       })
+      server.on("connection", () => {
+        connections++
+      })
       server.listen(0, "127.0.0.1", () => {
         const port = (server.address() as AddressInfo).port
         const addr = `127.0.0.1:${port}`
@@ -72,6 +78,7 @@ export const make = (id: string) =>
             addr,
             url: `http://${addr}`,
             writes: () => writes,
+            connections: () => connections,
             value: () => counters.get("default") ?? 0,
             setMode: (m) => {
               mode = m

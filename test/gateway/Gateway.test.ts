@@ -32,14 +32,16 @@ describe("gateway", () => {
     Effect.gen(function*() {
       const nodes = yield* Effect.all([FakeNode.make("a"), FakeNode.make("b"), FakeNode.make("c")])
       const { base } = yield* gateway(nodes.map((n) => n.url))
-      for (let i = 0; i < 9; i++) {
+      for (let i = 0; i < 30; i++) {
         const res = yield* post(`${base}/increment`)
         expect(res.status).toBe(200)
       }
-      expect(nodes.map((n) => n.writes())).toEqual([3, 3, 3])
+      expect(nodes.map((n) => n.writes())).toEqual([10, 10, 10])
+      // keep-alive: the health checks and the 10 writes of each node shared a connection or two
+      for (const node of nodes) expect(node.connections()).toBeLessThanOrEqual(2)
       const read = yield* call(`${base}/counter`)
       expect(read.status).toBe(200)
-      expect(read.body).toMatchObject({ value: 3 })
+      expect(read.body).toMatchObject({ value: 10 })
       expect(typeof read.body?.["node"]).toBe("string")
       expect(typeof read.body?.["nodeId"]).toBe("string")
     }))
