@@ -20,8 +20,8 @@
  * Every change to the map, local or merged, is published on `changes` with the map
  * versions before and after it (see `Change`), for the gossip loop.
  */
-import type { Chunk, Scope } from "effect"
-import { Cause, Context, Data, Deferred, Duration, Effect, Either, Exit, Layer, Metric, MetricBoundaries, Option, PubSub, Queue } from "effect"
+import type { Queue, Scope } from "effect"
+import { Cause, Context, Data, Duration, Effect, Either, Exit, Layer, Metric, MetricBoundaries, Option, PubSub } from "effect"
 import { CounterMap } from "../crdt/CounterMap.js"
 import type { CounterName } from "../crdt/CounterName.js"
 import type { Entry } from "../crdt/Entry.js"
@@ -30,6 +30,7 @@ import type { ReplicaId } from "../crdt/ReplicaId.js"
 import type { HostPort } from "../protocol/Message.js"
 import { DataDir } from "../storage/DataDir.js"
 import { Wal, type WalError } from "../storage/Wal.js"
+import { type Intent, WriteIntake } from "./internal/WriteIntake.js"
 
 /** A local write could not be made durable, or the store is shutting down. Nothing changed. */
 export class StoreUnavailable extends Data.TaggedError("StoreUnavailable")<{
@@ -149,21 +150,14 @@ export const mergedEntriesTotal = Metric.counter("dcounter_merged_entries_total"
 
 // ---------------------------------------------------------------------------- implementation
 
+/** A local write waiting for the committer. */
 interface WriteIntent {
-  readonly _tag: "Write"
   readonly name: CounterName
   readonly kind: "inc" | "dec"
   readonly by: number
-  readonly done: Deferred.Deferred<number, WriteError>
 }
 
-/** Queued by shutdown behind every pending write: the committer stops when it reaches it. */
-interface StopIntent {
-  readonly _tag: "Stop"
-  readonly done: Deferred.Deferred<void>
-}
-
-type Intent = WriteIntent | StopIntent
+type Pending = Intent<WriteIntent, number, WriteError>
 
 const closedError = () =>
   new StoreUnavailable({ reason: "Closed", message: "the node is shutting down; the write was not made" })
@@ -205,23 +199,28 @@ export const make = (options: CounterStoreOptions = {}) =>
       return changed
     }
 
-    const intents = yield* Queue.bounded<Intent>(options.queueCapacity ?? 16_384)
+    const intake = new WriteIntake<WriteIntent, number, WriteError>(options.queueCapacity ?? 16_384, maxBatch)
     let closed = false
+    /** a batch is being committed */
+    let busy = false
+    /** opened by the committer once closed and nothing is left to commit */
+    const drained = yield* Effect.makeLatch(false)
 
-    const fail = (intent: WriteIntent, error: WriteError) => Deferred.unsafeDone(intent.done, Exit.fail(error))
+    const fail = (intent: Pending, error: WriteError) => intent.resume(Effect.fail(error))
 
-    const commit = (batch: ReadonlyArray<WriteIntent>) =>
+    const commit = (batch: ReadonlyArray<Pending>) =>
       Effect.gen(function*() {
         const staging = new Map<CounterName, CounterMap>()
-        const accepted: Array<WriteIntent> = []
+        const accepted: Array<Pending> = []
         let refused = 0
         for (const intent of batch) {
-          let s = staging.get(intent.name)
+          const { name, kind, by } = intent.item
+          let s = staging.get(name)
           if (s === undefined) {
-            s = stagingCopy(map, intent.name)
-            staging.set(intent.name, s)
+            s = stagingCopy(map, name)
+            staging.set(name, s)
           }
-          const prepared = s.prepare(intent.name, replicaId, intent.kind, intent.by)
+          const prepared = s.prepare(name, replicaId, kind, by)
           if (Either.isLeft(prepared)) {
             fail(intent, prepared.left)
             refused++
@@ -232,11 +231,11 @@ export const make = (options: CounterStoreOptions = {}) =>
         }
         if (refused > 0) yield* Metric.incrementBy(writesFailedTotal, refused)
         if (accepted.length === 0) return
-        const touched = new Set(accepted.map((i) => i.name))
         const entries: Array<Entry> = []
-        for (const name of touched) {
-          const t = staging.get(name)!.totals(name, replicaId)
-          entries.push([name, replicaId, t.inc, t.dec])
+        for (const [name, s] of staging) {
+          const t = s.totals(name, replicaId)
+          const before = map.totals(name, replicaId)
+          if (t.inc !== before.inc || t.dec !== before.dec) entries.push([name, replicaId, t.inc, t.dec])
         }
         const appended = yield* Effect.exit(wal.append(entries))
         if (Exit.isFailure(appended)) {
@@ -254,68 +253,49 @@ export const make = (options: CounterStoreOptions = {}) =>
           return
         }
         applyAndPublish(entries, { _tag: "Local" })
-        for (const intent of accepted) Deferred.unsafeDone(intent.done, Exit.succeed(map.value(intent.name)))
+        for (const intent of accepted) intent.resume(Effect.succeed(map.value(intent.item.name)))
         yield* Metric.incrementBy(writesTotal, accepted.length)
         yield* Metric.update(commitBatchSize, accepted.length)
-      })
+      }).pipe(Effect.withSpan("CounterStore.commit", { attributes: { writes: batch.length } }))
 
     const committer = Effect.gen(function*() {
       while (true) {
-        const taken: Chunk.Chunk<Intent> = yield* Queue.takeBetween(intents, 1, maxBatch)
-        const writes: Array<WriteIntent> = []
-        let stop: StopIntent | undefined
-        for (const intent of taken) {
-          if (intent._tag === "Stop") stop = intent
-          else if (stop === undefined) writes.push(intent)
-          else fail(intent, closedError())
-        }
-        if (writes.length > 0) {
-          // A defect must not kill the committer: fail the batch's writes and go on.
-          yield* commit(writes).pipe(
-            Effect.catchAllCause((cause) =>
-              Effect.sync(() => {
-                const error = new StoreUnavailable({ reason: "Disk", message: "the write failed unexpectedly" })
-                for (const intent of writes) fail(intent, error)
-              }).pipe(Effect.zipRight(Effect.logError("CounterStore: commit failed", cause)))
-            )
+        const batch = yield* intake.next
+        busy = true
+        // A defect must not kill the committer: fail the batch's writes and go on.
+        yield* commit(batch).pipe(
+          Effect.catchAllCause((cause) =>
+            Effect.sync(() => {
+              const error = new StoreUnavailable({ reason: "Disk", message: "the write failed unexpectedly" })
+              for (const intent of batch) fail(intent, error)
+            }).pipe(Effect.zipRight(Effect.logError("CounterStore: commit failed", cause)))
           )
-        }
-        if (stop !== undefined) {
-          yield* Deferred.succeed(stop.done, undefined)
-          return
-        }
+        )
+        busy = false
+        if (closed && intake.size === 0) yield* drained.open
       }
     })
     yield* Effect.forkScoped(committer)
 
-    // Shutdown: refuse new writes, commit every queued one, then stop the committer.
+    // Shutdown: refuse new writes, commit every queued one (for at most drainTimeout), then
+    // stop the committer (its fiber is interrupted by the scope after this finalizer).
     yield* Effect.addFinalizer(() =>
       Effect.gen(function*() {
         closed = true
-        const stopped = yield* Deferred.make<void>()
-        yield* Queue.offer(intents, { _tag: "Stop", done: stopped })
-        const drained = yield* Deferred.await(stopped).pipe(
-          Effect.timeout(options.drainTimeout ?? Duration.seconds(2)),
-          Effect.option
-        )
-        if (drained._tag === "None") yield* Effect.logWarning("CounterStore: queued writes not committed in time")
-        for (const intent of yield* Queue.takeAll(intents)) {
-          if (intent._tag === "Write") fail(intent, closedError())
+        if (busy || intake.size > 0) {
+          const done = yield* drained.await.pipe(
+            Effect.timeout(options.drainTimeout ?? Duration.seconds(2)),
+            Effect.option
+          )
+          if (done._tag === "None") yield* Effect.logWarning("CounterStore: queued writes not committed in time")
         }
-        yield* Queue.shutdown(intents)
+        for (const intent of intake.drain()) fail(intent, closedError())
       })
     )
 
-    const write = (kind: "inc" | "dec") =>
-      Effect.fn(kind === "inc" ? "CounterStore.increment" : "CounterStore.decrement")(function*(
-        name: CounterName,
-        by: number
-      ) {
-        if (closed) return yield* Effect.fail(closedError())
-        const done = yield* Deferred.make<number, WriteError>()
-        yield* Queue.offer(intents, { _tag: "Write", name, kind, by, done })
-        return yield* Deferred.await(done)
-      })
+    // Hot path: no span per write (Effect.fn captures a stack per call); the commit has one.
+    const write = (kind: "inc" | "dec") => (name: CounterName, by: number): Effect.Effect<number, WriteError> =>
+      closed ? Effect.fail(closedError()) : intake.submit({ name, kind, by })
 
     const merge = (entries: ReadonlyArray<Entry>, source: MergeSource = {}) =>
       Effect.suspend(() => {
