@@ -1,10 +1,11 @@
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, TestClock } from "effect"
+import { Effect, Metric, TestClock } from "effect"
 import type { Entry } from "../../src/crdt/Entry.js"
 import { type FileIo, nodeIo } from "../../src/storage/internal/FileIo.js"
 import type { Wal } from "../../src/storage/Wal.js"
+import * as WalMetrics from "../../src/storage/WalMetrics.js"
 import { digest, entry, tempDir, walFiles, withWal } from "./walTestKit.js"
 
 describe("WalFile", () => {
@@ -162,5 +163,63 @@ describe("WalFile on a failing disk", () => {
       expect(lost.dataDir.fresh).toBe(true)
       expect(lost.dataDir.replicaId).not.toBe(first.replicaId)
       expect(lost.recovered).toEqual([])
+    }))
+})
+
+describe("WalFile lazy appends, metrics and close", () => {
+  /** Lets real I/O callbacks run for a while, without sleeping (bounded). */
+  const settle = (done: () => boolean) =>
+    Effect.gen(function*() {
+      for (let i = 0; i < 200 && !done(); i++) yield* Effect.promise(() => new Promise((r) => setImmediate(r)))
+    })
+
+  it.scoped("lazily appended entries are coalesced and written within the flush interval", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      yield* withWal(dir, (wal) =>
+        Effect.gen(function*() {
+          yield* wal.appendLazy([entry("x", "p", 1)])
+          yield* wal.appendLazy([entry("x", "p", 7), entry("y", "p", 2)])
+          yield* wal.appendLazy([entry("x", "p", 3)])
+          yield* TestClock.adjust("49 millis")
+          yield* settle(() => false)
+          expect((yield* wal.stats).records).toBe(0)
+          yield* TestClock.adjust("1 millis")
+          let records = 0
+          for (let i = 0; i < 2000 && records === 0; i++) {
+            yield* Effect.promise(() => new Promise((r) => setImmediate(r)))
+            records = (yield* wal.stats).records
+          }
+          // one record holding the coalesced maximum of each entry
+          expect(records).toBe(1)
+        }), { flushInterval: "50 millis" })
+      const recovered = yield* withWal(dir, (wal) => Effect.succeed(wal.recovered))
+      expect(digest(recovered)).toBe(digest([entry("x", "p", 7), entry("y", "p", 2)]))
+    }))
+
+  it.scopedLive("counts appends and bytes in the metrics and the fdatasync histogram", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const before = yield* Metric.value(WalMetrics.appendsTotal)
+      const bytesBefore = yield* Metric.value(WalMetrics.bytesTotal)
+      const syncsBefore = yield* Metric.value(WalMetrics.fsyncSeconds)
+      yield* withWal(dir, (wal) =>
+        Effect.forEach([1, 2, 3], (i) => wal.append([entry("m", "r", i)]), { concurrency: "unbounded", discard: true }))
+      const after = yield* Metric.value(WalMetrics.appendsTotal)
+      const bytesAfter = yield* Metric.value(WalMetrics.bytesTotal)
+      const syncsAfter = yield* Metric.value(WalMetrics.fsyncSeconds)
+      expect(after.count - before.count).toBe(3)
+      expect(bytesAfter.count).toBeGreaterThan(bytesBefore.count)
+      expect(syncsAfter.count).toBeGreaterThan(syncsBefore.count)
+    }))
+
+  it.scopedLive("after close every call fails with reason Closed", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const wal = yield* withWal(dir, (wal) => Effect.succeed(wal))
+      for (const call of [wal.append([entry("a", "r", 1)]), wal.appendLazy([entry("a", "r", 1)]), wal.flush]) {
+        const error = yield* Effect.flip(call)
+        expect(error.reason).toBe("Closed")
+      }
     }))
 })
