@@ -29,7 +29,8 @@ export interface WalStats {
   readonly syncs: number
   readonly bytesWritten: number
   readonly snapshots: number
-  /** fdatasync durations in seconds since start, for the /metrics histogram */
+  /** recent fdatasync durations in seconds (the last 1,024, a ring; the full
+   * distribution is the `dcounter_wal_fsync_seconds` histogram in /metrics) */
   readonly syncSeconds: ReadonlyArray<number>
 }
 

@@ -453,11 +453,11 @@ export const make = (options: WalFileOptions = {}) =>
       Effect.zipRight(Effect.sleep(flushInterval)),
       Effect.zipRight(Effect.suspend(() =>
         lazy.size === 0 && !lazyFailing ? Effect.void : enqueue([], 0).pipe(
-          Effect.tap(() =>
-            lazyFailing
-              ? Effect.logInfo("WAL lazy flush works again").pipe(Effect.tap(() => (lazyFailing = false)))
-              : Effect.void
-          ),
+          Effect.zipRight(Effect.suspend(() => {
+            if (!lazyFailing) return Effect.void
+            lazyFailing = false
+            return Effect.logInfo("WAL lazy flush works again")
+          })),
           Effect.catchAll((e) =>
             Effect.gen(function*() {
               if (closed) return
