@@ -243,8 +243,9 @@ export const run = async (options: BenchOptions = {}): Promise<ReadonlyArray<Ben
       figures: row(ours),
       baseline: `${size} nodes, seed gossip (no eager push, 2 s anti-entropy)`,
       ...(ratio !== undefined ? { ratio } : {}),
-      goal: "p99 ack-to-all-nodes in tens of ms",
-      met: ours.converged === ours.writes && ours.p99 < 100,
+      ...(size === 5
+        ? { goal: "p99 ack-to-all-nodes in tens of ms", met: ours.converged === ours.writes && ours.p99 < 100 }
+        : {}),
       notes: `${ours.writes} writes, ${spacingMs} ms apart; ack = increment resolved (durable), end = last node merged it` +
         (size === 5 ? "" : ", heartbeat 5 s")
     })
