@@ -104,13 +104,13 @@ export const runClusterChaos = async (o: ChaosOptions, summary: Summary): Promis
     await firewall.heal()
     if (!discovery.running) {
       discovery.proc.start()
-      await discovery.waitReady()
+      await discovery.waitReady(RESTART_TIMEOUT_MS)
     }
     for (const n of nodes) {
       if (!n.running) {
         n.proc.start()
-        await n.waitReady(60_000)
-      }
+        await n.waitReady(RESTART_TIMEOUT_MS)
+      } else await n.waitReady(RESTART_TIMEOUT_MS)
     }
     await workload.stop()
     log(`workload stopped: ${JSON.stringify(workload.ledger.outcomes)}`)
@@ -165,10 +165,13 @@ interface FaultContext {
   readonly log: (line: string) => void
 }
 
+/** Bound on a restart: seconds on an idle machine, much longer when others load the CPUs. */
+const RESTART_TIMEOUT_MS = 120_000
+
 const restart = async (ctx: FaultContext, n: NodeService, why: string): Promise<void> => {
   n.proc.start()
   try {
-    await n.waitReady(60_000)
+    await n.waitReady(RESTART_TIMEOUT_MS)
   } catch (e) {
     ctx.summary.check(AREA, `${n.name} restarts after ${why}`, false, String(e))
     throw e
@@ -189,7 +192,7 @@ const runFaults = async (ctx: FaultContext): Promise<void> => {
 
   // discovery outage: one long stretch, started at a random point of the first half
   const outageAt = rng.int(Math.floor(o.faultMs * 0.1), Math.floor(o.faultMs * 0.35))
-  const outageTask = (async () => {
+  const outageTask = (async (): Promise<void> => {
     await sleep(outageAt)
     const d = cluster.discovery!
     log(`FAULT discovery kill -9 for ${o.discoveryOutageMs}ms`)
@@ -197,7 +200,7 @@ const runFaults = async (ctx: FaultContext): Promise<void> => {
     summary.fault("discovery killed (long outage), restarted empty")
     await sleep(o.discoveryOutageMs)
     d.proc.start()
-    await d.waitReady()
+    await d.waitReady(RESTART_TIMEOUT_MS)
     log("discovery restarted (empty)")
     // nodes must register again within a few heartbeats (250ms here): allow 5s
     const started = Date.now()
@@ -213,7 +216,9 @@ const runFaults = async (ctx: FaultContext): Promise<void> => {
       summary.check(AREA, "nodes register again after discovery restarts empty", listed <= 5000, `${listed}ms`)
       summary.figure("re-registration after discovery restart (ms)", listed)
     }
-  })()
+  })().catch((e: unknown) => {
+    summary.check(AREA, "discovery restarts after its outage", false, String(e))
+  })
 
   const wipeAt = rng.int(Math.floor(o.faultMs * 0.45), Math.floor(o.faultMs * 0.7))
   let wiped = false

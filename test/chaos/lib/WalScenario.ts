@@ -249,7 +249,37 @@ const deletedSnapshot = async (runDir: string, summary: Summary): Promise<void> 
   }
 }
 
+/** Unmounts tmpfs mounts left by chaos runs whose process is gone (killed with SIGKILL). */
+const removeStaleMounts = (): void => {
+  let mounts = ""
+  try {
+    mounts = fs.readFileSync("/proc/mounts", "utf8")
+  } catch {
+    return
+  }
+  for (const line of mounts.split("\n")) {
+    const [, where, type] = line.split(" ")
+    const m = where === undefined ? null : /\/dcounter-chaos-[^/]+\/wal\/tmpfs-(\d+)$/.exec(where)
+    if (type !== "tmpfs" || m === null) continue
+    const pid = Number(m[1])
+    let alive = true
+    try {
+      process.kill(pid, 0)
+    } catch (e) {
+      alive = (e as NodeJS.ErrnoException).code === "EPERM"
+    }
+    if (!alive) {
+      try {
+        execFileSync("umount", ["-l", where!])
+      } catch {
+        // leave it; it is empty and small
+      }
+    }
+  }
+}
+
 const mountTmpfs = (dir: string, size: string): (() => void) => {
+  removeStaleMounts()
   fs.mkdirSync(dir, { recursive: true })
   execFileSync("mount", ["-t", "tmpfs", "-o", `size=${size}`, "tmpfs", dir])
   return registerCleanup(`tmpfs ${dir}`, () => {
@@ -289,7 +319,7 @@ const fill = (file: string): number => {
 }
 
 const fullDisk = async (runDir: string, summary: Summary): Promise<void> => {
-  const mnt = path.join(runDir, "tmpfs")
+  const mnt = path.join(runDir, `tmpfs-${process.pid}`)
   let unmount: () => void
   try {
     unmount = mountTmpfs(mnt, "2m")
