@@ -4,7 +4,7 @@
  * (`CHAOS_SEED=<n> npm run test:chaos`); ends with a summary table. A phase is skipped,
  * with a message, only when the piece of the product it needs is not in the build.
  *
- * Knobs: CHAOS_SEED, CHAOS_FAULT_SECONDS (default 150), CHAOS_FUZZ_FRAMES (default
+ * Knobs: CHAOS_SEED, CHAOS_FAULT_SECONDS (default 120; longer, up to twice, until 20 kills), CHAOS_FUZZ_FRAMES (default
  * 1000000), CHAOS_NET (default 127.0.99), CHAOS_KEEP=1 keeps the run directory,
  * CHAOS_VERBOSE=1 prints the fault timeline as it happens.
  */
@@ -20,6 +20,7 @@ import { runHttpScenario } from "./lib/HttpScenario.js"
 import { type Availability, roleAvailable, walCliAvailable } from "./lib/Probe.js"
 import { chaosSeed } from "./lib/Prng.js"
 import { crashes, REPO_ROOT } from "./lib/Proc.js"
+import { runRejoinWithoutDiscovery } from "./lib/Rejoin.js"
 import { runSecurity } from "./lib/Security.js"
 import { Summary } from "./lib/Summary.js"
 import { runWalScenario } from "./lib/WalScenario.js"
@@ -87,7 +88,7 @@ const expectArea = (area: string, min: number): void => {
 describe.sequential("chaos", () => {
   it("cluster: acknowledged ops survive kill -9, SIGTERM, partitions, a discovery outage and a wiped node", async (ctx) => {
     await requirePieces(ctx.skip, "cluster chaos", [firewall, () => roleAvailable("discovery"), () => roleAvailable("node"), () => roleAvailable("gateway")])
-    const faultSeconds = envInt("CHAOS_FAULT_SECONDS", 150)
+    const faultSeconds = envInt("CHAOS_FAULT_SECONDS", 120)
     await runClusterChaos(
       {
         runDir: path.join(runDir, "cluster"),
@@ -103,6 +104,16 @@ describe.sequential("chaos", () => {
     )
     expectArea("cluster", 10)
     expect((summary.faults.get("node kill -9 + restart") ?? 0)).toBeGreaterThanOrEqual(20)
+  })
+
+  it("cluster: a node its peers forgot, restarted while discovery is down, rejoins", async (ctx) => {
+    await requirePieces(ctx.skip, "rejoin without discovery", [() => roleAvailable("discovery"), () => roleAvailable("node")])
+    const before = summary.checks.length
+    await runRejoinWithoutDiscovery(runDir, summary)
+    const mine = summary.checks.slice(before)
+    if (mine.some((c) => !c.ok)) failed = true
+    expect(mine.filter((c) => !c.ok).map((c) => `${c.name}: ${c.detail}`)).toEqual([])
+    expect(mine.length).toBeGreaterThanOrEqual(1)
   })
 
   it("gossip: >= 1,000,000 random and mutated frames change nothing and crash nothing", async (ctx) => {
