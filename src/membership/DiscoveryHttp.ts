@@ -16,8 +16,10 @@
  *
  * Use as `import * as DiscoveryHttp from "./DiscoveryHttp.js"` -> `DiscoveryHttp.layer(...)`.
  */
-import { HttpApiClient, HttpClient, HttpClientRequest } from "@effect/platform"
-import { NodeHttpClient } from "@effect/platform-node"
+import * as HttpApiClient from "@effect/platform/HttpApiClient"
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { Cause, Clock, Data, Duration, Effect, Layer, Metric, Option, Ref, Schedule } from "effect"
 import type { Redacted, Scope } from "effect"
 import { BadRequest, DiscoveryApi, NotRegistered, RegistryFull, Unauthorized } from "../discovery/DiscoveryApi.js"
