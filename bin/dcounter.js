@@ -1,2 +1,3 @@
 #!/usr/bin/env node
-import "../dist/src/main.js"
+// The bundled CLI (npm run build: tsc, then scripts/bundle.mjs).
+import "../dist/bundle/main.js"

@@ -1,0 +1,24 @@
+// Bundles the CLI (src/main.ts) into dist/bundle/ with esbuild: one process then loads a
+// few files instead of ~950 modules, which cuts start-up from ~3 s to under 1 s and an
+// idle node's RSS from ~150 MB to under 80 MB (bench/footprint measures both).
+// bin/dcounter.js runs the bundle; dist/src (tsc) stays for tests, benches and scripts.
+import { build } from "esbuild"
+
+await build({
+  entryPoints: ["src/main.ts"],
+  bundle: true,
+  platform: "node",
+  format: "esm",
+  target: "node20",
+  outdir: "dist/bundle",
+  splitting: true,
+  chunkNames: "chunks/[name]-[hash]",
+  minifySyntax: true,
+  minifyWhitespace: true,
+  sourcemap: "linked",
+  // msgpackr's optional native addon is loaded through require at run time, if present.
+  external: ["msgpackr-extract"],
+  // Bundled CommonJS dependencies call require(); give ESM chunks one.
+  banner: { js: 'import { createRequire as __dcounterRequire } from "node:module"; const require = __dcounterRequire(import.meta.url);' },
+  logLevel: "warning"
+})
