@@ -17,6 +17,7 @@
  *
  *     npx tsc -p tsconfig.build.json && node dist/bench/http.js [--quick] [--profile DIR]
  *       [--only api-memory,api-durable,api-platform-route,stock] [--rounds N] [--seconds S]
+ *       [--target "NAME=http://host:port/increment"]... [--get-target "NAME=http://host:port/counter"]...
  *     node dist/bench/http.js --serve api-durable [--port 8123]   # one server, standalone
  *
  * `--profile DIR` runs the servers under `node --cpu-prof` and leaves the profiles in DIR.
@@ -557,6 +558,20 @@ if (isMain(import.meta.url)) {
     const profileDir = argValue("--profile")
     if (profileDir !== undefined) Fs.mkdirSync(profileDir, { recursive: true })
     const only = argValue("--only")?.split(",") as Array<ServerKind> | undefined
+    // --target "node POST /increment=http://127.0.0.1:8010/increment" (POST {"by":1});
+    // --get-target "node GET /counter=http://127.0.0.1:8010/counter"
+    const extra: Array<Target> = []
+    process.argv.forEach((arg, i) => {
+      if (arg !== "--target" && arg !== "--get-target") return
+      const spec = process.argv[i + 1] ?? ""
+      const eq = spec.lastIndexOf("=http")
+      if (eq <= 0) throw new Error(`${arg} expects NAME=URL, got ${JSON.stringify(spec)}`)
+      extra.push(
+        arg === "--target"
+          ? { name: spec.slice(0, eq), url: spec.slice(eq + 1), method: "POST", body }
+          : { name: spec.slice(0, eq), url: spec.slice(eq + 1), method: "GET" }
+      )
+    })
     const rounds = argValue("--rounds")
     const seconds = argValue("--seconds")
     void main((options) =>
@@ -564,6 +579,7 @@ if (isMain(import.meta.url)) {
         ...options,
         ...(profileDir === undefined ? {} : { profileDir: Path.resolve(profileDir) }),
         ...(only === undefined ? {} : { only }),
+        ...(extra.length === 0 ? {} : { targets: extra }),
         ...(rounds === undefined ? {} : { rounds: Number(rounds) }),
         ...(seconds === undefined ? {} : { seconds: Number(seconds) })
       })
