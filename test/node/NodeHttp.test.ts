@@ -171,6 +171,18 @@ describe("node HTTP API", () => {
     expect(disk.records).toBe(recordsBefore)
   }))
 
+  live("a JSON body labelled as a form or text (curl -d) is read as JSON, never miscounted", Effect.gen(function*() {
+    const { call } = yield* startNode
+    const form = { "content-type": "application/x-www-form-urlencoded" }
+    expect((yield* call("POST", "/increment", JSON.stringify({ by: 5 }), form)).body.value).toBe(5)
+    expect((yield* call("POST", "/increment", JSON.stringify({ by: 2 }), { "content-type": "text/plain" })).body.value).toBe(7)
+    const zero = yield* call("POST", "/increment", JSON.stringify({ by: 0 }), form)
+    expect(zero).toMatchObject({ status: 400, body: { error: "bad_request" } })
+    const notJson = yield* call("POST", "/increment", "by=5", form)
+    expect(notJson).toMatchObject({ status: 400, body: { error: "bad_request" } })
+    expect((yield* call("GET", "/counter")).body.value).toBe(7)
+  }))
+
   live("a failing disk answers 503 and counts nothing; the node recovers with the disk", Effect.gen(function*() {
     const { call, disk } = yield* startNode
     yield* call("POST", "/increment", JSON.stringify({ by: 2 }))
