@@ -273,11 +273,10 @@ const make = <E, R>(options: Options<E, R>) =>
 
     // -- API endpoints
     const groupRuntimes = new Map<Context.Context<never>, Runtime.Runtime<never>>()
-    // Handler fibers: the group's context over the server's, the server's fiber refs (but
-    // `currentContext`, see below), and
-    // neither Effect's per-fiber runtime metrics (a histogram, a gauge and two counters
-    // updated for every fiber: a third of the cost of forking one) nor the debug log of
-    // "unhandled" failures (every failure is answered and, if unexpected, logged here).
+    // Handler fibers run on the group's context over the server's, with the server's fiber
+    // refs, but without Effect's per-fiber runtime metrics (a histogram, a gauge and two
+    // counters updated for every fiber: a third of the cost of forking one) and without the
+    // debug log of "unhandled" failures (every failure is answered, and logged if unexpected).
     const handlerFlags = RuntimeFlags.disable(runtime.runtimeFlags, RuntimeFlags.RuntimeMetrics)
     // `currentContext` is dropped: every fork sets it from the runtime's context anyway, and
     // a fork walks every fiber ref of its runtime.
@@ -308,7 +307,7 @@ const make = <E, R>(options: Options<E, R>) =>
     const stockRoutes = [...stockRouter.routes]
     const usedStockRoutes = new Set<HttpRouter.Route<unknown, unknown>>()
     const slow: Array<string> = []
-    const compiled = yield* Effect.try({
+    yield* Effect.try({
       try: () => {
         for (const group of Object.values(api.groups)) {
           for (const endpoint of Object.values(group.endpoints)) {
@@ -336,11 +335,9 @@ const make = <E, R>(options: Options<E, R>) =>
             }
           }
         }
-        return true
       },
       catch: (cause) => cause instanceof ApiServerError ? cause : routeError(String(cause), cause)
     })
-    void compiled
 
     // -- built-in routes (an API route of the same method and path wins)
     const spec = OpenApi.fromApi(api)
