@@ -73,8 +73,6 @@ const requirePieces = async (
   }
 }
 
-const firewall = async (): Promise<Availability> => firewallAvailable()
-
 /** The area's checks all passed, there were at least `min` of them, and nothing crashed. */
 const expectArea = (area: string, min: number): void => {
   const mine = summary.checks.filter((c) => c.area === area)
@@ -87,7 +85,10 @@ const expectArea = (area: string, min: number): void => {
 
 describe.sequential("chaos", () => {
   it("cluster: acknowledged ops survive kill -9, SIGTERM, partitions, a discovery outage and a wiped node", async (ctx) => {
-    await requirePieces(ctx.skip, "cluster chaos", [firewall, () => roleAvailable("discovery"), () => roleAvailable("node"), () => roleAvailable("gateway")])
+    await requirePieces(ctx.skip, "cluster chaos", [() => roleAvailable("discovery"), () => roleAvailable("node"), () => roleAvailable("gateway")])
+    // partitions are part of the contract under test: no iptables (not root) is a failure, not a skip
+    const fw = firewallAvailable()
+    expect(fw.ok ? "iptables usable" : `cluster chaos needs iptables as root for partitions: ${fw.why}`).toBe("iptables usable")
     const faultSeconds = envInt("CHAOS_FAULT_SECONDS", 120)
     await runClusterChaos(
       {

@@ -260,30 +260,35 @@ export const makeSession = (
     parts.push(Frame.encode(Codec.encode(hello), t.key))
     frames++
   }
-  const n = rng.int(0, maxFrames)
+  // a run of valid benign frames the node must process one by one, then a few with
+  // fuzzed content (the first of them closes the connection), with the bad frame at the
+  // end or in the middle, sometimes followed by more frames the node must ignore
   const framed = pool.framesFor(t.key)
-  for (let i = 0; i < n; i++) {
-    // a quarter of the body frames are made fresh, the rest come framed from the pool
-    const fresh = rng.bool(0.25)
-    if (rng.bool(0.4)) {
-      parts.push(fresh ? Frame.encode(pool.pick(rng), t.key) : framed.benign[rng.int(0, framed.benign.length - 1)]!)
-      stats.benign++
-    } else {
-      parts.push(fresh ? Frame.encode(pool.pickFuzzed(rng), t.key) : framed.fuzzed[rng.int(0, framed.fuzzed.length - 1)]!)
-      stats.contentFuzz++
-    }
+  const benign = () => {
+    // a quarter are made fresh, the rest come framed from the pool
+    parts.push(rng.bool(0.25) ? Frame.encode(pool.pick(rng), t.key) : framed.benign[rng.int(0, framed.benign.length - 1)]!)
+    stats.benign++
+    frames++
+  }
+  const nBenign = rng.int(0, maxFrames)
+  for (let i = 0; i < nBenign; i++) benign()
+  const nFuzzed = rng.int(0, 8)
+  for (let i = 0; i < nFuzzed; i++) {
+    parts.push(rng.bool(0.25) ? Frame.encode(pool.pickFuzzed(rng), t.key) : framed.fuzzed[rng.int(0, framed.fuzzed.length - 1)]!)
+    stats.contentFuzz++
     frames++
   }
   let fatal: string | undefined
   if (rng.bool(0.9)) {
     const f = fatalFrame(rng, t.key, pool)
-    // at the end, or somewhere in the run: what follows a bad frame must be ignored
     const at = rng.bool(0.5) ? parts.length : rng.int(Math.min(1, parts.length), parts.length)
-    stats.afterFatal += parts.length - at
     parts.splice(at, 0, f.bytes)
     fatal = f.kind
     stats.fatalByKind.set(f.kind, (stats.fatalByKind.get(f.kind) ?? 0) + 1)
     frames++
+    const trailing = rng.bool(0.5) ? rng.int(1, Math.max(1, Math.floor(maxFrames / 4))) : 0
+    for (let i = 0; i < trailing; i++) benign()
+    stats.afterFatal += parts.length - at - 1
   }
   return { bytes: Buffer.concat(parts), frames, fatal }
 }
