@@ -29,7 +29,8 @@
  * annotated status) are compiled once. A request runs its handler with
  * `Runtime.runFork` on a runtime captured at startup (the group's context over the
  * server's), without building the platform's request and response objects; the handler's
- * `request` argument is built only when the handler reads it.
+ * `request` argument is built only when the handler reads it. A handler is not interrupted
+ * when its client goes away (a durable write under way completes; the answer is dropped).
  *
  * The answers of the contract: unknown route 404 `not_found`, wrong method 405
  * `method_not_allowed` with `Allow`, malformed JSON / schema mismatch / bad path 400
@@ -43,6 +44,11 @@
  * Built in: `GET /openapi.json` (from `OpenApi.fromApi`), `GET /docs` (Swagger UI, assets
  * served by this server) and `GET /metrics` (Prometheus text). Extra raw `node:http`
  * routes can be added (`extraRoutes`) for HTML pages and server-sent events.
+ *
+ * Like `HttpApiBuilder.serve()`, the server finds the group layers' handlers through layers
+ * memoised by reference in the same `Layer` build (`HttpApiBuilder.Router` and the handler
+ * registry): build the group layers and the server in one layer, and serve one API per
+ * build.
  *
  * Closing the layer's scope stops accepting connections, closes idle keep-alive
  * connections, lets in-flight requests finish for up to `drainTimeout` (default 2 s;
