@@ -75,6 +75,8 @@ const contractScript: ReadonlyArray<Call> = [
   ["/increment", { method: "POST", body: `{"by":`, headers: json }],
   ["/increment", { method: "POST", body: `{"by":-1}`, headers: json }],
   ["/increment", { method: "POST", body: `by=2`, headers: { "content-type": "application/x-www-form-urlencoded" } }],
+  ["/increment", { method: "POST", body: `{"by":5}`, headers: { "content-type": "application/x-www-form-urlencoded" } }],
+  ["/increment", { method: "POST", body: `{"by":2}`, headers: { "content-type": "text/plain" } }],
   ["/created", { method: "POST" }],
   ["/counters/bad!/increment", { method: "POST" }],
   ["/search"],
@@ -118,12 +120,19 @@ describe("ApiServer compatibility", () => {
       const codes = (answers: typeof expected) =>
         answers.slice(script.length).map((a) => [a.status, (a.body as { error?: string }).error, a.allow])
       expect(codes(actual)).toEqual(codes(expected))
+      // and the JSON bodies labelled as form or text counted what they said, on both paths
+      const fastCounter = yield* request(`${fast.url}/counter`)
+      const compatCounter = yield* request(`${compat.url}/counter`)
+      expect(compatCounter.json).toEqual(fastCounter.json)
+      expect((fastCounter.json as { value: number }).value).toBe(2 + 3 + 1 + 1 + 5 + 2)
       expect(expected.slice(script.length).map((a) => a.status)).toEqual([
         200,
         200,
         400,
         400,
         400,
+        200,
+        200,
         400,
         400,
         400,

@@ -40,6 +40,15 @@ export interface HandlerDeps {
   readonly state: ServerState
 }
 
+/**
+ * Whether a body with this content type is read as JSON. The contract is "JSON in":
+ * `curl -d '{"by":5}'` sends a JSON body labelled as a form, and reading it as a form would
+ * silently count `by: 1`; bodies labelled as a form or as plain text are read as JSON too
+ * (what does not parse is a 400, never a miscount).
+ */
+const readsAsJson = (ct: string | undefined): boolean =>
+  ct === undefined || ct.includes("json") || ct.includes("x-www-form-urlencoded") || ct.startsWith("text/plain")
+
 /** The `node:http` request listener. */
 export const makeRequestHandler = (deps: HandlerDeps): (req: Http.IncomingMessage, res: Http.ServerResponse) => void => {
   const { apiContext, apiMiddleware, bodyLimit, errorEncoder, router, runtime, state } = deps
@@ -171,20 +180,14 @@ export const makeRequestHandler = (deps: HandlerDeps): (req: Http.IncomingMessag
 
   const parsePayload = (req: Http.IncomingMessage, body: Buffer): { ok: true; value: unknown } | { ok: false; message: string } => {
     const ct = req.headers["content-type"]
-    // The contract is "JSON in": `curl -d '{"by":5}'` sends a JSON body labelled as a
-    // form, and reading it as a form would silently count `by: 1`. Bodies labelled as a
-    // form or as text are read as JSON too (anything else is a 400, never a miscount).
-    if (
-      ct === undefined || ct.includes("json") || ct.includes("x-www-form-urlencoded") || ct.startsWith("text/plain")
-    ) {
+    if (readsAsJson(ct)) {
       try {
         return { ok: true, value: JSON.parse(body.toString("utf8")) }
       } catch (e) {
         return { ok: false, message: `malformed JSON body: ${e instanceof Error ? e.message : String(e)}` }
       }
     }
-    if (ct.includes("x-www-form-urlencoded")) return { ok: true, value: parseQuery(body.toString("utf8")) }
-    if (ct.startsWith("text/")) return { ok: true, value: body.toString("utf8") }
+    if (ct!.startsWith("text/")) return { ok: true, value: body.toString("utf8") }
     return { ok: true, value: new Uint8Array(body.buffer, body.byteOffset, body.byteLength) }
   }
 
@@ -278,15 +281,15 @@ export const makeRequestHandler = (deps: HandlerDeps): (req: Http.IncomingMessag
         if (step._tag === "Bad") return sendError(res, target.record, start, 400, "bad_request", step.message)
         const empty = target.decodePayload(null)._tag !== "Bad" ? null : {}
         body = Buffer.from(JSON.stringify(empty))
-      } else {
-        const ct = req.headers["content-type"]
-        if (ct === undefined || ct.includes("application/json")) {
-          const parsed = parsePayload(req, body)
-          if (!parsed.ok) return sendError(res, target.record, start, 400, "bad_request", parsed.message)
-        }
+      } else if (readsAsJson(req.headers["content-type"])) {
+        const parsed = parsePayload(req, body)
+        if (!parsed.ok) return sendError(res, target.record, start, 400, "bad_request", parsed.message)
       }
     }
-    const request = toServerRequest(req, body)
+    // the platform route reads a form-labelled body as a form: label JSON as JSON for it
+    const request = target.decodePayload !== undefined && readsAsJson(req.headers["content-type"])
+      ? toServerRequest(req, body, { ...req.headers, "content-type": "application/json" })
+      : toServerRequest(req, body)
     const context = Context.make(HttpServerRequest.HttpServerRequest, request).pipe(
       Context.add(HttpRouter.RouteContext, {
         [HttpRouter.RouteContextTypeId]: HttpRouter.RouteContextTypeId,

@@ -295,5 +295,7 @@ class ServerRequestShim extends Inspectable.Class implements HttpServerRequest.H
 
 export const toServerRequest = (
   req: Http.IncomingMessage,
-  body: Buffer | undefined
-): HttpServerRequest.HttpServerRequest => new ServerRequestShim(req, body)
+  body: Buffer | undefined,
+  headers?: Http.IncomingHttpHeaders
+): HttpServerRequest.HttpServerRequest =>
+  new ServerRequestShim(req, body, req.url ?? "/", headers as PlatformHeaders.Headers | undefined)
