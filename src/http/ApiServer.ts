@@ -39,7 +39,8 @@
  * closed), defects 500 `internal_error` (logged), typed errors as their schema encodes
  * them with their annotated status. An empty body is decoded as `undefined`, then `null`,
  * then `{}`: an endpoint whose payload is optional, nullable or has only optional fields
- * accepts no body at all.
+ * accepts no body at all. A body labelled as a form or as plain text is read as JSON too
+ * (`curl -d '{"by":5}'` labels its JSON as a form): it counts what it says, or is a 400.
  *
  * Built in: `GET /openapi.json` (from `OpenApi.fromApi`), `GET /docs` (Swagger UI, assets
  * served by this server) and `GET /metrics` (Prometheus text). Extra raw `node:http`
