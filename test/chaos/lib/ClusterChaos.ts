@@ -141,6 +141,18 @@ export const runClusterChaos = async (o: ChaosOptions, summary: Summary): Promis
       workload.ledger.violations.slice(0, 5).join("; ")
     )
     summary.figure("ops issued", workload.issuedOps)
+    summary.figure("ops acknowledged by nodes / by the gateway", `${workload.ackedByKind.node} / ${workload.ackedByKind.gateway}`)
+    // the bounds prove nothing about a workload that got no answers
+    const quiet = o.counters.filter((c) => {
+      const l = workload.ledger.counter(c)
+      return l.ackedInc === 0 || l.ackedDec === 0
+    })
+    summary.check(
+      AREA,
+      "the workload was acknowledged on every counter, by nodes and by the gateway",
+      quiet.length === 0 && workload.ackedByKind.node >= 500 && workload.ackedByKind.gateway >= 100,
+      `counters without acked increments and decrements: ${quiet.join(",") || "none"}; acked by nodes ${workload.ackedByKind.node}, by the gateway ${workload.ackedByKind.gateway}`
+    )
   } finally {
     await workload.stop().catch(() => undefined)
     await firewall.heal().catch(() => undefined)

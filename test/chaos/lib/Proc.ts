@@ -108,15 +108,12 @@ export class ManagedProcess {
   start(mayExit = false): void {
     if (this.running) throw new Error(`${this.name} is already running`)
     this.starts++
-    try {
-      this.logOffset = fs.statSync(this.logFile).size
-    } catch {
-      this.logOffset = 0
-    }
     fs.appendFileSync(
       this.logFile,
       `\n===== chaos: start #${this.starts} at ${new Date().toISOString()}: dcounter ${this.args.join(" ")}\n`
     )
+    // what the process writes starts here (the banner above is ours, not its)
+    this.logOffset = fs.statSync(this.logFile).size
     const fd = fs.openSync(this.logFile, "a")
     const child = spawn(process.execPath, [BIN, ...this.args], {
       cwd: REPO_ROOT,
@@ -164,7 +161,7 @@ export class ManagedProcess {
     })
   }
 
-  /** What the process wrote since its last start. */
+  /** What the process wrote since its last start (without the harness's banner). */
   logSinceStart(): string {
     try {
       const buf = fs.readFileSync(this.logFile)

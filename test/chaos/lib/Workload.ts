@@ -137,6 +137,8 @@ export class Workload {
   private readonly agents = new Map<string, http.Agent>()
   private issued = 0
   opsPerTarget = new Map<string, number>()
+  /** acknowledged operations by the kind of target that acknowledged them */
+  readonly ackedByKind: Record<Target["kind"], number> = { node: 0, gateway: 0 }
 
   constructor(
     private readonly prng: Prng,
@@ -232,6 +234,7 @@ export class Workload {
         this.inflight.set(target.name, (this.inflight.get(target.name) ?? 1) - 1)
       }
       const { outcome, reason } = classify(r, target, counter, this.ledger)
+      if (outcome === "acked") this.ackedByKind[target.kind]++
       this.ledger.record(counter, op, by, outcome, `${target.kind} ${reason}`)
       if (o.pauseMs > 0) await sleep(rng.int(0, 2 * o.pauseMs))
     }
