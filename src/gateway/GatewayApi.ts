@@ -11,6 +11,7 @@ import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
 import * as OpenApi from "@effect/platform/OpenApi"
 import { Schema } from "effect"
 import { CounterName } from "../crdt/CounterName.js"
+import { CountBody } from "../http/CountBody.js"
 
 // ---------------------------------------------------------------------------------------
 // errors
@@ -48,25 +49,9 @@ export class BadGateway extends Schema.Class<BadGateway>("GatewayBadGateway")(
 // ---------------------------------------------------------------------------------------
 // bodies
 
-/** `by` of increment and decrement: a positive safe integer. */
-export const By = Schema.Int.pipe(
-  Schema.positive({ message: () => "by must be a positive integer" }),
-  Schema.lessThanOrEqualTo(Number.MAX_SAFE_INTEGER, { message: () => "by must be at most 2^53 - 1" })
-)
-
-/**
- * `{"by": N}`; no body at all (decoded as null) or no `by` counts as 1. Any other key is
- * refused: a body that is not this JSON object (a form, text) can never pass for an empty
- * one and be counted as `by: 1`.
- */
-export const ChangeBody = Schema.NullOr(
-  Schema.Struct({ by: Schema.optional(By) }).annotations({
-    identifier: "ChangeBody",
-    description: "How much to add or subtract; no body counts as {\"by\": 1}",
-    parseOptions: { onExcessProperty: "error" }
-  })
-)
-export type ChangeBody = typeof ChangeBody.Type
+/** The body of increment and decrement (shared with the node). */
+export const ChangeBody = CountBody
+export type ChangeBody = CountBody
 
 export const CounterValue = Schema.Struct({
   value: Schema.Int,

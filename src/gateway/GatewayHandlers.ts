@@ -6,10 +6,10 @@
  */
 import type { HttpApiGroup } from "@effect/platform"
 import { Duration, Effect, Either, Layer, Schema } from "effect"
+import { byOf } from "../http/CountBody.js"
 import * as ApiServer from "../http/ApiServer.js"
 import type { NodeView } from "./NodePool.js"
 import { NodePool } from "./NodePool.js"
-import type { ChangeBody } from "./GatewayApi.js"
 import { BadGateway, BadRequest, GatewayApi, Unavailable } from "./GatewayApi.js"
 import type { Answer } from "./Upstream.js"
 import { Upstream } from "./Upstream.js"
@@ -57,7 +57,6 @@ const relay = <A, I>(schema: Schema.Schema<A, I>, answer: Answer): Effect.Effect
   )
 }
 
-const byOf = (payload: ChangeBody): number => payload?.by ?? 1
 
 const toNodeInfo = (n: NodeView) => ({
   ...n,

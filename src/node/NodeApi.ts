@@ -10,6 +10,7 @@ import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
 import * as OpenApi from "@effect/platform/OpenApi"
 import { Schema } from "effect"
 import { CounterName } from "../crdt/CounterName.js"
+import { CountBody } from "../http/CountBody.js"
 
 // ---------------------------------------------------------------------------------------
 // errors
@@ -55,18 +56,8 @@ export class Unavailable extends Schema.Class<Unavailable>("NodeUnavailable")(
 /** The largest request body accepted. */
 export const MAX_BODY_BYTES = 64 * 1024
 
-/** `by`: a positive safe integer. */
-export const By = Schema.Number.pipe(
-  Schema.int({ message: () => "by must be an integer" }),
-  Schema.positive({ message: () => "by must be positive" }),
-  Schema.lessThanOrEqualTo(Number.MAX_SAFE_INTEGER, { message: () => "by must be at most 2^53-1" })
-).annotations({ description: "How much to add or subtract: a positive safe integer (default 1)" })
-
-/** The body of increment/decrement; optional: no body (or `{}`) counts as `{"by": 1}`. */
-export const CountPayload = Schema.Struct({ by: Schema.optional(By) }).annotations({
-  identifier: "CountBody",
-  description: "Optional body of increment and decrement; no body counts as {\"by\": 1}"
-})
+/** The body of increment and decrement (shared with the gateway). */
+export const CountPayload = CountBody
 
 const Int = Schema.Int
 

@@ -9,6 +9,7 @@ import { Effect, Layer } from "effect"
 import { NodeConfig } from "../config/NodeConfig.js"
 import type { CounterName } from "../crdt/CounterName.js"
 import { DEFAULT_COUNTER } from "../crdt/CounterName.js"
+import { byOf } from "../http/CountBody.js"
 import * as ApiServer from "../http/ApiServer.js"
 import { PeerManager } from "../membership/PeerManager.js"
 import type { WriteError } from "./CounterStore.js"
@@ -18,7 +19,6 @@ import { CounterOverflow, MAX_BODY_BYTES, NodeApi, Unavailable } from "./NodeApi
 // ---------------------------------------------------------------------------------------
 // handlers
 
-const byOf = (payload: { readonly by?: number | undefined }): number => payload.by ?? 1
 
 const toHttpError = (e: WriteError): CounterOverflow | Unavailable =>
   e._tag === "Overflow" ? CounterOverflow.of(e.message) : Unavailable.of(e.message)

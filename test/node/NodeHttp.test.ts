@@ -137,6 +137,8 @@ describe("node HTTP API", () => {
       JSON.stringify({ by: null }),
       JSON.stringify({ by: 2 ** 53 }),
       JSON.stringify({ by: 1e400 }),
+      JSON.stringify({ By: 5 }),
+      JSON.stringify({ by: 2, extra: 1 }),
       "{",
       "[1]",
       "\"x\"",
