@@ -11,10 +11,10 @@
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { afterAll, describe, expect, it } from "@effect/vitest"
-import { cleanupAll } from "./lib/Cleanup.js"
+import { cleanupAll, killOrphans } from "./lib/Cleanup.js"
 import { CHAOS_COUNTERS, runClusterChaos } from "./lib/ClusterChaos.js"
 import { makeRunDir } from "./lib/Cluster.js"
-import { firewallAvailable } from "./lib/Firewall.js"
+import { Firewall, firewallAvailable } from "./lib/Firewall.js"
 import { runFuzz } from "./lib/FuzzScenario.js"
 import { runHttpScenario } from "./lib/HttpScenario.js"
 import { type Availability, roleAvailable, walCliAvailable } from "./lib/Probe.js"
@@ -24,6 +24,11 @@ import { runRejoinWithoutDiscovery } from "./lib/Rejoin.js"
 import { runSecurity } from "./lib/Security.js"
 import { Summary } from "./lib/Summary.js"
 import { runWalScenario } from "./lib/WalScenario.js"
+
+// leftovers of a run that was killed outright: processes, firewall chains
+Firewall.removeStaleChains()
+const orphans = killOrphans()
+if (orphans.length > 0) console.log(`dcounter chaos: killed ${orphans.length} processes left by an earlier run: ${orphans.join(", ")}`)
 
 const seed = chaosSeed()
 const summary = new Summary(seed)

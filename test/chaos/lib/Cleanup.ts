@@ -5,6 +5,10 @@
  * exception run whatever is still registered, so a failed or interrupted run leaves no
  * rules, mounts or processes behind.
  */
+import * as fs from "node:fs"
+
+/** Set in the environment of every process the harness starts (not a DCOUNTER_ variable). */
+export const HARNESS_ENV = "CHAOS_HARNESS_RUN"
 
 type Undo = () => void
 
@@ -31,7 +35,8 @@ const install = (): void => {
   for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
     process.once(signal, () => {
       runAll(signal)
-      process.kill(process.pid, signal)
+      // other listeners (the test runner's) would keep the process alive: leave now
+      process.exit(128 + (signal === "SIGINT" ? 2 : signal === "SIGTERM" ? 15 : 1))
     })
   }
   process.on("uncaughtException", (e) => {
@@ -55,3 +60,34 @@ export const registerCleanup = (label: string, undo: Undo): (() => void) => {
 
 /** Runs every registered undo now (used by afterAll). */
 export const cleanupAll = (): void => runAll("cleanupAll")
+
+/**
+ * Kills dcounter processes left by an earlier chaos run that died without cleaning up
+ * (SIGKILL): processes running `bin/dcounter.js` with the harness's marker variable in
+ * their environment whose parent is gone (re-parented to init). Each is killed by its pid.
+ */
+export const killOrphans = (): Array<number> => {
+  const killed: Array<number> = []
+  let pids: Array<string>
+  try {
+    pids = fs.readdirSync("/proc").filter((d) => /^\d+$/.test(d))
+  } catch {
+    return killed
+  }
+  for (const pid of pids) {
+    try {
+      const cmd = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")
+      if (!cmd.some((a) => a.endsWith("bin/dcounter.js"))) continue
+      const env = fs.readFileSync(`/proc/${pid}/environ`, "utf8").split("\0")
+      if (!env.some((e) => e.startsWith(`${HARNESS_ENV}=`))) continue
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8")
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1])
+      if (ppid !== 1) continue
+      process.kill(Number(pid), "SIGKILL")
+      killed.push(Number(pid))
+    } catch {
+      // gone meanwhile, or not ours to read
+    }
+  }
+  return killed
+}

@@ -6,7 +6,7 @@
 import { type ChildProcess, spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { registerCleanup } from "./Cleanup.js"
+import { HARNESS_ENV, registerCleanup } from "./Cleanup.js"
 
 export const REPO_ROOT = path.resolve(import.meta.dirname, "../../..")
 export const BIN = path.join(REPO_ROOT, "bin", "dcounter.js")
@@ -118,7 +118,7 @@ export class ManagedProcess {
     const child = spawn(process.execPath, [BIN, ...this.args], {
       cwd: REPO_ROOT,
       stdio: ["ignore", fd, fd],
-      env: { ...process.env, ...this.env, NO_COLOR: "1", FORCE_COLOR: "0" }
+      env: { ...process.env, ...this.env, NO_COLOR: "1", FORCE_COLOR: "0", [HARNESS_ENV]: this.logFile }
     })
     fs.closeSync(fd)
     this.child = child
