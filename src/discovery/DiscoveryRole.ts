@@ -27,7 +27,7 @@ export const layerWithRegistry = <E, R>(
 ): Layer.Layer<Registry.Registry | ApiServer, ApiServerError | E, DiscoveryConfig | R> =>
   Layer.unwrapEffect(
     Effect.map(DiscoveryConfig, (config) =>
-      DiscoveryHttpServer.layer({ addr: config.addr }).pipe(
+      DiscoveryHttpServer.layer({ addr: config.addr, clusterKey: config.clusterKey }).pipe(
         Layer.provide(DiscoveryHandlers.layer({ clusterKey: config.clusterKey })),
         (server) => Layer.merge(server, logListening.pipe(Layer.provide(server))),
         Layer.provideMerge(registry)

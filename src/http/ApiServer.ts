@@ -136,6 +136,12 @@ export interface Options<E = never, R = never> {
   readonly docs?: boolean | undefined
   /** serve `GET /metrics` (default true) */
   readonly metrics?: boolean | undefined
+  /**
+   * Guards `GET /openapi.json` and `GET /docs` (not `/metrics`): a request it refuses is
+   * answered 401. Discovery uses it to require its cluster key on every route but
+   * `/health` and `/metrics`.
+   */
+  readonly authorizeDocs?: ((headers: Readonly<Record<string, string | Array<string> | undefined>>) => boolean) | undefined
 }
 
 /** Default `bodyLimit`: 64 KiB. */
@@ -349,12 +355,12 @@ const make = <E, R>(options: Options<E, R>) =>
     // -- built-in routes (an API route of the same method and path wins)
     const spec = OpenApi.fromApi(api)
     const specJson = JSON.stringify(spec)
-    const builtin = (path: string, respond: BuiltinTarget["respond"]) =>
-      router.add("GET", path, { _tag: "Builtin", record: Metrics.httpRecorder("GET", path), respond })
-    builtin("/openapi.json", () => ({ status: 200, contentType: contentTypeJson, body: specJson }))
+    const builtin = (path: string, respond: BuiltinTarget["respond"], authorize?: BuiltinTarget["authorize"]) =>
+      router.add("GET", path, { _tag: "Builtin", record: Metrics.httpRecorder("GET", path), respond, authorize })
+    builtin("/openapi.json", () => ({ status: 200, contentType: contentTypeJson, body: specJson }), options.authorizeDocs)
     if (options.docs !== false) {
       const page = docsPage(spec.info.title, "/docs")
-      builtin("/docs", () => ({ status: 200, contentType: "text/html; charset=utf-8", body: page }))
+      builtin("/docs", () => ({ status: 200, contentType: "text/html; charset=utf-8", body: page }), options.authorizeDocs)
       builtin("/docs/:asset", (params) => {
         const asset = docsAsset(params["asset"] ?? "", "/openapi.json")
         return asset === undefined

@@ -168,6 +168,12 @@ describe("DiscoveryRole (live HTTP)", () => {
       expect((peers.json as ReadonlyArray<unknown>).length).toBe(1)
       expect((yield* post(`${d.url}/deregister`, { addr: n1.addr }, auth)).status).toBe(200)
       expect((yield* call(`${d.url}/health`)).status).toBe(200)
+      // the API description needs the key too
+      for (const path of ["/openapi.json", "/docs"]) {
+        expect((yield* call(`${d.url}${path}`, { headers: wrong })).status, path).toBe(401)
+        expect((yield* call(`${d.url}${path}`)).status, path).toBe(401)
+        expect((yield* call(`${d.url}${path}`, { headers: auth })).status, path).toBe(200)
+      }
       // /metrics is open too, and carries the discovery metrics
       const metrics = yield* call(`${d.url}/metrics`)
       expect(metrics.status).toBe(200)

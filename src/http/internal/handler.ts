@@ -391,6 +391,9 @@ export const makeRequestHandler = (deps: HandlerDeps): (req: Http.IncomingMessag
         }
         return serveCompat(req, res, target, match.params, query, undefined, start)
       case "Builtin": {
+        if (target.authorize !== undefined && !target.authorize(req.headers)) {
+          return sendError(res, target.record, start, 401, "unauthorized", "this route requires the cluster key")
+        }
         let encoded: Encoded
         try {
           encoded = target.respond(match.params)

@@ -67,6 +67,8 @@ export interface BuiltinTarget {
   readonly _tag: "Builtin"
   readonly record: Recorder
   readonly respond: (params: Readonly<Record<string, string>>) => Encoded
+  /** when set, a request it refuses is answered 401 `unauthorized` */
+  readonly authorize?: ((headers: Readonly<Record<string, string | Array<string> | undefined>>) => boolean) | undefined
 }
 
 export type Target = EndpointTarget | CompatTarget | RawTarget | BuiltinTarget
