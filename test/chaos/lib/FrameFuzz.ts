@@ -16,7 +16,9 @@
  */
 import * as net from "node:net"
 import { Packr } from "msgpackr"
-import { makeReplicaId } from "../../../src/crdt/ReplicaId.js"
+import { CounterName } from "../../../src/crdt/CounterName.js"
+import type { Entry } from "../../../src/crdt/Entry.js"
+import { ReplicaId } from "../../../src/crdt/ReplicaId.js"
 import * as Codec from "../../../src/protocol/Codec.js"
 import * as Frame from "../../../src/protocol/Frame.js"
 import { DigestAck, DigestPull, Hello, type Message, Ping, PingAck, Push } from "../../../src/protocol/Message.js"
@@ -59,6 +61,9 @@ export const emptyStats = (): FuzzStats => ({
   afterFatal: 0
 })
 
+/** A replica id drawn from the seeded stream, so a replayed run sends the same bytes. */
+const replicaIdOf = (rng: Prng): ReplicaId => ReplicaId.make(rng.bytes(16).toString("base64url"))
+
 const digestOf = (rng: Prng): string => rng.bytes(rng.int(0, 40)).toString("hex")
 
 const benignMessage = (rng: Prng): Message => {
@@ -79,12 +84,12 @@ const pushMessage = (rng: Prng): Message =>
   new Push({
     full: rng.bool(),
     digest: digestOf(rng),
-    entries: Array.from({ length: rng.int(1, 6) }, () => [
-      rng.pick(["default", "fuzzed", "likes"]),
-      makeReplicaId(),
+    entries: Array.from({ length: rng.int(1, 6) }, (): Entry => [
+      CounterName.make(rng.pick(["default", "fuzzed", "likes"])),
+      replicaIdOf(rng),
       rng.int(0, 1_000_000),
       rng.int(0, 1000)
-    ]) as never
+    ])
   })
 
 /** Plain values that are never a valid message (whatever else they are). */
@@ -256,7 +261,7 @@ export const makeSession = (
   const parts: Array<Uint8Array> = []
   let frames = 0
   if (rng.bool(0.95)) {
-    const hello = new Hello({ protocol: 1, replicaId: makeReplicaId(), gossipAddr: t.fakeGossipAddr, httpAddr: t.fakeHttpAddr })
+    const hello = new Hello({ protocol: 1, replicaId: replicaIdOf(rng), gossipAddr: t.fakeGossipAddr, httpAddr: t.fakeHttpAddr })
     parts.push(Frame.encode(Codec.encode(hello), t.key))
     frames++
   }

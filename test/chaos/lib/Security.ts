@@ -6,6 +6,7 @@
  */
 import * as net from "node:net"
 import * as path from "node:path"
+import { CounterName } from "../../../src/crdt/CounterName.js"
 import { makeReplicaId } from "../../../src/crdt/ReplicaId.js"
 import * as Codec from "../../../src/protocol/Codec.js"
 import * as Frame from "../../../src/protocol/Frame.js"
@@ -182,7 +183,7 @@ export const runSecurity = async (runDir: string, summary: Summary): Promise<voi
     // raw Push frames at a keyed node: untagged and wrongly tagged are dropped ...
     const forged = (entriesValue: number) =>
       Codec.encode(
-        new Push({ full: true, digest: "forged", entries: [["secure" as never, makeReplicaId(), entriesValue, 0]] as never })
+        new Push({ full: true, digest: "forged", entries: [[CounterName.make("secure"), makeReplicaId(), entriesValue, 0]] })
       )
     const hello = (k: string | undefined) =>
       Frame.encode(
