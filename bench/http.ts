@@ -31,6 +31,7 @@ import type { ChildProcess } from "node:child_process"
 import * as Fs from "node:fs"
 import { createRequire } from "node:module"
 import * as Http from "node:http"
+import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
@@ -254,6 +255,92 @@ const stopChild = (child: Child): Promise<void> =>
   })
 
 // ---------------------------------------------------------------------------------------
+// real dcounter roles (the built CLI): a node with a real data directory, and a gateway
+// in front of it
+
+const repoRoot = Path.resolve(Path.dirname(thisFile), "..", "..")
+
+/** A free TCP port on 127.0.0.1 (closed again before it is used). */
+const freePort = (): Promise<number> =>
+  new Promise((resolve, reject) => {
+    const server = Net.createServer()
+    server.once("error", reject)
+    server.listen(0, "127.0.0.1", () => {
+      const port = (server.address() as Net.AddressInfo).port
+      server.close(() => resolve(port))
+    })
+  })
+
+interface RoleProcess {
+  readonly process: ChildProcess
+  readonly url: string
+}
+
+/** `node bin/dcounter.js ...args`, resolved once `GET url/health` answers 200 (30 s bound). */
+const startRole = (args: ReadonlyArray<string>, url: string): Promise<RoleProcess> => {
+  const child = spawn(process.execPath, [Path.join(repoRoot, "bin", "dcounter.js"), ...args, "--log-level", "warn"], {
+    stdio: ["ignore", "ignore", "pipe"]
+  })
+  let err = ""
+  child.stderr!.on("data", (d: Buffer) => (err = (err + d.toString()).slice(-2000)))
+  const deadline = Date.now() + 30_000
+  return new Promise((resolve, reject) => {
+    const poll = (): void => {
+      if (child.exitCode !== null) return reject(new Error(`dcounter ${args.join(" ")} exited: ${err}`))
+      if (Date.now() > deadline) {
+        child.kill("SIGKILL")
+        return reject(new Error(`dcounter ${args.join(" ")} not healthy within 30 s: ${err}`))
+      }
+      Http.get(`${url}/health`, (res) => {
+        res.resume()
+        if (res.statusCode === 200) resolve({ process: child, url })
+        else setTimeout(poll, 50)
+      }).on("error", () => setTimeout(poll, 50))
+    }
+    poll()
+  })
+}
+
+const stopRole = (role: RoleProcess): Promise<void> =>
+  stopChild({ kind: "baseline", process: role.process, url: role.url })
+
+/** Starts a node and a gateway in front of it; the targets measure them like the rest. */
+const startRoles = async (scratch: string): Promise<{
+  readonly roles: ReadonlyArray<RoleProcess>
+  readonly targets: ReadonlyArray<Target & { readonly pid?: number | undefined }>
+}> => {
+  const [gossip, nodeHttp, gatewayPort] = [await freePort(), await freePort(), await freePort()]
+  const roles: Array<RoleProcess> = []
+  try {
+    const node = await startRole([
+      "--role", "node",
+      "--addr", `127.0.0.1:${gossip}`,
+      "--http-addr", `127.0.0.1:${nodeHttp}`,
+      "--data-dir", Path.join(scratch, "node-data")
+    ], `http://127.0.0.1:${nodeHttp}`)
+    roles.push(node)
+    const gateway = await startRole([
+      "--role", "gateway",
+      "--addr", `127.0.0.1:${gatewayPort}`,
+      "--nodes", node.url,
+      "--refresh-interval", "1s"
+    ], `http://127.0.0.1:${gatewayPort}`)
+    roles.push(gateway)
+    return {
+      roles,
+      targets: [
+        { name: "dcounter node, durable POST /increment", url: `${node.url}/increment`, method: "POST", body, goal: 0.7, pid: node.process.pid },
+        { name: "dcounter node, GET /counter", url: `${node.url}/counter`, method: "GET", pid: node.process.pid },
+        { name: "dcounter gateway, POST /increment (to one node)", url: `${gateway.url}/increment`, method: "POST", body, goal: 0.5, pid: gateway.process.pid }
+      ]
+    }
+  } catch (e) {
+    await Promise.all(roles.map(stopRole))
+    throw e
+  }
+}
+
+// ---------------------------------------------------------------------------------------
 // load generators
 
 export interface LoadResult {
@@ -407,6 +494,11 @@ export interface HttpBenchOptions extends BenchOptions {
   readonly targets?: ReadonlyArray<Target>
   /** start and measure the built-in servers besides the baseline (default true) */
   readonly builtins?: boolean
+  /**
+   * start a real node (durable POST /increment, GET /counter) and a gateway in front of it
+   * from the built CLI, and measure them too (default true)
+   */
+  readonly roles?: boolean
   /** only these built-in servers (the baseline is always measured) */
   readonly only?: ReadonlyArray<ServerKind>
   readonly connections?: number
@@ -461,8 +553,11 @@ export const run = async (options: HttpBenchOptions = {}): Promise<ReadonlyArray
   ]
   log(`http: ${generator.name}, ${connections} connections, ${rounds} round(s) of ${seconds} s per target`)
   const children: Array<Child> = []
+  const roles: Array<RoleProcess> = []
   try {
     for (const kind of kinds) children.push(await startChild(kind, options.profileDir))
+    const real = options.roles === false ? undefined : await startRoles(scratch)
+    if (real !== undefined) roles.push(...real.roles)
     const targets: Array<Target & { readonly kind?: ServerKind; readonly pid?: number | undefined }> = [
       ...children.map((c) => ({
         kind: c.kind,
@@ -473,6 +568,7 @@ export const run = async (options: HttpBenchOptions = {}): Promise<ReadonlyArray
         body,
         goal: goals[c.kind]
       })),
+      ...(real?.targets ?? []),
       ...(options.targets ?? [])
     ]
     // warm every target up (JIT, connection setup) before measuring
@@ -533,7 +629,7 @@ export const run = async (options: HttpBenchOptions = {}): Promise<ReadonlyArray
         : { ...withRatio, goal: `>= ${t.goal}x baseline`, met: ratio >= t.goal }
     })
   } finally {
-    await Promise.all(children.map(stopChild))
+    await Promise.all([...children.map(stopChild), ...roles.map(stopRole)])
     Fs.rmSync(scratch, { recursive: true, force: true })
   }
 }
