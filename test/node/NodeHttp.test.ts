@@ -138,6 +138,7 @@ describe("node HTTP API", () => {
       JSON.stringify({ by: 2 ** 53 }),
       JSON.stringify({ by: 1e400 }),
       JSON.stringify({ By: 5 }),
+      "null",
       JSON.stringify({ by: 2, extra: 1 }),
       "{",
       "[1]",
