@@ -77,18 +77,26 @@ export const runClusterChaos = async (o: ChaosOptions, summary: Summary): Promis
     ...nodes.map((n) => ({ name: n.name, kind: "node" as const, host: n.host, port: n.httpPort })),
     { name: "gateway", kind: "gateway" as const, host: gateway.host, port: gateway.httpPort }
   ]
-  const workload = new Workload(rng.fork("workload"), () => targets, {
-    clients: 6,
-    pauseMs: 15,
-    maxOps: 60_000,
-    timeoutMs: 4000,
-    counters: o.counters,
-    gatewayShare: 0.3
-  })
+  // each node's current replica id, by name and by HTTP address, to attribute ops on default
+  const replicas = new Map<string, string>()
+  const workload = new Workload(
+    rng.fork("workload"),
+    () => targets,
+    {
+      clients: 6,
+      pauseMs: 15,
+      maxOps: 60_000,
+      timeoutMs: 4000,
+      counters: o.counters,
+      gatewayShare: 0.3
+    },
+    (key) => replicas.get(key)
+  )
 
   try {
     await cluster.start()
-    log("cluster started")
+    for (const n of nodes) await learnReplica(n, replicas)
+    log(`cluster started; replicas ${JSON.stringify(Object.fromEntries(nodes.map((n) => [n.name, replicas.get(n.name)])))}`)
     // every node must see the others before the faults start, so the baseline is sane
     await pollUntil("discovery lists every node", 20_000, 200, async () => {
       const peers = (await discovery.getJson("/peers")) as Array<{ addr?: string }>
@@ -96,7 +104,7 @@ export const runClusterChaos = async (o: ChaosOptions, summary: Summary): Promis
     })
     workload.start()
 
-    const faultsDone = runFaults({ o, cluster, firewall, workload, rng: faultRng, summary, log })
+    const faultsDone = runFaults({ o, cluster, firewall, workload, rng: faultRng, summary, log, replicas })
     await faultsDone
     log(`faults done; ${workload.issuedOps} ops issued`)
 
@@ -131,6 +139,13 @@ export const runClusterChaos = async (o: ChaosOptions, summary: Summary): Promis
       const bad = await checkState(n).catch((e: unknown) => String(e))
       summary.check(AREA, `${n.name} /state is consistent`, bad === undefined, bad ?? "")
     }
+    const perReplica = await checkReplicaTotals(workload, nodes)
+    summary.check(
+      AREA,
+      "default: every replica's increment and decrement totals within [acked, acked + indeterminate] on every node",
+      perReplica.problems.length === 0,
+      perReplica.problems.length === 0 ? `${perReplica.replicas} replicas checked` : perReplica.problems.slice(0, 5).join("; ")
+    )
     const gw = (await gateway.getJson("/counter").catch(() => undefined)) as { value?: number } | undefined
     const nodeDefault = settled.last.values.get(nodes[0]!.name)?.get("default") ?? 0
     summary.check(AREA, "gateway /counter equals the nodes' value", gw?.value === nodeDefault, `gateway ${gw?.value}, nodes ${nodeDefault}`)
@@ -167,7 +182,43 @@ const describeDisagreement = (s: Awaited<ReturnType<typeof snapshot>>): string =
   return [...s.errors, ...parts].join("; ").slice(0, 2000)
 }
 
+const learnReplica = async (n: NodeService, replicas: Map<string, string>): Promise<void> => {
+  const id = ((await n.getJson("/state")) as { nodeId?: unknown }).nodeId
+  if (typeof id !== "string") throw new Error(`${n.name} /state has no nodeId`)
+  replicas.set(n.name, id)
+  replicas.set(n.httpAddr, id)
+}
+
+/**
+ * GET /state shows the default counter's totals per replica, so each acknowledged op is
+ * checked where it landed: a lost ack cannot hide behind another replica's indeterminate
+ * ops, nor an increment behind a decrement.
+ */
+const checkReplicaTotals = async (workload: Workload, nodes: ReadonlyArray<NodeService>): Promise<{ problems: Array<string>; replicas: number }> => {
+  const ledger = workload.ledger
+  const problems: Array<string> = []
+  let replicas = 0
+  for (const n of nodes) {
+    const st = (await n.getJson("/state")) as { increments?: Record<string, number>; decrements?: Record<string, number> }
+    const ids = new Set([...ledger.replicas.keys(), ...Object.keys(st.increments ?? {}), ...Object.keys(st.decrements ?? {})])
+    replicas = Math.max(replicas, ids.size)
+    for (const id of ids) {
+      const l = ledger.replicas.get(id) ?? { ackedInc: 0, ackedDec: 0, indetInc: 0, indetDec: 0 }
+      const inc = st.increments?.[id] ?? 0
+      const dec = st.decrements?.[id] ?? 0
+      if (inc < l.ackedInc || inc > l.ackedInc + l.indetInc + ledger.unknown.indetInc) {
+        problems.push(`${n.name}: replica ${id} increments ${inc}, acked ${l.ackedInc}, indeterminate ${l.indetInc} (+${ledger.unknown.indetInc} unknown)`)
+      }
+      if (dec < l.ackedDec || dec > l.ackedDec + l.indetDec + ledger.unknown.indetDec) {
+        problems.push(`${n.name}: replica ${id} decrements ${dec}, acked ${l.ackedDec}, indeterminate ${l.indetDec} (+${ledger.unknown.indetDec} unknown)`)
+      }
+    }
+  }
+  return { problems, replicas }
+}
+
 interface FaultContext {
+  readonly replicas: Map<string, string>
   readonly o: ChaosOptions
   readonly cluster: Cluster
   readonly firewall: Firewall
@@ -177,6 +228,8 @@ interface FaultContext {
   readonly log: (line: string) => void
 }
 
+const MIN_SIGTERMS = 3
+
 /** Bound on a restart: seconds on an idle machine, much longer when others load the CPUs. */
 const RESTART_TIMEOUT_MS = 120_000
 
@@ -184,6 +237,7 @@ const restart = async (ctx: FaultContext, n: NodeService, why: string): Promise<
   n.proc.start()
   try {
     await n.waitReady(RESTART_TIMEOUT_MS)
+    await learnReplica(n, ctx.replicas)
   } catch (e) {
     ctx.summary.check(AREA, `${n.name} restarts after ${why}`, false, String(e))
     throw e
@@ -196,11 +250,12 @@ const runFaults = async (ctx: FaultContext): Promise<void> => {
   const start = Date.now()
   const end = start + o.faultMs
   const elapsed = () => Date.now() - start
+  const restarting = new Map<NodeService, Promise<void>>()
   let kills = 0
   let partitionTask: Promise<void> | undefined
   let partitionUntil = 0
   let sigtermMaxMs = 0
-  const restarting = new Map<NodeService, Promise<void>>()
+  let sigterms = 0
 
   // discovery outage: one long stretch, started at a random point of the first half
   const outageAt = rng.int(Math.floor(o.faultMs * 0.1), Math.floor(o.faultMs * 0.35))
@@ -214,12 +269,15 @@ const runFaults = async (ctx: FaultContext): Promise<void> => {
     d.proc.start()
     await d.waitReady(RESTART_TIMEOUT_MS)
     log("discovery restarted (empty)")
-    // nodes must register again within a few heartbeats (250ms here): allow 5s
+    // nodes that were up when discovery came back must register again within a few
+    // heartbeats (250ms here; allow 5s); a node killed or restarting meanwhile is excluded,
+    // it registers when it is up again
     const started = Date.now()
-    const listed = await pollUntil("every running node registered again", 10_000, 100, async () => {
+    const upAt = new Map(nodes.filter((n) => n.running && !restarting.has(n)).map((n) => [n, n.proc.starts]))
+    const listed = await pollUntil("every node that was up registered again", 10_000, 100, async () => {
       const peers = (await d.getJson("/peers")) as Array<{ addr?: string }>
-      const running = nodes.filter((n) => n.running)
-      return running.every((n) => peers.some((p) => p.addr === n.gossipAddr)) ? Date.now() - started : undefined
+      const eligible = [...upAt].filter(([n, starts]) => n.running && n.proc.starts === starts).map(([n]) => n)
+      return eligible.every((n) => peers.some((p) => p.addr === n.gossipAddr)) ? Date.now() - started : undefined
     }).catch((e: unknown) => {
       summary.check(AREA, "nodes register again after discovery restarts empty", false, String(e))
       return undefined
@@ -235,9 +293,9 @@ const runFaults = async (ctx: FaultContext): Promise<void> => {
   const wipeAt = rng.int(Math.floor(o.faultMs * 0.45), Math.floor(o.faultMs * 0.7))
   let wiped = false
 
-  // the phase lasts faultMs, longer (up to twice) only if the kills are still short
+  // the phase lasts faultMs, longer (up to twice) only if kills or SIGTERMs are still short
   const hardEnd = start + 2 * o.faultMs
-  while (Date.now() < end || (kills < o.minKills && Date.now() < hardEnd)) {
+  while (Date.now() < end || ((kills < o.minKills || sigterms < MIN_SIGTERMS) && Date.now() < hardEnd)) {
     const remaining = Math.max(0, end - Date.now())
     const killsBehind = o.minKills - kills
     // faults that are due take priority
@@ -249,7 +307,10 @@ const runFaults = async (ctx: FaultContext): Promise<void> => {
       continue
     }
     const mustKill = killsBehind > 0 && remaining < killsBehind * 2500
-    const r = rng.float()
+    // at least MIN_SIGTERMS graceful restarts too
+    const mustTerm = !mustKill && sigterms < MIN_SIGTERMS && remaining < (MIN_SIGTERMS - sigterms) * 10_000
+    const drawn = rng.float()
+    const r = mustTerm ? 0.6 : drawn
     const down = nodes.filter((n) => !n.running || restarting.has(n)).length
     const maxDown = Math.floor(nodes.length / 2)
     if ((mustKill || r < 0.5) && down < maxDown) {
@@ -283,11 +344,15 @@ const runFaults = async (ctx: FaultContext): Promise<void> => {
       else await sleep(200)
     } else if (r < 0.65) {
       const candidates = nodes.filter((n) => n.running && !restarting.has(n))
-      if (candidates.length === 0 || down >= maxDown) continue
+      if (candidates.length === 0 || down >= maxDown) {
+        await sleep(200)
+        continue
+      }
       const v = rng.pick(candidates)
       log(`FAULT SIGTERM ${v.name}`)
       const exit = await v.proc.term(5000)
       summary.fault("node SIGTERM + restart")
+      sigterms++
       sigtermMaxMs = Math.max(sigtermMaxMs, exit?.ms ?? 0)
       const ok = exit !== undefined && exit.code === 0 && exit.ms <= 3000
       summary.check(AREA, `${v.name} exits 0 within 3s of SIGTERM`, ok, JSON.stringify(exit))
@@ -324,6 +389,7 @@ const runFaults = async (ctx: FaultContext): Promise<void> => {
   if (!wiped) await wipeOne(ctx, rng.pick(nodes))
   summary.figure("SIGTERM exit time, max (ms)", sigtermMaxMs)
   summary.check(AREA, `at least ${o.minKills} kill -9 of nodes`, kills >= o.minKills, `${kills}`)
+  summary.check(AREA, `at least ${MIN_SIGTERMS} SIGTERM restarts of nodes`, sigterms >= MIN_SIGTERMS, `${sigterms}`)
 }
 
 /**

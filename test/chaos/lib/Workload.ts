@@ -41,8 +41,23 @@ export const boundsOf = (c: CounterLedger): { lo: number; hi: number } => ({
   hi: c.ackedInc + c.indetInc - c.ackedDec
 })
 
+/** Increments and decrements attributed to one replica (the node that took them). */
+export interface ReplicaLedger {
+  ackedInc: number
+  ackedDec: number
+  indetInc: number
+  indetDec: number
+}
+
 export class Ledger {
   readonly counters = new Map<string, CounterLedger>()
+  /**
+   * For the `default` counter, whose per-replica totals GET /state shows: what each replica
+   * acknowledged, and what may have reached it without an answer. Indeterminate ops whose
+   * replica cannot be known (the gateway failed itself) are in `unknown`.
+   */
+  readonly replicas = new Map<string, ReplicaLedger>()
+  readonly unknown: { indetInc: number; indetDec: number } = { indetInc: 0, indetDec: 0 }
   readonly outcomes: Record<Outcome, number> = { acked: 0, failed: 0, indeterminate: 0 }
   /** why ops failed or were indeterminate: "ECONNREFUSED", "503 indeterminate", ... */
   readonly reasons = new Map<string, number>()
@@ -71,6 +86,26 @@ export class Ledger {
       else c.indetDec += by
     } else if (op === "inc") c.failedInc += by
     else c.failedDec += by
+  }
+
+  attribute(replica: string | undefined, op: Op, by: number, outcome: Outcome): void {
+    if (outcome === "failed") return
+    if (replica === undefined) {
+      if (outcome === "acked") this.violation(`an acknowledged op on default without a replica id`)
+      else if (op === "inc") this.unknown.indetInc += by
+      else this.unknown.indetDec += by
+      return
+    }
+    let r = this.replicas.get(replica)
+    if (r === undefined) {
+      r = { ackedInc: 0, ackedDec: 0, indetInc: 0, indetDec: 0 }
+      this.replicas.set(replica, r)
+    }
+    if (outcome === "acked") {
+      if (op === "inc") r.ackedInc += by
+      else r.ackedDec += by
+    } else if (op === "inc") r.indetInc += by
+    else r.indetDec += by
   }
 
   violation(text: string): void {
@@ -143,8 +178,18 @@ export class Workload {
   constructor(
     private readonly prng: Prng,
     private readonly targets: () => ReadonlyArray<Target>,
-    readonly options: WorkloadOptions
+    readonly options: WorkloadOptions,
+    /** the replica id a node (by target name or by HTTP address) has now */
+    private readonly replicaOf: (nodeNameOrHttpAddr: string) => string | undefined = () => undefined
   ) {}
+
+  /** Which replica an op on `default` went to: from the answer, else from the target. */
+  private replicaFor(r: HttpResult, target: Target, outcome: Outcome): string | undefined {
+    const body = r.kind === "answer" ? (r.json as { nodeId?: unknown; node?: unknown } | undefined) : undefined
+    if (outcome === "acked" && typeof body?.nodeId === "string") return body.nodeId
+    if (typeof body?.node === "string") return this.replicaOf(body.node)
+    return target.kind === "node" ? this.replicaOf(target.name) : undefined
+  }
 
   start(): void {
     this.running = true
@@ -236,6 +281,7 @@ export class Workload {
       const { outcome, reason } = classify(r, target, counter, this.ledger)
       if (outcome === "acked") this.ackedByKind[target.kind]++
       this.ledger.record(counter, op, by, outcome, `${target.kind} ${reason}`)
+      if (counter === "default") this.ledger.attribute(this.replicaFor(r, target, outcome), op, by, outcome)
       if (o.pauseMs > 0) await sleep(rng.int(0, 2 * o.pauseMs))
     }
   }
