@@ -32,6 +32,7 @@ import * as TransportTcp from "../transport/TransportTcp.js"
 import * as TransportMemory from "../transport/TransportMemory.js"
 import * as CounterStore from "./CounterStore.js"
 import * as Gossip from "./Gossip.js"
+import * as KnownPeers from "./KnownPeers.js"
 import * as NodeHttp from "./NodeHttp.js"
 
 export interface NodeServicesOptions {
@@ -150,7 +151,7 @@ export const layerWith = (
           )
       })
       const services = Gossip.layer(options.gossip).pipe(
-        Layer.provideMerge(PeerManager.layer(options.peers)),
+        Layer.provideMerge(KnownPeers.layer().pipe(Layer.provideMerge(PeerManager.layer(options.peers)))),
         Layer.provideMerge(discovery),
         Layer.provideMerge(transport),
         Layer.provideMerge(storage)
