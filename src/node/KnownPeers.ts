@@ -9,7 +9,7 @@
  */
 import * as Fs from "node:fs/promises"
 import * as Path from "node:path"
-import { Duration, Effect, Layer, Schedule, Schema } from "effect"
+import { Duration, Effect, Layer, Queue, Schedule, Schema } from "effect"
 import * as PeerManager from "../membership/PeerManager.js"
 import { HostPort } from "../protocol/Message.js"
 import { DataDir } from "../storage/DataDir.js"
@@ -70,6 +70,14 @@ export const layer = (interval: Duration.DurationInput = Duration.seconds(5)): L
       for (const p of remembered) yield* peers.add(p, "exchange")
       if (remembered.length > 0) yield* Effect.logInfo(`learned ${remembered.length} remembered peer(s) from ${FILE}`)
       yield* save(dir, peers).pipe(Effect.repeat(Schedule.spaced(interval)), Effect.forkScoped)
+      // and at once when a peer joins or comes back, so a node killed soon after meeting its
+      // peers still remembers them
+      const events = yield* peers.events
+      yield* Queue.take(events).pipe(
+        Effect.flatMap((event) => event._tag === "Joined" || event._tag === "Recovered" ? save(dir, peers) : Effect.void),
+        Effect.forever,
+        Effect.forkScoped
+      )
       yield* Effect.addFinalizer(() => save(dir, peers))
     })
   )
