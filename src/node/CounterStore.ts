@@ -30,7 +30,7 @@ import type { ReplicaId } from "../crdt/ReplicaId.js"
 import type { HostPort } from "../protocol/Message.js"
 import { DataDir } from "../storage/DataDir.js"
 import { Wal, type WalError } from "../storage/Wal.js"
-import { type Intent, WriteIntake } from "./internal/WriteIntake.js"
+import { Batcher, type Waiter } from "../util/Batcher.js"
 
 /** A local write could not be made durable, or the store is shutting down. Nothing changed. */
 export class StoreUnavailable extends Data.TaggedError("StoreUnavailable")<{
@@ -96,6 +96,17 @@ export class CounterStore extends Context.Tag("dcounter/CounterStore")<
     /** Adds `by` to the counter; resolves with its new value once the write is durable. */
     readonly increment: (name: CounterName, by: number) => Effect.Effect<number, WriteError>
     readonly decrement: (name: CounterName, by: number) => Effect.Effect<number, WriteError>
+    /**
+     * `increment` / `decrement` at the callback level, for callers that need no fiber to
+     * wait (`ApiServer`'s `Callback` handlers): `resume` is called once, with the new value
+     * once the write is durable, or with the error (at once if the store is closed).
+     */
+    readonly submit: (
+      name: CounterName,
+      kind: "inc" | "dec",
+      by: number,
+      resume: (exit: Exit.Exit<number, WriteError>) => void
+    ) => void
     /** The counter's value (0 if never written). */
     readonly value: (name: CounterName) => Effect.Effect<number>
     /** This replica's own contribution to the counter: own increments - own decrements. */
@@ -157,7 +168,7 @@ interface WriteIntent {
   readonly by: number
 }
 
-type Pending = Intent<WriteIntent, number, WriteError>
+type Pending = Waiter<WriteIntent, number, WriteError>
 
 const closedError = () =>
   new StoreUnavailable({ reason: "Closed", message: "the node is shutting down; the write was not made" })
@@ -199,14 +210,14 @@ export const make = (options: CounterStoreOptions = {}) =>
       return changed
     }
 
-    const intake = new WriteIntake<WriteIntent, number, WriteError>(options.queueCapacity ?? 16_384, maxBatch)
+    const intake = new Batcher<WriteIntent, number, WriteError>(options.queueCapacity ?? 16_384, maxBatch)
     let closed = false
     /** a batch is being committed */
     let busy = false
     /** opened by the committer once closed and nothing is left to commit */
     const drained = yield* Effect.makeLatch(false)
 
-    const fail = (intent: Pending, error: WriteError) => intent.resume(Effect.fail(error))
+    const fail = (intent: Pending, error: WriteError) => intent.resume(Exit.fail(error))
 
     const commit = (batch: ReadonlyArray<Pending>) =>
       Effect.gen(function*() {
@@ -253,7 +264,7 @@ export const make = (options: CounterStoreOptions = {}) =>
           return
         }
         applyAndPublish(entries, { _tag: "Local" })
-        for (const intent of accepted) intent.resume(Effect.succeed(map.value(intent.item.name)))
+        for (const intent of accepted) intent.resume(Exit.succeed(map.value(intent.item.name)))
         yield* Metric.incrementBy(writesTotal, accepted.length)
         yield* Metric.update(commitBatchSize, accepted.length)
       }).pipe(Effect.withSpan("CounterStore.commit", { attributes: { writes: batch.length } }))
@@ -294,8 +305,17 @@ export const make = (options: CounterStoreOptions = {}) =>
     )
 
     // Hot path: no span per write (Effect.fn captures a stack per call); the commit has one.
+    const submit = (
+      name: CounterName,
+      kind: "inc" | "dec",
+      by: number,
+      resume: (exit: Exit.Exit<number, WriteError>) => void
+    ): void => {
+      if (closed) resume(Exit.fail(closedError()))
+      else intake.offer({ name, kind, by }, resume)
+    }
     const write = (kind: "inc" | "dec") => (name: CounterName, by: number): Effect.Effect<number, WriteError> =>
-      closed ? Effect.fail(closedError()) : intake.submit({ name, kind, by })
+      Effect.async<number, WriteError>((resume) => submit(name, kind, by, resume))
 
     const merge = (entries: ReadonlyArray<Entry>, source: MergeSource = {}) =>
       Effect.suspend(() => {
@@ -345,6 +365,7 @@ export const make = (options: CounterStoreOptions = {}) =>
       replicaId,
       increment: write("inc"),
       decrement: write("dec"),
+      submit,
       value: (name) => Effect.sync(() => map.value(name)),
       localValue: (name) =>
         Effect.sync(() => {

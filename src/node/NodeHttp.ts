@@ -5,12 +5,13 @@
  * PeerManager do the work; a write answers once it is durable; a bad request changes
  * nothing (it is refused by the schema before a handler runs).
  */
-import { Effect, Layer } from "effect"
+import { Effect, Exit, Layer } from "effect"
 import { NodeConfig } from "../config/NodeConfig.js"
 import type { CounterName } from "../crdt/CounterName.js"
 import { DEFAULT_COUNTER } from "../crdt/CounterName.js"
 import { byOf } from "../http/CountBody.js"
 import * as ApiServer from "../http/ApiServer.js"
+import * as Callback from "../http/Callback.js"
 import { PeerManager } from "../membership/PeerManager.js"
 import type { WriteError } from "./CounterStore.js"
 import { CounterStore } from "./CounterStore.js"
@@ -23,6 +24,22 @@ import { CounterOverflow, MAX_BODY_BYTES, NodeApi, Unavailable } from "./NodeApi
 const toHttpError = (e: WriteError): CounterOverflow | Unavailable =>
   e._tag === "Overflow" ? CounterOverflow.of(e.message) : Unavailable.of(e.message)
 
+/**
+ * A durable write as a handler's answer: a `Callback` (ApiServer answers it from the
+ * committer, without a fiber per request; see http/Callback.ts) that resolves with
+ * `answer(newValue)` once the write is durable.
+ */
+const write = <A>(
+  store: CounterStore["Type"],
+  name: CounterName,
+  kind: "inc" | "dec",
+  by: number,
+  answer: (value: number) => A
+): Callback.Callback<A, CounterOverflow | Unavailable> =>
+  Callback.make((resume) =>
+    store.submit(name, kind, by, (exit) => resume(Exit.mapBoth(exit, { onFailure: toHttpError, onSuccess: answer })))
+  )
+
 export const CounterHandlers = ApiServer.group(NodeApi, "counter", (handlers) =>
   Effect.gen(function*() {
     const store = yield* CounterStore
@@ -30,10 +47,8 @@ export const CounterHandlers = ApiServer.group(NodeApi, "counter", (handlers) =>
     const answer = (value: number) => ({ value, nodeId })
     return handlers
       .handle("counter", () => Effect.map(store.value(DEFAULT_COUNTER), answer))
-      .handle("increment", ({ payload }) =>
-        store.increment(DEFAULT_COUNTER, byOf(payload)).pipe(Effect.mapBoth({ onFailure: toHttpError, onSuccess: answer })))
-      .handle("decrement", ({ payload }) =>
-        store.decrement(DEFAULT_COUNTER, byOf(payload)).pipe(Effect.mapBoth({ onFailure: toHttpError, onSuccess: answer })))
+      .handle("increment", ({ payload }) => write(store, DEFAULT_COUNTER, "inc", byOf(payload), answer))
+      .handle("decrement", ({ payload }) => write(store, DEFAULT_COUNTER, "dec", byOf(payload), answer))
       .handle("localCounter", () => Effect.map(store.localValue(DEFAULT_COUNTER), answer))
       .handle("state", () =>
         Effect.map(store.counterState(DEFAULT_COUNTER), (s) => ({
@@ -52,14 +67,8 @@ export const CountersHandlers = ApiServer.group(NodeApi, "counters", (handlers) 
     return handlers
       .handle("list", () => Effect.map(store.values, (counters) => ({ counters })))
       .handle("get", ({ path }) => Effect.map(store.value(path.name), answer(path.name)))
-      .handle("increment", ({ path, payload }) =>
-        store.increment(path.name, byOf(payload)).pipe(
-          Effect.mapBoth({ onFailure: toHttpError, onSuccess: answer(path.name) })
-        ))
-      .handle("decrement", ({ path, payload }) =>
-        store.decrement(path.name, byOf(payload)).pipe(
-          Effect.mapBoth({ onFailure: toHttpError, onSuccess: answer(path.name) })
-        ))
+      .handle("increment", ({ path, payload }) => write(store, path.name, "inc", byOf(payload), answer(path.name)))
+      .handle("decrement", ({ path, payload }) => write(store, path.name, "dec", byOf(payload), answer(path.name)))
   }))
 
 export const ClusterHandlers = ApiServer.group(NodeApi, "cluster", (handlers) =>

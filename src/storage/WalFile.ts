@@ -25,11 +25,11 @@
  */
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { Clock, Duration, Effect, Fiber, FiberSet, Layer, Metric, Queue } from "effect"
+import { Clock, Duration, Effect, Exit, Fiber, FiberSet, Layer, Metric, Queue } from "effect"
 import { CounterMap } from "../crdt/CounterMap.js"
 import type { Entry } from "../crdt/Entry.js"
 import { DataDir } from "./DataDir.js"
-import { Batcher, type Waiter } from "./internal/Batcher.js"
+import { Batcher, type Waiter } from "../util/Batcher.js"
 import { Coalescer } from "./internal/Coalescer.js"
 import { type FileIo, nodeIo } from "./internal/FileIo.js"
 import { Fold } from "./internal/Fold.js"
@@ -108,7 +108,7 @@ interface Pending {
   readonly appends: number
 }
 
-type Caller = Waiter<Pending, WalError>
+type Caller = Waiter<Pending, void, WalError>
 
 interface Segment {
   readonly seq: number
@@ -233,7 +233,7 @@ export const make = (options: WalFileOptions = {}) =>
     /** Runs the background snapshot writer; closed after the final flush (finalizers run LIFO). */
     const snapshotRunner = yield* FiberSet.make<void, never>()
 
-    const batcher = new Batcher<Pending, WalError>(
+    const batcher = new Batcher<Pending, void, WalError>(
       Math.max(1, options.maxPendingAppends ?? defaults.maxPendingAppends),
       MAX_BATCH
     )
@@ -324,14 +324,14 @@ export const make = (options: WalFileOptions = {}) =>
         const result = yield* Effect.either(entries.length === 0 ? Effect.void : writeDurably(entries))
         if (result._tag === "Left") {
           lazy.add(lazyEntries)
-          const failure = Effect.fail(result.left)
+          const failure = Exit.fail(result.left)
           for (const p of batch) p.resume(failure)
           return
         }
         fold.apply(entries)
         appends += appendCount
         yield* Metric.incrementBy(WalMetrics.appendsTotal, appendCount)
-        for (const p of batch) p.resume(Effect.void)
+        for (const p of batch) p.resume(Exit.void)
         yield* maybeSnapshot
       })
 
@@ -416,13 +416,13 @@ export const make = (options: WalFileOptions = {}) =>
           Effect.catchAllCause((cause) =>
             Effect.gen(function*() {
               yield* Effect.logError("WAL committer failed on a batch", cause)
-              const error = Effect.fail(new WalError({ reason: "Io", message: "internal error in the WAL committer", cause }))
+              const error = Exit.fail(new WalError({ reason: "Io", message: "internal error in the WAL committer", cause }))
               for (const p of batch) p.resume(error)
             })
           ),
           Effect.onInterrupt(() =>
             Effect.sync(() => {
-              const error = Effect.fail(closedError())
+              const error = Exit.fail(closedError())
               for (const p of batch) p.resume(error)
             })
           )
@@ -483,7 +483,7 @@ export const make = (options: WalFileOptions = {}) =>
         if (snapshotFiber !== undefined) {
           yield* Fiber.join(snapshotFiber).pipe(Effect.timeout(CLOSE_TIMEOUT), Effect.ignore)
         }
-        const closedFailure = Effect.fail(closedError())
+        const closedFailure = Exit.fail(closedError())
         for (const p of batcher.drain()) p.resume(closedFailure)
         yield* call("cannot close the WAL segment", () => io.close(segment.fd)).pipe(
           Effect.catchAll((e) => Effect.logWarning(e.message))

@@ -12,6 +12,7 @@ import type * as Http from "node:http"
 import * as Metrics from "../../observability/Metrics.js"
 import { parseQuery } from "./codec.js"
 import type { Decoder, Encoded, QueryRecord, ResponseEncoder, Step } from "./codec.js"
+import * as Callback from "../Callback.js"
 import { MalformedPath } from "./router.js"
 import type { Router } from "./router.js"
 import { decodeLater, DecodeFailed, describeDecodeError, hasBody, HandlerArgs } from "./targets.js"
@@ -187,6 +188,34 @@ export const makeRequestHandler = (deps: HandlerDeps): (req: Http.IncomingMessag
     return sendError(res, target.record, start, 500, "internal_error", "internal server error")
   }
 
+  /** Runs a `Callback` handler without a fiber; counted in flight until it calls back. */
+  const runCallback = (
+    res: Http.ServerResponse,
+    target: EndpointTarget,
+    start: number,
+    effect: Callback.Callback<unknown, unknown>
+  ): void => {
+    let resumed = false
+    try {
+      effect[Callback.TypeId]((exit) => {
+        if (resumed) {
+          logDefect("a Callback handler resumed twice", "the second result is ignored", target.name)
+          return
+        }
+        resumed = true
+        guarded(res, target.record, start, target.name, () =>
+          Exit.isSuccess(exit)
+            ? respondSuccess(res, target, start, exit.value)
+            : respondFailure(res, target, start, exit.cause))
+      })
+    } catch (defect) {
+      logDefect("a Callback handler threw", defect, target.name)
+      if (resumed) return // it answered before throwing
+      resumed = true
+      sendError(res, target.record, start, 500, "internal_error", "internal server error")
+    }
+  }
+
   const decodeEmptyPayload = (decode: Decoder): Step<unknown> => {
     const asUndefined = decode(undefined)
     if (asUndefined._tag !== "Bad") return asUndefined
@@ -276,6 +305,8 @@ export const makeRequestHandler = (deps: HandlerDeps): (req: Http.IncomingMessag
         ? respondSuccess(res, target, start, effect.value)
         : respondFailure(res, target, start, effect.cause)
     }
+    // nor does one that answered with `Callback.make`: its register function is called here
+    if (Callback.isCallback(effect)) return runCallback(res, target, start, effect)
     if (target.uninterruptible) effect = Effect.uninterruptible(effect)
     const fiber = target.runFork(effect)
     track(fiber, (exit) => {
