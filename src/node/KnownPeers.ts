@@ -41,7 +41,11 @@ const load = Effect.fn("KnownPeers.load")(function*(dir: string) {
   return decoded.right
 })
 
-/** Writes the alive and suspect peers atomically (temp file + rename). */
+/**
+ * Writes the alive and suspect peers atomically (temp file + rename). Not to be run twice at
+ * once (both would write the same temp file): `layer` runs it under one lock, and the write
+ * is uninterruptible so that an interrupted save cannot go on writing behind the lock.
+ */
 const save = Effect.fn("KnownPeers.save")(function*(dir: string, peers: PeerManager.PeerManager["Type"]) {
   const views = yield* peers.peers
   const known = views
@@ -53,7 +57,7 @@ const save = Effect.fn("KnownPeers.save")(function*(dir: string, peers: PeerMana
   yield* Effect.tryPromise(async () => {
     await Fs.writeFile(tmp, JSON.stringify(known))
     await Fs.rename(tmp, file)
-  }).pipe(Effect.catchAll((e) => Effect.logWarning(`cannot write ${file}`, e.error)))
+  }).pipe(Effect.uninterruptible, Effect.catchAll((e) => Effect.logWarning(`cannot write ${file}`, e.error)))
 })
 
 /** Learns the remembered peers at start and keeps the file up to date every `interval`. */
@@ -69,15 +73,18 @@ export const layer = (interval: Duration.DurationInput = Duration.seconds(5)): L
       const remembered = yield* load(dir)
       for (const p of remembered) yield* peers.add(p, "exchange")
       if (remembered.length > 0) yield* Effect.logInfo(`learned ${remembered.length} remembered peer(s) from ${FILE}`)
-      yield* save(dir, peers).pipe(Effect.repeat(Schedule.spaced(interval)), Effect.forkScoped)
+      // saves run one at a time: the periodic one, the one on a membership event, the last one
+      const lock = yield* Effect.makeSemaphore(1)
+      const saveNow = lock.withPermits(1)(save(dir, peers))
+      yield* saveNow.pipe(Effect.repeat(Schedule.spaced(interval)), Effect.forkScoped)
       // and at once when a peer joins or comes back, so a node killed soon after meeting its
       // peers still remembers them
       const events = yield* peers.events
       yield* Queue.take(events).pipe(
-        Effect.flatMap((event) => event._tag === "Joined" || event._tag === "Recovered" ? save(dir, peers) : Effect.void),
+        Effect.flatMap((event) => event._tag === "Joined" || event._tag === "Recovered" ? saveNow : Effect.void),
         Effect.forever,
         Effect.forkScoped
       )
-      yield* Effect.addFinalizer(() => save(dir, peers))
+      yield* Effect.addFinalizer(() => saveNow)
     })
   )
