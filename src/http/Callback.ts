@@ -18,8 +18,7 @@
  * interruption: what it started completes (a durable write under way stays made), as on
  * `ApiServer`'s fiber path, whose handlers are not interrupted when a client goes away.
  */
-import { Effect } from "effect"
-import type { Exit } from "effect"
+import { Effect, Exit } from "effect"
 
 export const TypeId: unique symbol = Symbol.for("dcounter/http/Callback")
 export type TypeId = typeof TypeId
@@ -37,6 +36,13 @@ export const make = <A, E>(register: Register<A, E>): Callback<A, E> =>
     A,
     E
   >
+
+/**
+ * `Effect.sync(evaluate)` that `ApiServer` runs without a fiber: `evaluate` runs each time
+ * the effect runs (not when it is built), and must not throw (a throw is a defect).
+ */
+export const sync = <A>(evaluate: () => A): Callback<A, never> =>
+  make((resume) => resume(Exit.succeed(evaluate())))
 
 export const isCallback = (u: unknown): u is Callback<unknown, unknown> =>
   typeof u === "object" && u !== null && TypeId in u

@@ -109,6 +109,8 @@ export class CounterStore extends Context.Tag("dcounter/CounterStore")<
     ) => void
     /** The counter's value (0 if never written). */
     readonly value: (name: CounterName) => Effect.Effect<number>
+    /** `value`, read at once: for callers that need no fiber (`Callback.sync` handlers). */
+    readonly unsafeValue: (name: CounterName) => number
     /** This replica's own contribution to the counter: own increments - own decrements. */
     readonly localValue: (name: CounterName) => Effect.Effect<number>
     /** Every counter with its value, sorted by name. */
@@ -367,6 +369,7 @@ export const make = (options: CounterStoreOptions = {}) =>
       decrement: write("dec"),
       submit,
       value: (name) => Effect.sync(() => map.value(name)),
+      unsafeValue: (name) => map.value(name),
       localValue: (name) =>
         Effect.sync(() => {
           const t = map.totals(name, replicaId)

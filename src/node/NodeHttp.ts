@@ -46,7 +46,7 @@ export const CounterHandlers = ApiServer.group(NodeApi, "counter", (handlers) =>
     const nodeId: string = store.replicaId
     const answer = (value: number) => ({ value, nodeId })
     return handlers
-      .handle("counter", () => Effect.map(store.value(DEFAULT_COUNTER), answer))
+      .handle("counter", () => Callback.sync(() => answer(store.unsafeValue(DEFAULT_COUNTER))))
       .handle("increment", ({ payload }) => write(store, DEFAULT_COUNTER, "inc", byOf(payload), answer))
       .handle("decrement", ({ payload }) => write(store, DEFAULT_COUNTER, "dec", byOf(payload), answer))
       .handle("localCounter", () => Effect.map(store.localValue(DEFAULT_COUNTER), answer))
@@ -66,7 +66,7 @@ export const CountersHandlers = ApiServer.group(NodeApi, "counters", (handlers) 
     const answer = (name: CounterName) => (value: number) => ({ name, value, nodeId })
     return handlers
       .handle("list", () => Effect.map(store.values, (counters) => ({ counters })))
-      .handle("get", ({ path }) => Effect.map(store.value(path.name), answer(path.name)))
+      .handle("get", ({ path }) => Callback.sync(() => answer(path.name)(store.unsafeValue(path.name))))
       .handle("increment", ({ path, payload }) => write(store, path.name, "inc", byOf(payload), answer(path.name)))
       .handle("decrement", ({ path, payload }) => write(store, path.name, "dec", byOf(payload), answer(path.name)))
   }))

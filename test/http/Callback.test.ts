@@ -128,3 +128,15 @@ describe("Callback handlers on ApiServer", () => {
       expect(Callback.isCallback(Effect.async<number>((resume) => resume(Effect.succeed(1))))).toBe(false)
     }))
 })
+
+describe("Callback.sync", () => {
+  it.effect("evaluates each time it runs, not when it is built", () =>
+    Effect.gen(function*() {
+      let n = 0
+      const read = Callback.sync(() => ++n)
+      expect(n).toBe(0)
+      expect(yield* read).toBe(1)
+      expect(yield* read).toBe(2)
+      expect(Callback.isCallback(read)).toBe(true)
+    }))
+})
