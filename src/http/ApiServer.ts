@@ -33,8 +33,9 @@
  * when its client goes away (a durable write under way completes; the answer is dropped).
  *
  * The answers of the contract: unknown route 404 `not_found`, wrong method 405
- * `method_not_allowed` with `Allow`, malformed JSON / schema mismatch / bad path 400
- * `bad_request` (the message names the field), body over `bodyLimit` 413
+ * `method_not_allowed` with `Allow` (HEAD is answered by the GET route: its status and
+ * headers, `content-length` included, without the body), malformed JSON / schema
+ * mismatch / bad path 400 `bad_request` (the message names the field), body over `bodyLimit` 413
  * `payload_too_large` (answered without buffering the rest, then the connection is
  * closed), defects 500 `internal_error` (logged), typed errors as their schema encodes
  * them with their annotated status. An empty body is decoded as `undefined`, then `null`,

@@ -4,7 +4,7 @@ import * as Http from "node:http"
 import * as Net from "node:net"
 import * as ApiServer from "../../src/http/ApiServer.js"
 import { postStream, request } from "./client.js"
-import { CountersLive, SampleApi, SampleStore } from "./SampleApi.js"
+import { CountersLive, CountersStockLive, SampleApi, SampleStore } from "./SampleApi.js"
 
 const json = { "content-type": "application/json" }
 
@@ -100,11 +100,77 @@ describe("ApiServer", () => {
       expect(trailing.status).toBe(404)
       const wrong = yield* request(`${url}/counter`, { method: "POST" })
       expect(wrong.status).toBe(405)
-      expect(wrong.headers["allow"]).toBe("GET")
+      expect(wrong.headers["allow"]).toBe("GET, HEAD")
       expect(wrong.json).toMatchObject({ error: "method_not_allowed" })
       const twoMethods = yield* request(`${url}/counters/x`, { method: "PUT" })
       expect(twoMethods.status).toBe(405)
-      expect(twoMethods.headers["allow"]).toBe("GET, DELETE")
+      expect(twoMethods.headers["allow"]).toBe("GET, HEAD, DELETE")
+    }))
+
+  it.scopedLive("answers HEAD like GET, with the GET body's length and no body", () =>
+    Effect.gen(function*() {
+      const { url, port } = yield* start({
+        extraRoutes: [{
+          method: "GET",
+          path: "/page",
+          handler: (_req, res) => ApiServer.writeJson(res, 200, { page: "dashboard" })
+        }]
+      })
+      // endpoints (a success and a typed error), built-in and raw routes
+      for (const path of ["/counter", "/counters/missing", "/openapi.json", "/metrics", "/page", "/docs"]) {
+        const get = yield* request(`${url}${path}`)
+        const head = yield* request(`${url}${path}`, { method: "HEAD" })
+        expect(head.status, path).toBe(get.status)
+        expect(head.headers["content-type"], path).toBe(get.headers["content-type"])
+        expect(head.text, path).toBe("")
+        if (path !== "/metrics") expect(head.headers["content-length"], path).toBe(String(Buffer.byteLength(get.text)))
+        else expect(Number(head.headers["content-length"])).toBeGreaterThan(0)
+      }
+      expect((yield* request(`${url}/counters/missing`, { method: "HEAD" })).status).toBe(404)
+      // HEAD is no way around a 404 or a 405; with GET, Allow lists HEAD
+      expect((yield* request(`${url}/nope`, { method: "HEAD" })).status).toBe(404)
+      const postOnly = yield* request(`${url}/increment`, { method: "HEAD" })
+      expect(postOnly.status).toBe(405)
+      expect(postOnly.headers["allow"]).toBe("POST")
+      expect(postOnly.text).toBe("")
+
+      // on the wire: the answer to HEAD ends with its headers, the next answer follows at once
+      const raw = yield* Effect.async<string, Error>((resume) => {
+        const socket = Net.connect(port, "127.0.0.1")
+        const chunks: Array<Buffer> = []
+        socket.on("data", (c: Buffer) => chunks.push(c))
+        socket.on("end", () => resume(Effect.succeed(Buffer.concat(chunks).toString("latin1"))))
+        socket.on("error", (e) => resume(Effect.fail(e)))
+        socket.write(
+          "HEAD /counter HTTP/1.1\r\nhost: x\r\n\r\n" +
+            "GET /counter HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
+        )
+      }).pipe(Effect.timeoutFail({ duration: "10 seconds", onTimeout: () => new Error("raw HEAD timed out") }))
+      const body = JSON.stringify({ value: 0, nodeId: "n1" })
+      const answers = raw.split(/(?=HTTP\/1\.1 )/)
+      expect(answers).toHaveLength(2)
+      expect(answers[0]).toMatch(/^HTTP\/1\.1 200 OK\r\n/)
+      expect(answers[0]).toContain(`content-length: ${body.length}\r\n`)
+      expect(answers[0]!.endsWith("\r\n\r\n")).toBe(true)
+      expect(answers[1]!.endsWith(`\r\n\r\n${body}`)).toBe(true)
+    }))
+
+  it.scopedLive("answers HEAD on a platform route (a stock group) with the GET body's length", () =>
+    Effect.gen(function*() {
+      const context = yield* Layer.build(
+        ApiServer.layer(SampleApi, { addr: "127.0.0.1:0" }).pipe(
+          Layer.provide(CountersStockLive),
+          Layer.provideMerge(SampleStore.layer)
+        )
+      )
+      const { url } = yield* Effect.provide(ApiServer.ApiServer, context)
+      for (const path of ["/counter", "/counters/missing"]) {
+        const get = yield* request(`${url}${path}`)
+        const head = yield* request(`${url}${path}`, { method: "HEAD" })
+        expect(head.status, path).toBe(get.status)
+        expect(head.headers["content-length"], path).toBe(String(Buffer.byteLength(get.text)))
+        expect(head.text, path).toBe("")
+      }
     }))
 
   it.scopedLive("answers bad bodies 400 with a message naming the problem, without calling the handler", () =>

@@ -25,7 +25,9 @@ describe("Router", () => {
     const get = router.find("/counters/abc")!
     expect(get.table.byMethod.get("GET")).toBe("get")
     expect(get.params).toEqual({ name: "abc" })
-    expect(get.table.allow).toBe("GET, DELETE")
+    // HEAD follows GET in Allow (the server answers it with the GET route)
+    expect(get.table.allow).toBe("GET, HEAD, DELETE")
+    expect(router.find("/counters/abc/increment")?.table.allow).toBe("POST")
     expect(router.find("/counters/abc/increment")?.params).toEqual({ name: "abc" })
     expect(router.find("/counters/abc/decrement")).toBeUndefined()
     expect(router.find("/counters/")).toBeUndefined()

@@ -422,7 +422,10 @@ export const makeRequestHandler = (deps: HandlerDeps): (req: Http.IncomingMessag
       return sendError(res, unmatched, start, 404, "not_found", `no route for ${req.method} ${path}`)
     }
     const method = req.method ?? "GET"
-    const target = match.table.byMethod.get(method)
+    // HEAD is served by the GET route (unless one is declared for HEAD): node:http sends the
+    // status and headers, content-length included, and drops the body for a HEAD request
+    const target = match.table.byMethod.get(method) ??
+      (method === "HEAD" ? match.table.byMethod.get("GET") : undefined)
     if (target === undefined) {
       return sendError(res, unmatched, start, 405, "method_not_allowed", `${method} is not allowed on ${path}`, {
         allow: match.table.allow

@@ -58,7 +58,7 @@ export const staticKey = (segments: ReadonlyArray<Segment>): string =>
 export interface Table<A> {
   readonly pattern: string
   readonly byMethod: Map<string, A>
-  /** `Allow` header value, kept in step with `byMethod` */
+  /** `Allow` header value, kept in step with `byMethod` (with GET comes HEAD, served by it) */
   allow: string
 }
 
@@ -82,6 +82,14 @@ interface Dynamic<A> {
   readonly segments: ReadonlyArray<Segment>
   readonly table: Table<A>
   readonly staticCount: number
+}
+
+/** The methods of a route for `Allow`; HEAD follows GET (the server answers it with the GET route). */
+const allowHeader = (methods: Iterable<string>): string => {
+  const list = [...methods]
+  const get = list.indexOf("GET")
+  if (get !== -1 && !list.includes("HEAD")) list.splice(get + 1, 0, "HEAD")
+  return list.join(", ")
 }
 
 export class Router<A> {
@@ -118,7 +126,7 @@ export class Router<A> {
     }
     if (table.byMethod.has(method)) return false
     table.byMethod.set(method, value)
-    table.allow = [...table.byMethod.keys()].join(", ")
+    table.allow = allowHeader(table.byMethod.keys())
     return true
   }
 
