@@ -269,7 +269,10 @@ export const make = (options: CounterStoreOptions = {}) =>
         for (const intent of accepted) intent.resume(Exit.succeed(map.value(intent.item.name)))
         yield* Metric.incrementBy(writesTotal, accepted.length)
         yield* Metric.update(commitBatchSize, accepted.length)
-      }).pipe(Effect.withSpan("CounterStore.commit", { attributes: { writes: batch.length } }))
+      }).pipe(
+        // one span per batch; no stack capture (an Error per batch, on the hot path)
+        Effect.withSpan("CounterStore.commit", { attributes: { writes: batch.length }, captureStackTrace: false })
+      )
 
     const committer = Effect.gen(function*() {
       while (true) {
