@@ -17,15 +17,21 @@
  * start-up times and RSS are the medians over the rounds.
  *
  * Then, for the breakdown, discovery, node and gateway are started once more through an
- * instrumented copy of `dist/src/main.js` (`node -e`: the same imports, then `Cli.program`
- * as main.ts runs it) that times each import step inside the process (effect and
- * @effect/platform-node's runtime, the CLI, the role's modules) and reads the RSS after it;
- * the rest, up to /health 200, is building the role's layers (data dir, WAL, listening,
- * first discovery call). Right after /health answers, SIGUSR2 makes it run a full GC and
- * print its V8 heap (used, committed, each space's physical size): where the RSS goes.
+ * instrumented `node -e` script that imports bin/dcounter.js (the launcher and the bundle,
+ * as the rounds run them) and times that import inside the process; the rest, up to
+ * /health 200, is loading the role's chunk and building its layers (data dir, WAL,
+ * listening, first discovery call). When the rounds read the RSS (3 s after /health
+ * answered), SIGUSR2 makes it print its RSS and JS heap, run a full GC and print its V8
+ * heap (used, committed, each space's physical size): where the RSS goes. With
+ * `--breakdown unbundled` it starts an instrumented copy of `dist/src/main.js` instead (the
+ * same imports, then `Cli.program` as main.ts runs it), which times each import step (effect
+ * and @effect/platform-node's runtime, the CLI, the role's modules). The unbundled build
+ * loads whole package barrels (e.g. @effect/platform's Swagger UI assets, ~20 MB of large
+ * strings): its memory is not what bin/dcounter.js holds.
  *
  *     npx tsc -p tsconfig.build.json && node dist/bench/footprint.js [--quick] [--rounds N]
  *       [--profile DIR] [--node-flags "--max-semi-space-size=2"] [--root DIR]
+ *       [--breakdown bundled|unbundled]
  *
  * `--profile DIR` runs the rounds' dcounter processes under `node --cpu-prof` and leaves one
  * profile per process in DIR (written when the process exits on SIGTERM). `--node-flags`
@@ -328,7 +334,7 @@ const round = async (index: number, setup: Setup): Promise<Round> => {
 }
 
 // ---------------------------------------------------------------------------------------
-// the breakdown: an instrumented copy of dist/src/main.js
+// the breakdown: an instrumented start of the bundle (or of dist/src/main.js)
 
 /** One import of the instrumented start-up: how long it took and the RSS after it. */
 export interface ImportStep {
@@ -349,8 +355,12 @@ export interface ImportTimes {
   readonly importsDoneAt: number
 }
 
-/** What the instrumented process prints on SIGUSR2, after a full GC. */
+/** What the instrumented process prints on SIGUSR2: the heap before and after a full GC. */
 export interface HeapReport {
+  /** RSS and JS heap used when the signal came, before the GC */
+  readonly rssBeforeGcMB?: number
+  readonly heapUsedBeforeGcMB?: number
+  /** the rest after the full GC */
   readonly rssMB: number
   readonly heapUsedMB: number
   readonly heapTotalMB: number
@@ -360,6 +370,7 @@ export interface HeapReport {
 }
 
 export interface Breakdown {
+  readonly build: BreakdownBuild
   readonly imports: ImportTimes
   /** ms from spawn to /health 200 of the instrumented process */
   readonly healthyMs: number
@@ -377,37 +388,65 @@ const roleModule: Record<Exclude<Role, "baseline">, string> = {
 const IMPORTS_LINE = "FOOTPRINT-IMPORTS "
 const HEAP_LINE = "FOOTPRINT-HEAP "
 
+/** What the breakdown starts: the bundled CLI (bin/dcounter.js, what the rounds run) or dist/src. */
+export type BreakdownBuild = "bundled" | "unbundled"
+
+/** The SIGUSR2 handler of the instrumented scripts: the heap before and after a full GC. */
+const heapReportLines: ReadonlyArray<string> = [
+  `const spacesMB = () => Object.fromEntries(v8.getHeapSpaceStatistics().filter((s) => s.physical_space_size > 0).map((s) => [s.space_name, s.physical_space_size / MB]))`,
+  `process.on("SIGUSR2", () => {`,
+  `  const heapUsedBeforeGcMB = process.memoryUsage().heapUsed / MB, rssBeforeGcMB = rssMB()`,
+  `  globalThis.gc()`,
+  `  const m = process.memoryUsage()`,
+  `  process.stdout.write(${JSON.stringify(HEAP_LINE)} + JSON.stringify({ rssMB: m.rss / MB, rssBeforeGcMB, heapUsedBeforeGcMB, heapUsedMB: m.heapUsed / MB, heapTotalMB: m.heapTotal / MB, externalMB: m.external / MB, spaces: spacesMB() }) + "\\n")`,
+  `})`
+]
+
 /**
  * An ES module script, run as `node --expose-gc --input-type=module -e <script> -- <args>`
- * in the repository root (so bare specifiers resolve as they do for dist/src/main.js). It
- * does what dist/src/main.js does, with timestamps: imports effect and
+ * in the repository root (so bare specifiers resolve as they do for dist/src/main.js). On
+ * SIGUSR2 it prints its heap, before and after a full GC.
+ *
+ * "bundled": imports bin/dcounter.js (the launcher and the bundle's main chunk and shared
+ * chunks; the bundle then loads the role's chunk and runs the CLI), timing that import.
+ * `args` must start with a placeholder for the script path (the bundle reads
+ * `process.argv.slice(2)`).
+ *
+ * "unbundled": does what dist/src/main.js does, with timestamps: imports effect and
  * @effect/platform-node's runtime, then the CLI, then the role's module (which
  * src/cli/Run.ts imports lazily once the role is known: here it is already cached), prints
- * the timings, and runs `Cli.program` exactly as main.ts does. On SIGUSR2 it runs a full GC
- * and prints its heap. Keep it in step with src/main.ts.
+ * the timings, and runs `Cli.program` exactly as main.ts does. Keep it in step with
+ * src/main.ts.
  */
-const instrumentedScript = (root: string, role: Exclude<Role, "baseline">): string => {
+const instrumentedScript = (root: string, role: Exclude<Role, "baseline">, build: BreakdownBuild): string => {
   const url = (file: string) => JSON.stringify(pathToFileURL(Path.join(root, file)).href)
-  const runtime = packageImportsOf(Fs.readFileSync(Path.join(root, "dist", "src", "main.js"), "utf8"))
-  return [
+  const head = [
     `import * as v8 from "node:v8"`,
     `const MB = 1048576`,
     `const rssMB = () => process.memoryUsage().rss / MB`,
     `const bootMs = performance.now(), bootRssMB = rssMB()`,
     `const steps = []`,
     `const step = async (name, load) => { const t0 = performance.now(); const m = await load(); steps.push({ name, ms: performance.now() - t0, rssMB: rssMB() }); return m }`,
+    ...heapReportLines
+  ]
+  const printTimes =
+    `process.stdout.write(${JSON.stringify(IMPORTS_LINE)} + JSON.stringify({ timeOrigin: performance.timeOrigin, bootMs, bootRssMB, steps, importsDoneAt: performance.now() }) + "\\n")`
+  if (build === "bundled") {
+    return [
+      ...head,
+      `await step("bin/dcounter.js + bundle", () => import(${url(Path.join("bin", "dcounter.js"))}))`,
+      printTimes
+    ].join("\n")
+  }
+  const runtime = packageImportsOf(Fs.readFileSync(Path.join(root, "dist", "src", "main.js"), "utf8"))
+  return [
+    ...head,
     // main.js's own package imports first, as it loads them; then the modules it uses (already loaded by then)
     `await step("runtime: main.js package imports", () => Promise.all([${runtime.map((m) => `import(${JSON.stringify(m)})`).join(", ")}]))`,
     `const [Effect, NodeContext, NodeRuntime] = await Promise.all([import("effect/Effect"), import("@effect/platform-node/NodeContext"), import("@effect/platform-node/NodeRuntime")])`,
     `const Cli = await step("CLI", () => import(${url("dist/src/cli/Cli.js")}))`,
     `await step("${role} role modules", () => import(${url(roleModule[role])}))`,
-    `process.stdout.write(${JSON.stringify(IMPORTS_LINE)} + JSON.stringify({ timeOrigin: performance.timeOrigin, bootMs, bootRssMB, steps, importsDoneAt: performance.now() }) + "\\n")`,
-    `process.on("SIGUSR2", () => {`,
-    `  globalThis.gc()`,
-    `  const m = process.memoryUsage()`,
-    `  const spaces = Object.fromEntries(v8.getHeapSpaceStatistics().filter((s) => s.physical_space_size > 0).map((s) => [s.space_name, s.physical_space_size / MB]))`,
-    `  process.stdout.write(${JSON.stringify(HEAP_LINE)} + JSON.stringify({ rssMB: m.rss / MB, heapUsedMB: m.heapUsed / MB, heapTotalMB: m.heapTotal / MB, externalMB: m.external / MB, spaces }) + "\\n")`,
-    `})`,
+    printTimes,
     `Cli.program(process.argv.slice(1), process.env).pipe(`,
     `  Effect.provide(NodeContext.layer),`,
     `  NodeRuntime.runMain({ disableErrorReporting: true, disablePrettyLogger: true, teardown: Cli.teardown })`,
@@ -424,12 +463,12 @@ export const packageImportsOf = (source: string): ReadonlyArray<string> => {
   }
   return found
 }
-
-/** Whether the instrumented start-up can run on `root`: it needs the unbundled dist/src modules. */
-const canBreakDown = (root: string): boolean =>
-  [Path.join("dist", "src", "main.js"), Path.join("dist", "src", "cli", "Cli.js"), ...Object.values(roleModule)].every((f) =>
-    Fs.existsSync(Path.join(root, f))
-  )
+/** Whether the instrumented start-up can run on `root`: the bundle, or the unbundled dist/src modules. */
+const canBreakDown = (root: string, build: BreakdownBuild): boolean =>
+  (build === "bundled"
+    ? [Path.join("bin", "dcounter.js"), Path.join("dist", "bundle", "main.js")]
+    : [Path.join("dist", "src", "main.js"), Path.join("dist", "src", "cli", "Cli.js"), ...Object.values(roleModule)])
+    .every((f) => Fs.existsSync(Path.join(root, f)))
 
 /** Collects the stdout lines of `p` that start with `prefix`, parsed as JSON. */
 const linesOf = (p: Proc, prefix: string): (() => ReadonlyArray<unknown>) => {
@@ -466,16 +505,31 @@ const awaitValue = async <A>(get: () => A | undefined, timeoutMs: number): Promi
 
 /**
  * Discovery, node and gateway again, each started through the instrumented script instead
- * of bin/dcounter.js, one after the other; each one's heap is asked for (SIGUSR2) right
- * after its /health answered 200.
+ * of bin/dcounter.js, one after the other; each one's heap is asked for (SIGUSR2) when the
+ * rounds read the RSS, `IDLE_MS` after its /health answered 200.
  */
-const breakdownRun = async (setup: Setup): Promise<Record<Exclude<Role, "baseline">, Breakdown>> => {
+const breakdownRun = async (setup: Setup, build: BreakdownBuild): Promise<Record<Exclude<Role, "baseline">, Breakdown>> => {
   const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "dcounter-bench-footprint-"))
   const procs: Array<Proc> = []
-  const start = async (role: Exclude<Role, "baseline">, args: ReadonlyArray<string>, healthUrl: string): Promise<Breakdown> => {
+  const pending: Array<Promise<unknown>> = []
+  const start = async (
+    role: Exclude<Role, "baseline">,
+    args: ReadonlyArray<string>,
+    healthUrl: string
+  ): Promise<Promise<Breakdown>> => {
     const p = startProcess(
-      `instrumented ${role}`,
-      ["--expose-gc", ...setup.nodeFlags, "--input-type=module", "-e", instrumentedScript(setup.root, role), "--", ...args],
+      `instrumented ${role} (${build})`,
+      [
+        "--expose-gc",
+        ...setup.nodeFlags,
+        "--input-type=module",
+        "-e",
+        instrumentedScript(setup.root, role, build),
+        "--",
+        // the bundle reads process.argv.slice(2), main.ts's copy slice(1)
+        ...(build === "bundled" ? [Path.join("bin", "dcounter.js")] : []),
+        ...args
+      ],
       setup.root
     )
     procs.push(p)
@@ -484,14 +538,20 @@ const breakdownRun = async (setup: Setup): Promise<Record<Exclude<Role, "baselin
     const startup = await awaitHealthy(p, healthUrl)
     const times = (await awaitValue(() => imports()[0], 2_000)) as ImportTimes | undefined
     if (times === undefined) throw new Error(`${p.label} printed no import times: ${p.tail()}`)
-    p.child.kill("SIGUSR2")
-    const heap = (await awaitValue(() => heaps()[0], 2_000)) as HeapReport | undefined
-    return {
-      imports: times,
-      healthyMs: startup.healthyMs,
-      spawnGapMs: times.timeOrigin - (performance.timeOrigin + p.spawnedAt),
-      heap
-    }
+    const measured = (async (): Promise<Breakdown> => {
+      await sleep(Math.max(0, startup.healthyAt + IDLE_MS - performance.now()))
+      p.child.kill("SIGUSR2")
+      const heap = (await awaitValue(() => heaps()[0], 2_000)) as HeapReport | undefined
+      return {
+        build,
+        imports: times,
+        healthyMs: startup.healthyMs,
+        spawnGapMs: times.timeOrigin - (performance.timeOrigin + p.spawnedAt),
+        heap
+      }
+    })()
+    pending.push(measured)
+    return measured
   }
   try {
     const discoveryPort = await freePort()
@@ -516,8 +576,9 @@ const breakdownRun = async (setup: Setup): Promise<Record<Exclude<Role, "baselin
       ["--role", "gateway", "--addr", `127.0.0.1:${gatewayPort}`, "--discovery", discoveryAddr],
       `http://127.0.0.1:${gatewayPort}/health`
     )
-    return { discovery, node, gateway }
+    return { discovery: await discovery, node: await node, gateway: await gateway }
   } finally {
+    await Promise.allSettled(pending)
     await Promise.all(procs.reverse().map(stopProcess))
     Fs.rmSync(dir, { recursive: true, force: true })
   }
@@ -535,6 +596,11 @@ export interface FootprintOptions extends BenchOptions {
   readonly root?: string
   /** node flags for every dcounter process, e.g. ["--max-semi-space-size=2"] */
   readonly nodeFlags?: ReadonlyArray<string>
+  /**
+   * what the breakdown starts: the bundled CLI that the rounds run (default), or the
+   * unbundled dist/src modules, which times each import step (runtime, CLI, role)
+   */
+  readonly breakdown?: BreakdownBuild
 }
 
 /**
@@ -595,10 +661,14 @@ export const run = async (options: FootprintOptions = {}): Promise<ReadonlyArray
       rounds.push(r)
     }
     let breakdown: Record<Exclude<Role, "baseline">, Breakdown> | undefined
-    if (canBreakDown(setup.root)) {
-      log(`footprint: breakdown: discovery, node, gateway through an instrumented copy of dist/src/main.js`)
-      breakdown = await breakdownRun(setup)
-    } else log(`footprint: no breakdown: ${setup.root}/dist/src has not the modules it imports (a bundle?)`)
+    const build = options.breakdown ?? "bundled"
+    if (canBreakDown(setup.root, build)) {
+      log(
+        `footprint: breakdown: discovery, node, gateway through an instrumented ` +
+          (build === "bundled" ? "import of bin/dcounter.js (the bundle)" : "copy of dist/src/main.js")
+      )
+      breakdown = await breakdownRun(setup, build)
+    } else log(`footprint: no breakdown: ${setup.root} has not the ${build} build`)
     return results(rounds, breakdown, setup)
   } finally {
     killLive()
@@ -671,9 +741,12 @@ const results = (
     const t = b.imports
     const rest = b.healthyMs - b.spawnGapMs - t.importsDoneAt
     const imported = t.steps.reduce((a, s) => a + s.ms, 0)
+    const what = b.build === "bundled"
+      ? "an instrumented import of bin/dcounter.js (the bundle, as the rounds run it)"
+      : "an instrumented copy of dist/src/main.js (unbundled: same imports, then Cli.program)"
     out.push({
       bench: "footprint",
-      name: `breakdown: ${role} start-up`,
+      name: `breakdown: ${role} start-up (${b.build})`,
       figures: [
         figure("spawn to /health 200", b.healthyMs, "ms", "lower"),
         figure("process start + node boot", b.spawnGapMs + t.bootMs, "ms", "lower"),
@@ -681,21 +754,23 @@ const results = (
         ...t.steps.map((s) => figure(`import ${s.name}`, s.ms, "ms", "lower")),
         figure("layers, listen, first /health", rest, "ms", "lower")
       ],
-      notes:
-        "one run of an instrumented copy of dist/src/main.js (same imports, then Cli.program), timed inside the process; " +
+      notes: `one run of ${what}, timed inside the process; ` +
+        (b.build === "bundled" ? "the role's chunk loads in the rest, " : "") +
         "the rest is building the role's layers until /health answers 200"
     })
     const h = b.heap
     out.push({
       bench: "footprint",
-      name: `breakdown: ${role} memory`,
+      name: `breakdown: ${role} memory (${b.build})`,
       figures: [
+        ...(h?.rssBeforeGcMB === undefined ? [] : [figure("RSS", h.rssBeforeGcMB, "MB", "lower")]),
         ...(h === undefined ? [] : [figure("RSS after GC", h.rssMB, "MB", "lower")]),
         figure("RSS at boot", t.bootRssMB, "MB", "lower"),
         ...t.steps.map((s) => figure(`RSS after ${s.name}`, s.rssMB, "MB", "lower")),
         ...(h === undefined
           ? []
           : [
+            ...(h.heapUsedBeforeGcMB === undefined ? [] : [figure("JS heap used before GC", h.heapUsedBeforeGcMB, "MB", "lower")]),
             figure("JS heap used", h.heapUsedMB, "MB", "lower"),
             figure("JS heap committed", h.heapTotalMB, "MB", "lower"),
             ...Object.entries(h.spaces)
@@ -705,7 +780,8 @@ const results = (
           ])
       ],
       notes:
-        "RSS after each import step; heap figures after a full GC right after /health answered 200" +
+        `one run of ${what}; RSS after each import step; RSS and heap read ${IDLE_MS / 1000} s after /health answered 200 ` +
+        "(as the rounds read it), then again after a full GC: committed spaces (physical size) after it" +
         (h === undefined ? " (the heap report did not arrive)" : "")
     })
   }
@@ -717,13 +793,19 @@ if (isMain(import.meta.url)) {
   const profileDir = argValue("--profile")
   const root = argValue("--root")
   const nodeFlags = argValue("--node-flags")
+  const breakdown = argValue("--breakdown")
+  if (breakdown !== undefined && breakdown !== "bundled" && breakdown !== "unbundled") {
+    process.stderr.write(`--breakdown: bundled or unbundled, not ${breakdown}\n`)
+    process.exit(2)
+  }
   void main((options) =>
     run({
       ...options,
       ...(Number.isInteger(rounds) && rounds > 0 ? { rounds } : {}),
       ...(profileDir === undefined ? {} : { profileDir: Path.resolve(profileDir) }),
       ...(root === undefined ? {} : { root: Path.resolve(root) }),
-      ...(nodeFlags === undefined ? {} : { nodeFlags: nodeFlags.split(/\s+/).filter((f) => f.length > 0) })
+      ...(nodeFlags === undefined ? {} : { nodeFlags: nodeFlags.split(/\s+/).filter((f) => f.length > 0) }),
+      ...(breakdown === undefined ? {} : { breakdown })
     })
   )
 }
