@@ -10,46 +10,42 @@ import * as HttpApi from "@effect/platform/HttpApi"
 import * as HttpApiEndpoint from "@effect/platform/HttpApiEndpoint"
 import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
 import * as HttpApiMiddleware from "@effect/platform/HttpApiMiddleware"
-import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
 import * as HttpApiSecurity from "@effect/platform/HttpApiSecurity"
 import * as OpenApi from "@effect/platform/OpenApi"
 import { Schema } from "effect"
+import { ApiError } from "../http/ApiError.js"
 import { HostPort } from "../protocol/Message.js"
 
 // ---------------------------------------------------------------------------------------
 // errors
 
 /** Malformed JSON, a missing field, a bad address or a wrong type (400). */
-export class BadRequest extends Schema.Class<BadRequest>("DiscoveryBadRequest")(
-  { error: Schema.Literal("bad_request"), message: Schema.String },
-  HttpApiSchema.annotations({ status: 400, description: "The request body is malformed; nothing changed" })
-) {
-  static readonly of = (message: string) => new BadRequest({ error: "bad_request", message })
-}
+export const BadRequest = ApiError("DiscoveryBadRequest", "bad_request", {
+  status: 400,
+  description: "The request body is malformed; nothing changed"
+})
+export type BadRequest = InstanceType<typeof BadRequest>
 
 /** A cluster key is set and the request did not carry it (401). */
-export class Unauthorized extends Schema.Class<Unauthorized>("DiscoveryUnauthorized")(
-  { error: Schema.Literal("unauthorized"), message: Schema.String },
-  HttpApiSchema.annotations({ status: 401, description: "Missing or wrong `Authorization: Bearer <cluster key>`" })
-) {
-  static readonly of = (message: string) => new Unauthorized({ error: "unauthorized", message })
-}
+export const Unauthorized = ApiError("DiscoveryUnauthorized", "unauthorized", {
+  status: 401,
+  description: "Missing or wrong `Authorization: Bearer <cluster key>`"
+})
+export type Unauthorized = InstanceType<typeof Unauthorized>
 
 /** A heartbeat for an address that is not registered (404): the client registers again. */
-export class NotRegistered extends Schema.Class<NotRegistered>("DiscoveryNotRegistered")(
-  { error: Schema.Literal("not_registered"), message: Schema.String },
-  HttpApiSchema.annotations({ status: 404, description: "The address is not registered (or expired): register again" })
-) {
-  static readonly of = (message: string) => new NotRegistered({ error: "not_registered", message })
-}
+export const NotRegistered = ApiError("DiscoveryNotRegistered", "not_registered", {
+  status: 404,
+  description: "The address is not registered (or expired): register again"
+})
+export type NotRegistered = InstanceType<typeof NotRegistered>
 
 /** The registry is at its bound and the address is new (507). */
-export class RegistryFull extends Schema.Class<RegistryFull>("DiscoveryRegistryFull")(
-  { error: Schema.Literal("registry_full"), message: Schema.String },
-  HttpApiSchema.annotations({ status: 507, description: "The registry holds its maximum number of peers" })
-) {
-  static readonly of = (message: string) => new RegistryFull({ error: "registry_full", message })
-}
+export const RegistryFull = ApiError("DiscoveryRegistryFull", "registry_full", {
+  status: 507,
+  description: "The registry holds its maximum number of peers"
+})
+export type RegistryFull = InstanceType<typeof RegistryFull>
 
 // ---------------------------------------------------------------------------------------
 // bodies

@@ -10,45 +10,39 @@ import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
 import * as OpenApi from "@effect/platform/OpenApi"
 import { Schema } from "effect"
 import { CounterName } from "../crdt/CounterName.js"
+import { ApiError } from "../http/ApiError.js"
 import { CountBody } from "../http/CountBody.js"
 
 // ---------------------------------------------------------------------------------------
 // errors
 
 /** Malformed JSON, a bad `by`, a bad counter name (400). Nothing changed. */
-export class BadRequest extends Schema.Class<BadRequest>("NodeBadRequest")(
-  { error: Schema.Literal("bad_request"), message: Schema.String },
-  HttpApiSchema.annotations({ status: 400, description: "The request is malformed; nothing changed" })
-) {
-  static readonly of = (message: string) => new BadRequest({ error: "bad_request", message })
-}
+export const BadRequest = ApiError("NodeBadRequest", "bad_request", {
+  status: 400,
+  description: "The request is malformed; nothing changed"
+})
+export type BadRequest = InstanceType<typeof BadRequest>
 
 /** The write would take a total or the counter past 2^53-1 (400). Nothing changed. */
-export class CounterOverflow extends Schema.Class<CounterOverflow>("NodeCounterOverflow")(
-  { error: Schema.Literal("overflow"), message: Schema.String },
-  HttpApiSchema.annotations({ status: 400, description: "The counter would pass 2^53-1; nothing changed" })
-) {
-  static readonly of = (message: string) => new CounterOverflow({ error: "overflow", message })
-}
+export const CounterOverflow = ApiError("NodeCounterOverflow", "overflow", {
+  status: 400,
+  description: "The counter would pass 2^53-1; nothing changed"
+})
+export type CounterOverflow = InstanceType<typeof CounterOverflow>
 
 /** The body is larger than 64 KB (413). */
-export class PayloadTooLarge extends Schema.Class<PayloadTooLarge>("NodePayloadTooLarge")(
-  { error: Schema.Literal("payload_too_large"), message: Schema.String },
-  HttpApiSchema.annotations({ status: 413, description: "The request body is larger than 64 KB" })
-) {
-  static readonly of = (message: string) => new PayloadTooLarge({ error: "payload_too_large", message })
-}
+export const PayloadTooLarge = ApiError("NodePayloadTooLarge", "payload_too_large", {
+  status: 413,
+  description: "The request body is larger than 64 KB"
+})
+export type PayloadTooLarge = InstanceType<typeof PayloadTooLarge>
 
 /** The write could not be made durable (disk full, I/O error) or the node is stopping (503). */
-export class Unavailable extends Schema.Class<Unavailable>("NodeUnavailable")(
-  { error: Schema.Literal("unavailable"), message: Schema.String },
-  HttpApiSchema.annotations({
-    status: 503,
-    description: "The write was not made durable (WAL failure) or the node is shutting down; it was not counted"
-  })
-) {
-  static readonly of = (message: string) => new Unavailable({ error: "unavailable", message })
-}
+export const Unavailable = ApiError("NodeUnavailable", "unavailable", {
+  status: 503,
+  description: "The write was not made durable (WAL failure) or the node is shutting down; it was not counted"
+})
+export type Unavailable = InstanceType<typeof Unavailable>
 
 // ---------------------------------------------------------------------------------------
 // bodies
