@@ -11,18 +11,18 @@ import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
 import * as OpenApi from "@effect/platform/OpenApi"
 import { Schema } from "effect"
 import { CounterName } from "../crdt/CounterName.js"
+import { ApiError } from "../http/ApiError.js"
 import { CountBody } from "../http/CountBody.js"
 
 // ---------------------------------------------------------------------------------------
 // errors
 
 /** Malformed JSON, a bad `by`, a bad counter name (400); nothing reached a node. */
-export class BadRequest extends Schema.Class<BadRequest>("GatewayBadRequest")(
-  { error: Schema.Literal("bad_request"), message: Schema.String },
-  HttpApiSchema.annotations({ status: 400, description: "The request is malformed; nothing changed" })
-) {
-  static readonly of = (message: string) => new BadRequest({ error: "bad_request", message })
-}
+export const BadRequest = ApiError("GatewayBadRequest", "bad_request", {
+  status: 400,
+  description: "The request is malformed; nothing changed"
+})
+export type BadRequest = InstanceType<typeof BadRequest>
 
 /**
  * No node could serve (503): `no_healthy_node` (none is healthy), `unavailable` (every
