@@ -5,7 +5,7 @@
  * `NodePool`.
  */
 import type { HttpApiGroup } from "@effect/platform"
-import { Duration, Effect, Either, Layer, Schema } from "effect"
+import { Duration, Effect, Either, Exit, Layer, Option, Schema } from "effect"
 import { byOf } from "../http/CountBody.js"
 import * as ApiServer from "../http/ApiServer.js"
 import type { NodeView } from "./NodePool.js"
@@ -33,79 +33,79 @@ const NODES_MAX_AGE = Duration.millis(500)
 /**
  * A node's answer as the gateway relays it: a 2xx body of the expected shape, a 400
  * (the node refused the request as malformed), a 503 (the node could not serve it), or
- * else a 502.
+ * else a 502. An `Exit`, so that `Upstream` answers without running an Effect.
  */
-const relay = <A, I>(schema: Schema.Schema<A, I>, answer: Answer): Effect.Effect<A, BadRequest | Unavailable | BadGateway> => {
+const relay = <A>(
+  decode: (u: unknown) => Either.Either<A, unknown>,
+  answer: Answer
+): Exit.Exit<A, BadRequest | Unavailable | BadGateway> => {
   const { node, response } = answer
   if (response.status >= 200 && response.status < 300) {
-    const decoded = Schema.decodeUnknownEither(schema)(response.json)
-    if (Either.isRight(decoded)) return Effect.succeed(decoded.right)
-    return Effect.fail(
+    const decoded = decode(response.json)
+    if (Either.isRight(decoded)) return Exit.succeed(decoded.right)
+    return Exit.fail(
       new BadGateway({ error: "bad_gateway", message: `node ${node} answered an unexpected body: ${response.text.slice(0, 200)}`, node })
     )
   }
-  const error = Schema.decodeUnknownOption(NodeError)(response.json)
-  const message = error._tag === "Some" ? (error.value.message ?? error.value.error) : response.text.slice(0, 200)
-  if (response.status === 400) return Effect.fail(BadRequest.of(message))
+  const error = decodeNodeError(response.json)
+  const message = Option.isSome(error) ? (error.value.message ?? error.value.error) : response.text.slice(0, 200)
+  if (response.status === 400) return Exit.fail(BadRequest.of(message))
   if (response.status === 503) {
-    return Effect.fail(
-      new Unavailable({ error: error._tag === "Some" ? error.value.error : "unavailable", message: `node ${node}: ${message}`, node })
+    return Exit.fail(
+      new Unavailable({ error: Option.isSome(error) ? error.value.error : "unavailable", message: `node ${node}: ${message}`, node })
     )
   }
-  return Effect.fail(
+  return Exit.fail(
     new BadGateway({ error: "bad_gateway", message: `node ${node} answered HTTP ${response.status}: ${message}`, node })
   )
 }
 
+const decodeNodeCounter = Schema.decodeUnknownEither(NodeCounter)
+const decodeNodeNamedCounter = Schema.decodeUnknownEither(NodeNamedCounter)
+const decodeNodeCounterList = Schema.decodeUnknownEither(NodeCounterList)
+const decodeNodeError = Schema.decodeUnknownOption(NodeError)
+
+/** `{"by": N}` as the node reads it. */
+const countBody = (by: number): string => JSON.stringify({ by })
 
 const toNodeInfo = (n: NodeView) => ({
   ...n,
   lastCheck: n.lastCheck === 0 ? null : new Date(n.lastCheck).toISOString()
 })
 
+/** `{value, node, nodeId}` from a node's answer for the default counter. */
+const counterValue = (answer: Answer) =>
+  Exit.map(relay(decodeNodeCounter, answer), (body) => ({
+    value: body.value,
+    node: answer.node,
+    nodeId: body.nodeId ?? answer.node
+  }))
+
+/** `{name, value, node, nodeId}` from a node's answer for a named counter. */
+const namedValue = (name: string) => (answer: Answer) =>
+  Exit.map(relay(decodeNodeNamedCounter, answer), (body) => ({
+    name,
+    value: body.value,
+    node: answer.node,
+    nodeId: body.nodeId ?? answer.node
+  }))
+
+const counterList = (answer: Answer) =>
+  Exit.map(relay(decodeNodeCounterList, answer), (body) => ({ counters: body.counters, node: answer.node }))
+
 export const layerCounter = ApiServer.group(GatewayApi, "counter", (handlers) =>
   Effect.gen(function*() {
     const upstream = yield* Upstream
-
-    const counter = (path: string) =>
-      Effect.flatMap(upstream.read(path), (answer) =>
-        Effect.map(relay(NodeCounter, answer), (body) => ({
-          value: body.value,
-          node: answer.node,
-          nodeId: body.nodeId ?? answer.node
-        })))
-
-    const change = (path: string, by: number) =>
-      Effect.flatMap(upstream.write(path, { by }), (answer) =>
-        Effect.map(relay(NodeCounter, answer), (body) => ({
-          value: body.value,
-          node: answer.node,
-          nodeId: body.nodeId ?? answer.node
-        })))
-
-    const named = (name: string, answer: Answer) =>
-      Effect.map(relay(NodeNamedCounter, answer), (body) => ({
-        name,
-        value: body.value,
-        node: answer.node,
-        nodeId: body.nodeId ?? answer.node
-      }))
-
     return handlers
-      .handle("counter", () => counter("/counter"))
-      .handle("increment", ({ payload }) => change("/increment", byOf(payload)))
-      .handle("decrement", ({ payload }) => change("/decrement", byOf(payload)))
-      .handle("counters", () =>
-        Effect.flatMap(upstream.read("/counters"), (answer) =>
-          Effect.map(relay(NodeCounterList, answer), (body) => ({ counters: body.counters, node: answer.node }))))
-      .handle("named", ({ path }) =>
-        Effect.flatMap(upstream.read(`/counters/${path.name}`), (answer) => named(path.name, answer)))
+      .handle("counter", () => upstream.read("/counter", counterValue))
+      .handle("increment", ({ payload }) => upstream.write("/increment", countBody(byOf(payload)), counterValue))
+      .handle("decrement", ({ payload }) => upstream.write("/decrement", countBody(byOf(payload)), counterValue))
+      .handle("counters", () => upstream.read("/counters", counterList))
+      .handle("named", ({ path }) => upstream.read(`/counters/${path.name}`, namedValue(path.name)))
       .handle("namedIncrement", ({ path, payload }) =>
-        Effect.flatMap(upstream.write(`/counters/${path.name}/increment`, { by: byOf(payload) }), (answer) =>
-          named(path.name, answer)))
+        upstream.write(`/counters/${path.name}/increment`, countBody(byOf(payload)), namedValue(path.name)))
       .handle("namedDecrement", ({ path, payload }) =>
-        Effect.flatMap(upstream.write(`/counters/${path.name}/decrement`, { by: byOf(payload) }), (answer) =>
-          named(path.name, answer)))
+        upstream.write(`/counters/${path.name}/decrement`, countBody(byOf(payload)), namedValue(path.name)))
   }))
 
 export const layerCluster = ApiServer.group(GatewayApi, "cluster", (handlers) =>

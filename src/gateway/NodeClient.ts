@@ -1,22 +1,32 @@
 /**
- * HTTP client from the gateway to the nodes, over keep-alive connections (one `node:http`
- * Agent for the gateway's lifetime). Every failure says whether the request provably did
- * not reach the node:
+ * HTTP client from the gateway to the nodes, over persistent keep-alive connections
+ * (internal/connectionPool.ts: plain `node:net` with a small HTTP/1.1 response parser,
+ * at most `maxSockets` connections and `maxWaiting` waiting requests per node, deadlines
+ * checked by one sweep timer). Every failure says whether the request could have reached
+ * the node:
  * - `NotReached`: the connection was never established (refused, unreachable, DNS, or the
  *   connect timed out), so not one byte of the request was sent: safe to send elsewhere;
+ * - `Busy`: the request never left the gateway (no free connection to that node in time,
+ *   or too many requests already waiting for one): safe to send elsewhere, and says
+ *   nothing about the node's health;
  * - `Indeterminate`: the connection was up and the request may have been read and acted
- *   on (reset, hang-up, timeout while waiting for the answer): never to be retried for a
- *   write, since it may have been counted.
- * A reused keep-alive connection counts as established. Idle connections are closed by the
- * gateway after `idleTimeout`, well before nodes close them (65s), so that a request is
- * not sent on a connection the node is closing.
+ *   on (reset, hang-up, timeout while waiting for the answer, malformed answer): never to
+ *   be retried for a write, since it may have been counted.
+ * A reused keep-alive connection counts as established. Idle connections are closed after
+ * `idleTimeout`, and one second before the node's own keep-alive timeout, so that a
+ * request is not sent on a connection the node is closing.
+ *
+ * `send` is the callback form for the hot path (no fiber, no Effect per request);
+ * `request` is the same as an Effect (interruptible: an interrupted request's connection
+ * is closed).
  */
-import * as Http from "node:http"
 import type { Scope } from "effect"
-import { Context, Data, Duration, Effect, Layer } from "effect"
+import { Cause, Context, Data, Duration, Effect, Either, Layer, Runtime } from "effect"
+import { ConnectionPool } from "./internal/connectionPool.js"
+import type { Outcome } from "./internal/connectionPool.js"
 
 export class NodeRequestError extends Data.TaggedError("NodeRequestError")<{
-  readonly reason: "NotReached" | "Indeterminate"
+  readonly reason: "NotReached" | "Busy" | "Indeterminate"
   /** `host:port` of the node */
   readonly node: string
   readonly message: string
@@ -32,152 +42,108 @@ export interface NodeResponse {
 
 export interface RequestOptions {
   readonly method: "GET" | "POST"
+  /** origin-form path (`/counters/x/increment`), visible ASCII only */
   readonly path: string
-  readonly body?: unknown
-  /** bound on the whole exchange; past it the request is aborted */
-  readonly timeout: Duration.DurationInput
+  /** JSON text of the body, for a POST (none: an empty body) */
+  readonly body?: string | undefined
+  /** bound on the whole exchange in milliseconds, waiting for a connection included */
+  readonly timeoutMillis: number
 }
+
+export type NodeResult = Either.Either<NodeResponse, NodeRequestError>
 
 export interface NodeClientOptions {
   /** most concurrent connections per node */
   readonly maxSockets: number
+  /** most requests waiting for a free connection, per node; more are refused as `Busy` */
+  readonly maxWaiting: number
   /** idle keep-alive connections are closed after this long */
   readonly idleTimeout: Duration.DurationInput
   /** bound on establishing a connection */
   readonly connectTimeout: Duration.DurationInput
+  /** how often deadlines are checked: timeouts are this precise */
+  readonly sweepInterval: Duration.DurationInput
 }
 
 export const defaultOptions: NodeClientOptions = {
   maxSockets: 256,
+  maxWaiting: 1024,
   idleTimeout: Duration.seconds(30),
-  connectTimeout: Duration.seconds(1)
+  connectTimeout: Duration.seconds(1),
+  sweepInterval: Duration.millis(50)
 }
 
 /** Largest answer body read from a node. */
 const MAX_BODY_BYTES = 1 << 20
+/** Largest answer head (status line and headers) read from a node. */
+const MAX_HEAD_BYTES = 16 * 1024
 
 export class NodeClient extends Context.Tag("dcounter/NodeClient")<
   NodeClient,
   {
     /** One request to the node at `host:port`; never retried here. */
     readonly request: (node: string, options: RequestOptions) => Effect.Effect<NodeResponse, NodeRequestError>
+    /** The same, calling `reply` exactly once with the result (for callers without a fiber). */
+    readonly send: (node: string, options: RequestOptions, reply: (result: NodeResult) => void) => void
   }
 >() {}
 
-const hostAndPort = (node: string): { readonly host: string; readonly port: number } => {
-  const i = node.lastIndexOf(":")
-  const host = node.slice(0, i)
-  return { host: host.startsWith("[") ? host.slice(1, -1) : host, port: Number(node.slice(i + 1)) }
+const toResult = (node: string, outcome: Outcome): NodeResult => {
+  if (!outcome.ok) {
+    return Either.left(
+      new NodeRequestError({
+        reason: outcome.reason,
+        node,
+        message: outcome.message,
+        ...(outcome.cause === undefined ? {} : { cause: outcome.cause })
+      })
+    )
+  }
+  const { body, status } = outcome.response
+  const text = body.length === 0 ? "" : body.toString("utf8")
+  let json: unknown = undefined
+  if (text !== "") {
+    try {
+      json = JSON.parse(text)
+    } catch {
+      json = undefined
+    }
+  }
+  return Either.right({ status, json, text })
 }
-
-const describe = (cause: unknown): string =>
-  cause instanceof Error ? ("code" in cause && typeof cause.code === "string" ? `${cause.code}: ${cause.message}` : cause.message) : String(cause)
 
 export const make = (options: NodeClientOptions = defaultOptions): Effect.Effect<NodeClient["Type"], never, Scope.Scope> =>
   Effect.gen(function*() {
-    const agent = yield* Effect.acquireRelease(
+    const runtime = yield* Effect.runtime<never>()
+    const logDefect = (message: string, cause: unknown) =>
+      Runtime.runSync(runtime)(Effect.logError(message, Cause.die(cause)))
+    const pool = yield* Effect.acquireRelease(
       Effect.sync(() =>
-        new Http.Agent({
-          keepAlive: true,
+        new ConnectionPool({
           maxSockets: options.maxSockets,
-          maxFreeSockets: options.maxSockets,
-          scheduling: "lifo",
-          timeout: Duration.toMillis(options.idleTimeout)
+          maxWaiting: options.maxWaiting,
+          connectMillis: Duration.toMillis(options.connectTimeout),
+          idleMillis: Duration.toMillis(options.idleTimeout),
+          sweepMillis: Duration.toMillis(options.sweepInterval),
+          maxHeadBytes: MAX_HEAD_BYTES,
+          maxBodyBytes: MAX_BODY_BYTES,
+          onDefect: logDefect
         })
       ),
-      (agent) => Effect.sync(() => agent.destroy())
+      (pool) => Effect.sync(() => pool.close())
     )
-    const connectTimeoutMs = Duration.toMillis(options.connectTimeout)
+
+    const send = (node: string, req: RequestOptions, reply: (result: NodeResult) => void): void => {
+      pool.send(node, req, (outcome) => reply(toResult(node, outcome)))
+    }
 
     const request = (node: string, req: RequestOptions): Effect.Effect<NodeResponse, NodeRequestError> =>
       Effect.async<NodeResponse, NodeRequestError>((resume) => {
-        const { host, port } = hostAndPort(node)
-        const payload = req.body === undefined ? undefined : Buffer.from(JSON.stringify(req.body))
-        let connected = false
-        let done = false
-        const finish = (result: Effect.Effect<NodeResponse, NodeRequestError>) => {
-          if (done) return
-          done = true
-          clearTimeout(connectTimer)
-          clearTimeout(overallTimer)
-          resume(result)
-        }
-        const fail = (cause: unknown, what: string) =>
-          finish(
-            Effect.fail(
-              new NodeRequestError({
-                reason: connected ? "Indeterminate" : "NotReached",
-                node,
-                message: `${req.method} ${req.path} on ${node}: ${what}`,
-                cause
-              })
-            )
-          )
-        const outgoing = Http.request({
-          agent,
-          host,
-          port,
-          method: req.method,
-          path: req.path,
-          headers: {
-            accept: "application/json",
-            ...(payload === undefined
-              ? { "content-length": "0" }
-              : { "content-type": "application/json", "content-length": String(payload.length) })
-          }
-        })
-        const connectTimer = setTimeout(() => {
-          if (!connected) {
-            fail(undefined, `no connection within ${connectTimeoutMs}ms`)
-            outgoing.destroy()
-          }
-        }, connectTimeoutMs)
-        const overallTimer = setTimeout(() => {
-          fail(undefined, `no answer within ${Duration.format(req.timeout)}`)
-          outgoing.destroy()
-        }, Duration.toMillis(req.timeout))
-        outgoing.on("socket", (socket) => {
-          if (socket.connecting) socket.once("connect", () => (connected = true))
-          else connected = true
-        })
-        outgoing.on("error", (error) => fail(error, describe(error)))
-        outgoing.on("response", (response) => {
-          const chunks: Array<Buffer> = []
-          let size = 0
-          response.on("data", (chunk: Buffer) => {
-            size += chunk.length
-            if (size > MAX_BODY_BYTES) {
-              fail(undefined, `answer larger than ${MAX_BODY_BYTES} bytes`)
-              outgoing.destroy()
-              return
-            }
-            chunks.push(chunk)
-          })
-          response.on("error", (error) => fail(error, describe(error)))
-          response.on("close", () => {
-            if (!response.complete) fail(undefined, "the connection closed in the middle of the answer")
-          })
-          response.on("end", () => {
-            const text = Buffer.concat(chunks).toString("utf8")
-            let json: unknown = undefined
-            try {
-              json = text === "" ? undefined : JSON.parse(text)
-            } catch {
-              json = undefined
-            }
-            finish(Effect.succeed({ status: response.statusCode ?? 0, json, text }))
-          })
-        })
-        outgoing.end(payload)
-        return Effect.sync(() => {
-          done = true
-          clearTimeout(connectTimer)
-          clearTimeout(overallTimer)
-          outgoing.destroy()
-        })
+        const pending = pool.send(node, req, (outcome) => resume(toResult(node, outcome)))
+        return Effect.sync(() => pool.cancel(pending))
       })
 
-    return NodeClient.of({ request })
+    return NodeClient.of({ request, send })
   })
 
 export const layer = (options: NodeClientOptions = defaultOptions): Layer.Layer<NodeClient> =>

@@ -6,7 +6,7 @@
  * taken out at once (`markDown`) until a later check finds it healthy again.
  */
 import type { Scope } from "effect"
-import { Clock, Context, Duration, Effect, Layer, Option, Ref, Schedule } from "effect"
+import { Clock, Context, Duration, Effect, Layer, Option, Runtime, Schedule } from "effect"
 import { GatewayConfig } from "../config/GatewayConfig.js"
 import { DiscoveryClient } from "../membership/DiscoveryClient.js"
 import { NodeClient } from "./NodeClient.js"
@@ -51,16 +51,34 @@ export class NodePool extends Context.Tag("dcounter/NodePool")<
     readonly healthyCount: Effect.Effect<number>
     /** Takes a node out of rotation until a later check finds it healthy. */
     readonly markDown: (httpAddr: string, reason: string) => Effect.Effect<void>
-    /** Counts a request forwarded to a node. */
-    readonly recordRequest: (httpAddr: string) => Effect.Effect<void>
     /** Refreshes the node list and checks every node now (one refresh at a time). */
     readonly refresh: Effect.Effect<void>
     /** Refreshes unless the last refresh finished less than `maxAge` ago. */
     readonly refreshIfOlder: (maxAge: Duration.DurationInput) => Effect.Effect<void>
+    /**
+     * Synchronous forms for the forwarding hot path (`Upstream`), which answers without a
+     * fiber: `candidates`, `markDown` (logs like it), and counting a request forwarded
+     * to a node (shown by `/nodes`).
+     */
+    readonly unsafeCandidates: () => ReadonlyArray<string>
+    readonly unsafeMarkDown: (httpAddr: string, reason: string) => void
+    readonly unsafeRecordRequest: (httpAddr: string) => void
   }
 >() {}
 
-interface Entry extends NodeView {}
+/** A node as the pool holds it: `requests` grows in place, the rest is replaced by checks. */
+interface Entry {
+  id: string
+  gossipAddr: string
+  readonly httpAddr: string
+  healthy: boolean
+  value: number | null
+  sources: ReadonlyArray<NodeSource>
+  lastCheck: number
+  latencyMs: number | null
+  lastError: string | null
+  requests: number
+}
 
 const hostPortOf = (url: string): string => url.replace(/^http:\/\//, "").replace(/\/$/, "")
 
@@ -73,19 +91,31 @@ const describeStatus = (status: number, json: unknown): string => {
   return `HTTP ${status}${message === "" ? "" : `: ${message}`}`
 }
 
+const byAddr = (a: Entry, b: Entry): number => (a.httpAddr < b.httpAddr ? -1 : a.httpAddr > b.httpAddr ? 1 : 0)
+
 export const make = (options?: Partial<PoolOptions>): Effect.Effect<NodePool["Type"], never, GatewayConfig | NodeClient | Scope.Scope> =>
   Effect.gen(function*() {
     const config = yield* GatewayConfig
     const client = yield* NodeClient
     const discovery = yield* Effect.serviceOption(DiscoveryClient)
+    const runtime = yield* Effect.runtime<never>()
     const healthTimeout = options?.healthTimeout ?? healthTimeoutFor(config.refreshInterval)
+    const healthMillis = Duration.toMillis(healthTimeout)
     const concurrency = options?.concurrency ?? 16
     const staticNodes = config.nodes.map(hostPortOf)
 
-    const table = yield* Ref.make<ReadonlyMap<string, Entry>>(new Map())
-    const rotation = yield* Ref.make(0)
-    const lastRefresh = yield* Ref.make(0)
+    // Plain mutable state: every access is synchronous (no Effect suspends in the middle
+    // of one), so there is nothing to interleave with.
+    let table: ReadonlyMap<string, Entry> = new Map()
+    /** the healthy nodes' addresses, sorted; replaced whenever health changes */
+    let healthy: ReadonlyArray<string> = []
+    let rotation = 0
+    let lastRefresh = 0
     const lock = yield* Effect.makeSemaphore(1)
+
+    const recomputeHealthy = () => {
+      healthy = [...table.values()].filter((e) => e.healthy).sort(byAddr).map((e) => e.httpAddr)
+    }
 
     const blank = (httpAddr: string): Entry => ({
       id: httpAddr,
@@ -123,9 +153,9 @@ export const make = (options?: Partial<PoolOptions>): Effect.Effect<NodePool["Ty
     const check = (entry: Entry): Effect.Effect<Entry> =>
       Effect.gen(function*() {
         const started = yield* Clock.currentTimeMillis
-        const health = yield* client.request(entry.httpAddr, { method: "GET", path: "/health", timeout: healthTimeout })
+        const health = yield* client.request(entry.httpAddr, { method: "GET", path: "/health", timeoutMillis: healthMillis })
         if (health.status !== 200) return { ...entry, healthy: false, lastError: `/health: ${describeStatus(health.status, health.json)}` }
-        const counter = yield* client.request(entry.httpAddr, { method: "GET", path: "/counter", timeout: healthTimeout })
+        const counter = yield* client.request(entry.httpAddr, { method: "GET", path: "/counter", timeoutMillis: healthMillis })
         const body = counter.json
         if (
           counter.status !== 200 || typeof body !== "object" || body === null || !("value" in body) ||
@@ -137,15 +167,16 @@ export const make = (options?: Partial<PoolOptions>): Effect.Effect<NodePool["Ty
         const id = "nodeId" in body && typeof body.nodeId === "string" ? body.nodeId : entry.id
         return { ...entry, id, healthy: true, value: body.value, latencyMs: now - started, lastError: null }
       }).pipe(
-        Effect.catchTag("NodeRequestError", (e) => Effect.succeed({ ...entry, healthy: false, lastError: e.message })),
+        Effect.catchTag("NodeRequestError", (e) =>
+          // Busy: every connection to it is taken by requests; that says nothing of its health
+          Effect.succeed(e.reason === "Busy" ? { ...entry, lastError: e.message } : { ...entry, healthy: false, lastError: e.message })),
         Effect.flatMap((checked) => Effect.map(Clock.currentTimeMillis, (lastCheck) => ({ ...checked, lastCheck })))
       )
 
     const refreshNow = Effect.gen(function*() {
       const nodes = yield* listed
-      const before = yield* Ref.get(table)
       const entries = [...nodes].map(([httpAddr, info]): Entry => {
-        const known = before.get(httpAddr) ?? blank(httpAddr)
+        const known = table.get(httpAddr) ?? blank(httpAddr)
         return {
           ...known,
           gossipAddr: info.gossipAddr === "" ? known.gossipAddr : info.gossipAddr,
@@ -154,14 +185,14 @@ export const make = (options?: Partial<PoolOptions>): Effect.Effect<NodePool["Ty
         }
       })
       const checked = yield* Effect.forEach(entries, check, { concurrency })
-      yield* Ref.update(table, (current) => {
-        const next = new Map<string, Entry>()
-        for (const entry of checked) {
-          // keep the request count that grew while the check ran
-          next.set(entry.httpAddr, { ...entry, requests: current.get(entry.httpAddr)?.requests ?? entry.requests })
-        }
-        return next
-      })
+      const before = table
+      const next = new Map<string, Entry>()
+      for (const entry of checked) {
+        // keep the request count that grew while the check ran
+        next.set(entry.httpAddr, { ...entry, requests: before.get(entry.httpAddr)?.requests ?? entry.requests })
+      }
+      table = next
+      recomputeHealthy()
       for (const entry of checked) {
         const was = before.get(entry.httpAddr)
         if (was === undefined || was.healthy !== entry.healthy || was.lastCheck === 0) {
@@ -172,7 +203,7 @@ export const make = (options?: Partial<PoolOptions>): Effect.Effect<NodePool["Ty
       for (const addr of before.keys()) {
         if (!nodes.has(addr)) yield* Effect.logInfo(`node ${addr} is no longer listed by discovery`)
       }
-      yield* Ref.set(lastRefresh, yield* Clock.currentTimeMillis)
+      lastRefresh = yield* Clock.currentTimeMillis
     }).pipe(Effect.withSpan("NodePool.refresh"))
 
     const refresh = lock.withPermits(1)(refreshNow)
@@ -181,42 +212,43 @@ export const make = (options?: Partial<PoolOptions>): Effect.Effect<NodePool["Ty
       lock.withPermits(1)(
         Effect.gen(function*() {
           const now = yield* Clock.currentTimeMillis
-          if (now - (yield* Ref.get(lastRefresh)) >= Duration.toMillis(maxAge)) yield* refreshNow
+          if (now - lastRefresh >= Duration.toMillis(maxAge)) yield* refreshNow
         })
       )
 
-    const nodes = Effect.map(Ref.get(table), (t) => [...t.values()].sort((a, b) => a.httpAddr.localeCompare(b.httpAddr)))
+    const nodes = Effect.sync((): ReadonlyArray<NodeView> => [...table.values()].sort(byAddr).map((e) => ({ ...e })))
 
-    const healthy = Effect.map(nodes, (all) => all.filter((n) => n.healthy).map((n) => n.httpAddr))
+    const unsafeCandidates = (): ReadonlyArray<string> => {
+      const addrs = healthy
+      if (addrs.length <= 1) return addrs
+      const offset = rotation % addrs.length
+      rotation = (rotation + 1) % 1_000_000_007
+      return offset === 0 ? addrs : [...addrs.slice(offset), ...addrs.slice(0, offset)]
+    }
 
-    const candidates = Effect.gen(function*() {
-      const addrs = yield* healthy
-      if (addrs.length === 0) return addrs
-      const start = yield* Ref.getAndUpdate(rotation, (n) => (n + 1) % 1_000_000_007)
-      const offset = start % addrs.length
-      return [...addrs.slice(offset), ...addrs.slice(0, offset)]
-    })
+    /** Marks a node down; true when it was healthy (the caller logs it). */
+    const takeDown = (httpAddr: string, reason: string): boolean => {
+      const entry = table.get(httpAddr)
+      if (entry === undefined) return false
+      const was = entry.healthy
+      entry.healthy = false
+      entry.lastError = reason
+      if (was) recomputeHealthy()
+      return was
+    }
+    const logDown = (httpAddr: string, reason: string) => Effect.logWarning(`node ${httpAddr} taken out of rotation: ${reason}`)
 
     const markDown = (httpAddr: string, reason: string) =>
-      Effect.gen(function*() {
-        const wasHealthy = yield* Ref.modify(table, (t) => {
-          const entry = t.get(httpAddr)
-          if (entry === undefined) return [false, t] as const
-          const next = new Map(t)
-          next.set(httpAddr, { ...entry, healthy: false, lastError: reason })
-          return [entry.healthy, next] as const
-        })
-        if (wasHealthy) yield* Effect.logWarning(`node ${httpAddr} taken out of rotation: ${reason}`)
-      })
+      Effect.suspend(() => (takeDown(httpAddr, reason) ? logDown(httpAddr, reason) : Effect.void))
 
-    const recordRequest = (httpAddr: string) =>
-      Ref.update(table, (t) => {
-        const entry = t.get(httpAddr)
-        if (entry === undefined) return t
-        const next = new Map(t)
-        next.set(httpAddr, { ...entry, requests: entry.requests + 1 })
-        return next
-      })
+    const unsafeMarkDown = (httpAddr: string, reason: string): void => {
+      if (takeDown(httpAddr, reason)) Runtime.runSync(runtime)(logDown(httpAddr, reason))
+    }
+
+    const unsafeRecordRequest = (httpAddr: string): void => {
+      const entry = table.get(httpAddr)
+      if (entry !== undefined) entry.requests++
+    }
 
     yield* refresh
     yield* refresh.pipe(
@@ -228,12 +260,14 @@ export const make = (options?: Partial<PoolOptions>): Effect.Effect<NodePool["Ty
 
     return NodePool.of({
       nodes,
-      candidates,
-      healthyCount: Effect.map(healthy, (h) => h.length),
+      candidates: Effect.sync(unsafeCandidates),
+      healthyCount: Effect.sync(() => healthy.length),
       markDown,
-      recordRequest,
       refresh,
-      refreshIfOlder
+      refreshIfOlder,
+      unsafeCandidates,
+      unsafeMarkDown,
+      unsafeRecordRequest
     })
   })
 

@@ -2,14 +2,22 @@
  * Forwarding a request to the nodes, with the contract's retry rule:
  * - a read goes to the next healthy node whenever one fails (reads change nothing);
  * - a write goes to the next healthy node ONLY when the previous one provably did not
- *   receive it (`NotReached`: the connection was never established); any other failure
- *   (`Indeterminate`) is answered 503 `indeterminate` and never retried, since the write
- *   may have been counted.
+ *   receive it (`NotReached`: the connection was never established, or `Busy`: it never
+ *   left the gateway); any other failure (`Indeterminate`) is answered 503
+ *   `indeterminate` and never retried, since the write may have been counted.
  * A node that could not be reached is taken out of rotation until its next health check.
+ * Each node is tried at most once per request.
+ *
+ * This is the gateway's hot path, so it runs without a fiber: `read` and `write` return a
+ * `Callback` (http/Callback.ts), an Effect that `ApiServer` answers straight from the
+ * node's reply, and the handler's mapping of the answer (`decode`) is applied in the same
+ * callback. No span per request (a span and a fiber per request were most of the gateway's
+ * CPU in bench/http); the counters below are updated directly.
  */
-import { Context, Duration, Effect, Layer, Metric } from "effect"
+import { Context, Duration, Effect, Exit, Layer, Metric, Runtime } from "effect"
+import * as Callback from "../http/Callback.js"
 import { Unavailable } from "./GatewayApi.js"
-import type { NodeResponse } from "./NodeClient.js"
+import type { NodeRequestError, NodeResponse, NodeResult } from "./NodeClient.js"
 import { NodeClient } from "./NodeClient.js"
 import { NodePool } from "./NodePool.js"
 
@@ -34,7 +42,7 @@ const forwarded = Metric.counter("dcounter_gateway_forwarded_total", {
   incremental: true
 })
 const failovers = Metric.counter("dcounter_gateway_failovers_total", {
-  description: "Requests sent to another node after one failed (reads) or refused the connection (writes)",
+  description: "Requests sent to another node after one failed (reads) or was not reached (writes)",
   incremental: true
 })
 const indeterminate = Metric.counter("dcounter_gateway_indeterminate_total", {
@@ -45,14 +53,22 @@ const unavailable = Metric.counter("dcounter_gateway_unavailable_total", {
   description: "Requests answered 503 because no node could serve them",
   incremental: true
 })
+const noTags: ReadonlyArray<never> = []
+const count = (metric: Metric.Metric.Counter<number>) => metric.unsafeUpdate(1, noTags)
+
+/** Maps a node's answer to the handler's result (an `Exit`: no Effect to run). */
+export type Decode<A, E> = (answer: Answer) => Exit.Exit<A, E>
 
 export class Upstream extends Context.Tag("dcounter/Upstream")<
   Upstream,
   {
-    /** GET `path` on a healthy node, failing over on any failure. */
-    readonly read: (path: string) => Effect.Effect<Answer, Unavailable>
-    /** POST `body` to `path` on a healthy node, failing over only when it was not reached. */
-    readonly write: (path: string, body: unknown) => Effect.Effect<Answer, Unavailable>
+    /** GET `path` on a healthy node, failing over on any failure; `decode` maps the answer. */
+    readonly read: <A, E>(path: string, decode: Decode<A, E>) => Callback.Callback<A, E | Unavailable>
+    /**
+     * POST `body` (JSON text) to `path` on a healthy node, failing over only when it was
+     * not reached; `decode` maps the answer.
+     */
+    readonly write: <A, E>(path: string, body: string, decode: Decode<A, E>) => Callback.Callback<A, E | Unavailable>
   }
 >() {}
 
@@ -61,71 +77,113 @@ const noHealthyNode = new Unavailable({
   message: "no node is healthy right now; try again shortly"
 })
 
+/** How a failed attempt ends a request: try the next node, or answer now. */
+type Verdict = "next" | Unavailable
+
 export const make = (options: UpstreamOptions = defaultOptions): Effect.Effect<Upstream["Type"], never, NodePool | NodeClient> =>
   Effect.gen(function*() {
     const pool = yield* NodePool
     const client = yield* NodeClient
+    const runtime = yield* Effect.runtime<never>()
+    const logWarning = (message: string) => Runtime.runSync(runtime)(Effect.logWarning(message))
+    const readMillis = Duration.toMillis(options.readTimeout)
+    const writeMillis = Duration.toMillis(options.writeTimeout)
 
-    const read = Effect.fn("Upstream.read")(function*(path: string) {
-      const nodes = yield* pool.candidates
-      if (nodes.length === 0) return yield* Effect.fail(noHealthyNode).pipe(Effect.tap(() => Metric.increment(unavailable)))
-      let lastError = ""
-      for (const [i, node] of nodes.entries()) {
-        if (i > 0) yield* Metric.increment(failovers)
-        yield* pool.recordRequest(node)
-        yield* Metric.increment(forwarded)
-        const result = yield* Effect.either(client.request(node, { method: "GET", path, timeout: options.readTimeout }))
-        if (result._tag === "Right") {
-          if (result.right.status < 500) return { node, response: result.right }
-          lastError = `${node} answered ${result.right.status}`
-          continue
-        }
-        lastError = result.left.message
-        if (result.left.reason === "NotReached") yield* pool.markDown(node, result.left.message)
+    /**
+     * Tries the healthy nodes in turn: `judge` decides, for each failure, whether the next
+     * node may be tried. Calls `done` once.
+     */
+    const forward = (
+      method: "GET" | "POST",
+      path: string,
+      body: string | undefined,
+      timeoutMillis: number,
+      accept: (response: NodeResponse) => boolean,
+      judge: (failure: NodeRequestError | string, node: string) => Verdict,
+      done: (exit: Exit.Exit<Answer, Unavailable>) => void
+    ): void => {
+      const nodes = pool.unsafeCandidates()
+      if (nodes.length === 0) {
+        count(unavailable)
+        return done(Exit.fail(noHealthyNode))
       }
-      yield* Metric.increment(unavailable)
-      return yield* Effect.fail(
-        new Unavailable({ error: "unavailable", message: `no node answered (${nodes.length} tried; last: ${lastError})` })
-      )
-    })
-
-    const write = Effect.fn("Upstream.write")(function*(path: string, body: unknown) {
-      const nodes = yield* pool.candidates
-      if (nodes.length === 0) return yield* Effect.fail(noHealthyNode).pipe(Effect.tap(() => Metric.increment(unavailable)))
+      const request = { method, path, body, timeoutMillis }
       let lastError = ""
-      for (const [i, node] of nodes.entries()) {
-        if (i > 0) yield* Metric.increment(failovers)
-        yield* pool.recordRequest(node)
-        yield* Metric.increment(forwarded)
-        const result = yield* Effect.either(
-          client.request(node, { method: "POST", path, body, timeout: options.writeTimeout })
-        )
-        if (result._tag === "Right") return { node, response: result.right }
-        if (result.left.reason === "Indeterminate") {
-          yield* Metric.increment(indeterminate)
-          yield* pool.markDown(node, result.left.message)
-          yield* Effect.logWarning(`write ${path} indeterminate: ${result.left.message}`)
-          return yield* Effect.fail(
+      const attempt = (i: number): void => {
+        if (i === nodes.length) {
+          count(unavailable)
+          return done(Exit.fail(
             new Unavailable({
-              error: "indeterminate",
-              message:
-                `the request reached node ${node}, which failed before answering; it may or may not have been ` +
-                `counted, and was not retried (${result.left.message})`,
-              node
+              error: "unavailable",
+              message: method === "GET"
+                ? `no node answered (${nodes.length} tried; last: ${lastError})`
+                : `no node took the request (${nodes.length} tried; last: ${lastError}); nothing was counted`
             })
-          )
+          ))
         }
-        lastError = result.left.message
-        yield* pool.markDown(node, result.left.message)
-      }
-      yield* Metric.increment(unavailable)
-      return yield* Effect.fail(
-        new Unavailable({
-          error: "unavailable",
-          message: `no node accepted the connection (${nodes.length} tried; last: ${lastError}); nothing was counted`
+        const node = nodes[i]!
+        if (i > 0) count(failovers)
+        count(forwarded)
+        pool.unsafeRecordRequest(node)
+        client.send(node, request, (result: NodeResult) => {
+          if (result._tag === "Right" && accept(result.right)) return done(Exit.succeed({ node, response: result.right }))
+          const failure = result._tag === "Left" ? result.left : `${node} answered ${result.right.status}`
+          const verdict = judge(failure, node)
+          if (verdict !== "next") return done(Exit.fail(verdict))
+          lastError = typeof failure === "string" ? failure : failure.message
+          attempt(i + 1)
         })
-      )
-    })
+      }
+      attempt(0)
+    }
+
+    const anyAnswer = () => true
+    /** reads: a 5xx answer or any failure moves on; an unreachable node is taken out */
+    const readAnswer = (response: NodeResponse) => response.status < 500
+    const judgeRead = (failure: NodeRequestError | string, node: string): Verdict => {
+      if (typeof failure !== "string" && failure.reason === "NotReached") pool.unsafeMarkDown(node, failure.message)
+      return "next"
+    }
+    /** writes: only what provably did not reach the node moves on */
+    const judgeWrite = (failure: NodeRequestError | string, node: string): Verdict => {
+      if (typeof failure === "string") return "next" // not produced: every answer is accepted
+      switch (failure.reason) {
+        case "NotReached":
+          pool.unsafeMarkDown(node, failure.message)
+          return "next"
+        case "Busy":
+          return "next"
+        case "Indeterminate":
+          count(indeterminate)
+          pool.unsafeMarkDown(node, failure.message)
+          logWarning(`write ${failure.message}: indeterminate, not retried`)
+          return new Unavailable({
+            error: "indeterminate",
+            message: `the request reached node ${node}, which failed before answering; it may or may not have been ` +
+              `counted, and was not retried (${failure.message})`,
+            node
+          })
+      }
+    }
+
+    /** Resumes with the decoded answer, or the failure; a throwing `decode` is a defect (500). */
+    const finish = <A, E>(decode: Decode<A, E>, resume: (exit: Exit.Exit<A, E | Unavailable>) => void) =>
+    (exit: Exit.Exit<Answer, Unavailable>): void => {
+      if (Exit.isFailure(exit)) return resume(Exit.failCause(exit.cause))
+      let decoded: Exit.Exit<A, E>
+      try {
+        decoded = decode(exit.value)
+      } catch (defect) {
+        decoded = Exit.die(defect)
+      }
+      resume(decoded)
+    }
+
+    const read = <A, E>(path: string, decode: Decode<A, E>): Callback.Callback<A, E | Unavailable> =>
+      Callback.make((resume) => forward("GET", path, undefined, readMillis, readAnswer, judgeRead, finish(decode, resume)))
+
+    const write = <A, E>(path: string, body: string, decode: Decode<A, E>): Callback.Callback<A, E | Unavailable> =>
+      Callback.make((resume) => forward("POST", path, body, writeMillis, anyAnswer, judgeWrite, finish(decode, resume)))
 
     return Upstream.of({ read, write })
   })
