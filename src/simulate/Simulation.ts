@@ -233,15 +233,29 @@ const runSeeded = (
     })
     const probeChecker = Effect.forever(Effect.zipRight(checkProbes, Effect.sleep(CHECK_EVERY)))
 
-    // faults: spread evenly over the writing phase, each in its own slot
-    const slotsOf = (count: number) => (count === 0 ? 0 : durationMs / count)
-    const partitioner = Effect.gen(function*() {
-      const slot = slotsOf(options.partitions)
-      for (let k = 0; k < options.partitions; k++) {
-        const slotStart = started + k * slot
-        const startAt = slotStart + (yield* Random.nextRange(0, slot * 0.3))
-        const length = slot * (yield* Random.nextRange(0.3, 0.6))
-        yield* Effect.sleep(Duration.millis(Math.max(0, startAt - (yield* Clock.currentTimeMillis))))
+    /**
+     * Faults spread evenly over the writing phase: `fault(length)` runs `count` times, each in
+     * its own slot, starting in the slot's first 30% and lasting a random fraction of it
+     * (between `shortest` and `longest`).
+     */
+    const inSlots = <E, R>(
+      count: number,
+      shortest: number,
+      longest: number,
+      fault: (lengthMillis: number) => Effect.Effect<void, E, R>
+    ) =>
+      Effect.gen(function*() {
+        const slot = count === 0 ? 0 : durationMs / count
+        for (let k = 0; k < count; k++) {
+          const slotStart = started + k * slot
+          const startAt = slotStart + (yield* Random.nextRange(0, slot * 0.3))
+          const length = slot * (yield* Random.nextRange(shortest, longest))
+          yield* Effect.sleep(Duration.millis(Math.max(0, startAt - (yield* Clock.currentTimeMillis))))
+          yield* fault(length)
+        }
+      })
+    const partitioner = inSlots(options.partitions, 0.3, 0.6, (length) =>
+      Effect.gen(function*() {
         const [left, right] = yield* randomSplit(addrs)
         yield* network.partition([left as ReadonlyArray<HostPort>, right as ReadonlyArray<HostPort>])
         faults.partitioned = true
@@ -250,17 +264,11 @@ const runSeeded = (
         yield* network.heal
         faults.partitioned = false
         faults.partitionMillis += length
-      }
-    })
-    const crasher = Effect.gen(function*() {
-      const slot = slotsOf(options.crashes)
-      for (let k = 0; k < options.crashes; k++) {
-        const slotStart = started + k * slot
-        const startAt = slotStart + (yield* Random.nextRange(0, slot * 0.3))
-        const length = slot * (yield* Random.nextRange(0.2, 0.5))
-        yield* Effect.sleep(Duration.millis(Math.max(0, startAt - (yield* Clock.currentTimeMillis))))
+      }))
+    const crasher = inSlots(options.crashes, 0.2, 0.5, (length) =>
+      Effect.gen(function*() {
         const victim = yield* pickUp
-        if (victim === undefined) continue
+        if (victim === undefined) return
         // no new write picks the victim; the crash waits for its writes in flight, so none is
         // left half-done (the queued ones see it down and are skipped)
         down.add(victim)
@@ -272,8 +280,7 @@ const runSeeded = (
         yield* cluster.restart(victim)
         down.delete(victim)
         faults.downMillis += (yield* Clock.currentTimeMillis) - wentDown
-      }
-    })
+      }))
 
     const reporter = Effect.gen(function*() {
       while (true) {
