@@ -4,7 +4,6 @@
  * its own DiscoveryHttp client. Discovery is stopped while they run: writes keep converging;
  * it restarts empty on the same address: all three are listed again within two heartbeats.
  */
-import { createServer } from "node:net"
 import { describe, expect, it } from "@effect/vitest"
 import { Context, Duration, Effect, Exit, Layer, Option, Scope } from "effect"
 import type { NodeConfigShape } from "../../src/config/NodeConfig.js"
@@ -14,24 +13,9 @@ import * as DiscoveryHttp from "../../src/membership/DiscoveryHttp.js"
 import * as MemoryCluster from "../../src/node/MemoryCluster.js"
 import { Network } from "../../src/transport/Network.js"
 import { heartbeatsBeforeRegistering, startDiscovery } from "../discovery/startDiscovery.js"
+import { eventually, freePort } from "../support/live.js"
 
 const A = "default" as CounterName
-
-const freePort = Effect.async<number>((resume) => {
-  const server = createServer()
-  server.listen(0, "127.0.0.1", () => {
-    const address = server.address()
-    const port = typeof address === "object" && address !== null ? address.port : 0
-    server.close(() => resume(Effect.succeed(port)))
-  })
-})
-
-const eventually = (what: string, within: Duration.DurationInput, check: Effect.Effect<boolean>) =>
-  Effect.gen(function*() {
-    while (!(yield* check)) yield* Effect.sleep("20 millis")
-  }).pipe(
-    Effect.timeoutFail({ duration: within, onTimeout: () => new Error(`not within ${Duration.format(within)}: ${what}`) })
-  )
 
 const nodeConfig: Partial<NodeConfigShape> = {
   syncInterval: Duration.millis(300),

@@ -2,33 +2,15 @@
  * The HTTP discovery client against a real discovery role on loopback (ephemeral ports).
  * Waits are bounded polls (`eventually`), never fixed sleeps before an assertion.
  */
-import { createServer } from "node:net"
 import { describe, expect, it } from "@effect/vitest"
 import { Context, Duration, Effect, Exit, Layer, Option, Redacted, Scope } from "effect"
 import type { DiscoveredPeer } from "../../src/membership/DiscoveryClient.js"
 import { DiscoveryClient } from "../../src/membership/DiscoveryClient.js"
 import * as DiscoveryHttp from "../../src/membership/DiscoveryHttp.js"
 import { heartbeatsBeforeRegistering, startDiscovery } from "../discovery/startDiscovery.js"
+import { eventually, freePort } from "../support/live.js"
 
 const self = (i: number) => ({ addr: `127.0.0.1:${9100 + i}`, httpAddr: `127.0.0.1:${8100 + i}`, nodeId: `node-${i}` })
-
-/** A free loopback port (listen on 0, close). */
-const freePort = Effect.async<number>((resume) => {
-  const server = createServer()
-  server.listen(0, "127.0.0.1", () => {
-    const address = server.address()
-    const port = typeof address === "object" && address !== null ? address.port : 0
-    server.close(() => resume(Effect.succeed(port)))
-  })
-})
-
-/** Polls `check` every 20ms until it returns true; fails after `within`. */
-const eventually = (what: string, within: Duration.DurationInput, check: Effect.Effect<boolean>) =>
-  Effect.gen(function*() {
-    while (!(yield* check)) yield* Effect.sleep("20 millis")
-  }).pipe(
-    Effect.timeoutFail({ duration: within, onTimeout: () => new Error(`not within ${Duration.format(within)}: ${what}`) })
-  )
 
 /** Builds a client in its own scope, so a test can close it (shutdown) on its own. */
 const startClient = (options: DiscoveryHttp.Options) =>

@@ -5,21 +5,12 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { mkdtempSync, rmSync } from "node:fs"
-import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Duration, Effect, Exit, Layer, Scope } from "effect"
 import { NodeConfig } from "../../src/config/NodeConfig.js"
 import * as NodeRole from "../../src/node/NodeRole.js"
-
-const freePort = Effect.async<number>((resume) => {
-  const server = createServer()
-  server.listen(0, "127.0.0.1", () => {
-    const address = server.address()
-    const port = typeof address === "object" && address !== null ? address.port : 0
-    server.close(() => resume(Effect.succeed(port)))
-  })
-})
+import { freePort } from "../support/live.js"
 
 interface LiveNode {
   readonly gossip: string

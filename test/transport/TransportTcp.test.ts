@@ -11,18 +11,9 @@ import type { Inbound } from "../../src/transport/Transport.js"
 import * as Metrics from "../../src/transport/TransportMetrics.js"
 import type { TransportTcpOptions } from "../../src/transport/TransportTcp.js"
 import * as TransportTcp from "../../src/transport/TransportTcp.js"
+import { freePort } from "../support/live.js"
 
 const HOST = "127.0.0.1"
-
-/** A port that was free a moment ago. */
-const freePort = Effect.async<number>((resume) => {
-  const server = net.createServer()
-  server.listen(0, HOST, () => {
-    const address = server.address()
-    const port = typeof address === "object" && address !== null ? address.port : 0
-    server.close(() => resume(Effect.succeed(port)))
-  })
-})
 
 const hello = (addr: HostPort, id: string) =>
   new Hello({ protocol: 1, replicaId: ReplicaId.make(id), gossipAddr: addr, httpAddr: addr })
