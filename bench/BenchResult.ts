@@ -72,6 +72,9 @@ export interface BenchReport {
   readonly durationSeconds: number
   /** Wall time of each bench module that ran (each should stay within 120 s). */
   readonly benchSeconds?: Readonly<Record<string, number>>
+  /** The wall-time bound of each bench (killed past it) and of the whole suite, seconds. */
+  readonly benchBoundSeconds?: number
+  readonly suiteBoundSeconds?: number
   readonly results: ReadonlyArray<BenchResult>
   /** Bench modules that were skipped or failed, with why. */
   readonly skipped: ReadonlyArray<{ readonly bench: string; readonly reason: string }>

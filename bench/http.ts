@@ -3,6 +3,8 @@
  * counter (bench/baseline.ts) measured in the same run:
  *
  *   - bare node:http counter (the baseline)
+ *   - a real dcounter node from the built CLI (durable POST /increment, GET /counter) and a
+ *     gateway in front of it (POST /increment)
  *   - ApiServer, in-memory counter handler (`ApiServer.group`)
  *   - ApiServer, durable handler: a real group commit (write + fdatasync per batch) in a
  *     temporary file before answering
@@ -11,12 +13,19 @@
  *   - any extra targets given to `run({ targets })` (e.g. a real node's URL)
  *
  * Every server runs in its own child process, the load generator in another (wrk, or
- * autocannon if wrk is missing), 50 connections, POST /increment with `{"by":1}`. Targets
- * are measured in interleaved rounds and the median round is reported, with the median of
- * the per-round ratios, because the machine is shared and noisy.
+ * autocannon if wrk is missing), 50 connections, POST /increment with `{"by":1}` (GET
+ * /counter for the node's read target). The main targets (the baseline, a real node: durable
+ * POST and GET, a gateway in front of it: POST, and any given targets) are measured in 3
+ * interleaved rounds of 4 s and the median round is reported, with the median of the
+ * per-round ratios, because the machine is shared and noisy. The built-in servers (extras:
+ * ApiServer in-memory / durable / platform-route fallback, stock HttpApiBuilder.serve()) are
+ * measured afterwards in one round of 3 s each, beside a baseline run of its own in that
+ * round; they are left out if they would end past the time budget (105 s, under the suite's
+ * 120 s bound).
  *
  *     npx tsc -p tsconfig.build.json && node dist/bench/http.js [--quick] [--profile DIR]
  *       [--only api-memory,api-durable,api-platform-route,stock] [--rounds N] [--seconds S]
+ *       [--extra-rounds N] [--extra-seconds S] [--budget S]
  *       [--target "NAME=http://host:port/increment"]... [--get-target "NAME=http://host:port/counter"]...
  *     node dist/bench/http.js --serve api-durable [--port 8123]   # one server, standalone
  *
@@ -502,10 +511,19 @@ export interface HttpBenchOptions extends BenchOptions {
   /** only these built-in servers (the baseline is always measured) */
   readonly only?: ReadonlyArray<ServerKind>
   readonly connections?: number
-  /** seconds of load per target and round (default 5; quick: 2) */
+  /** seconds of load per main target (baseline, roles, given targets) and round (default 4; quick: 2) */
   readonly seconds?: number
-  /** interleaved rounds (default 3; quick: 1) */
+  /** interleaved rounds of the main targets (default 3; quick: 1) */
   readonly rounds?: number
+  /** rounds of the built-in servers, each beside a baseline measurement of its own (default 1) */
+  readonly extraRounds?: number
+  /** seconds of load per built-in server and round (default 3; quick: 1) */
+  readonly extraSeconds?: number
+  /**
+   * wall-time budget of the whole run (default 105 s, under the suite's 120 s bound): rounds
+   * of the built-in servers that would end past it are not measured (the notes say so)
+   */
+  readonly budgetSeconds?: number
   /** run the server processes under `node --cpu-prof`, writing profiles to this directory */
   readonly profileDir?: string
 }
@@ -537,78 +555,159 @@ const median = (xs: ReadonlyArray<number>): number => {
 
 const body = JSON.stringify({ by: 1 })
 
+type Measured = LoadResult & { readonly cpuMicros?: number | undefined }
+
+type RunTarget = Target & { readonly kind?: ServerKind; readonly pid?: number | undefined }
+
+/** Load on one target, with the server's CPU time per request when its pid is known. */
+const measureOnce = async (
+  generator: LoadGenerator,
+  t: RunTarget,
+  seconds: number,
+  connections: number
+): Promise<Measured> => {
+  const cpu0 = cpuSeconds(t.pid)
+  const r = await generator.run(t, seconds, connections)
+  const cpu1 = cpuSeconds(t.pid)
+  const cpuMicros = cpu0 === undefined || cpu1 === undefined || r.requests === 0
+    ? undefined
+    : ((cpu1 - cpu0) * 1e6) / r.requests
+  return { ...r, cpuMicros }
+}
+
+const describe = (r: Measured): string =>
+  `${Math.round(r.rps)} req/s, p50 ${r.p50ms.toFixed(2)} ms, p99 ${r.p99ms.toFixed(2)} ms` +
+  `${r.cpuMicros === undefined ? "" : `, server CPU ${r.cpuMicros.toFixed(1)} us/req`}` +
+  `${r.failures > 0 ? `, ${r.failures} failures` : ""}`
+
+/** Rough wall time of one load run beyond its `-d` seconds (process start, connections, report). */
+const RUN_OVERHEAD_SECONDS = 0.5
+const DEFAULT_BUDGET_SECONDS = 105
+
+/**
+ * The main targets (the baseline, a real node and gateway, targets given in `options`) are
+ * measured in `rounds` interleaved rounds; the built-in ApiServer / platform servers (extras
+ * for comparing server implementations) then in `extraRounds` shorter rounds, each with a
+ * baseline measurement of its own that their ratios are taken against. Extras that would
+ * end past the time budget are left out, with a note.
+ */
 export const run = async (options: HttpBenchOptions = {}): Promise<ReadonlyArray<BenchResult>> => {
   const log = options.log ?? ((line: string) => process.stderr.write(line + "\n"))
+  const started = performance.now()
+  const elapsed = () => (performance.now() - started) / 1000
   const quick = options.quick === true
   const connections = options.connections ?? 50
-  const seconds = options.seconds ?? (quick ? 2 : 5)
+  const seconds = options.seconds ?? (quick ? 2 : 4)
   const warmup = quick ? 1 : 2
   const rounds = options.rounds ?? (quick ? 1 : 3)
+  const extraRounds = options.extraRounds ?? 1
+  const extraSeconds = options.extraSeconds ?? (quick ? 1 : 3)
+  const extraWarmup = 1
+  const budget = options.budgetSeconds ?? DEFAULT_BUDGET_SECONDS
   const scratch = Fs.mkdtempSync(Path.join(Os.tmpdir(), "dcounter-bench-http-"))
   const generator = detectLoadGenerator(scratch)
   const all: ReadonlyArray<ServerKind> = ["api-memory", "api-durable", "api-platform-route", "stock"]
-  const kinds: ReadonlyArray<ServerKind> = [
-    "baseline",
-    ...(options.builtins === false ? [] : all.filter((k) => options.only === undefined || options.only.includes(k)))
-  ]
-  log(`http: ${generator.name}, ${connections} connections, ${rounds} round(s) of ${seconds} s per target`)
+  const extraKinds: ReadonlyArray<ServerKind> = options.builtins === false
+    ? []
+    : all.filter((k) => options.only === undefined || options.only.includes(k))
+  log(
+    `http: ${generator.name}, ${connections} connections; main targets ${rounds} round(s) of ${seconds} s, ` +
+      `built-in servers ${extraRounds} round(s) of ${extraSeconds} s; budget ${budget} s`
+  )
   const children: Array<Child> = []
   const roles: Array<RoleProcess> = []
+  const toTarget = (c: Child): RunTarget => ({
+    kind: c.kind,
+    pid: c.process.pid,
+    name: serverNames[c.kind],
+    url: `${c.url}/increment`,
+    method: "POST" as const,
+    body,
+    goal: goals[c.kind]
+  })
   try {
-    for (const kind of kinds) children.push(await startChild(kind, options.profileDir))
+    // the main targets
+    const baselineChild = await startChild("baseline", options.profileDir)
+    children.push(baselineChild)
+    const baseline = toTarget(baselineChild)
     const real = options.roles === false ? undefined : await startRoles(scratch)
     if (real !== undefined) roles.push(...real.roles)
-    const targets: Array<Target & { readonly kind?: ServerKind; readonly pid?: number | undefined }> = [
-      ...children.map((c) => ({
-        kind: c.kind,
-        pid: c.process.pid,
-        name: serverNames[c.kind],
-        url: `${c.url}/increment`,
-        method: "POST" as const,
-        body,
-        goal: goals[c.kind]
-      })),
-      ...(real?.targets ?? []),
-      ...(options.targets ?? [])
-    ]
+    const main: ReadonlyArray<RunTarget> = [baseline, ...(real?.targets ?? []), ...(options.targets ?? [])]
     // warm every target up (JIT, connection setup) before measuring
-    for (const t of targets) await generator.run(t, warmup, connections)
-    const results = new Map<string, Array<LoadResult & { readonly cpuMicros?: number | undefined }>>(
-      targets.map((t) => [t.name, []])
-    )
+    for (const t of main) await generator.run(t, warmup, connections)
+    const results = new Map<string, Array<Measured>>(main.map((t) => [t.name, []]))
     for (let round = 1; round <= rounds; round++) {
-      for (const t of targets) {
-        const cpu0 = cpuSeconds(t.pid)
-        const r = await generator.run(t, seconds, connections)
-        const cpu1 = cpuSeconds(t.pid)
-        const cpuMicros = cpu0 === undefined || cpu1 === undefined || r.requests === 0
-          ? undefined
-          : ((cpu1 - cpu0) * 1e6) / r.requests
-        results.get(t.name)!.push({ ...r, cpuMicros })
-        log(
-          `  round ${round}/${rounds} ${t.name}: ${Math.round(r.rps)} req/s, p50 ${r.p50ms.toFixed(2)} ms, ` +
-            `p99 ${r.p99ms.toFixed(2)} ms${cpuMicros === undefined ? "" : `, server CPU ${cpuMicros.toFixed(1)} us/req`}` +
-            `${r.failures > 0 ? `, ${r.failures} failures` : ""}`
-        )
+      for (const t of main) {
+        const r = await measureOnce(generator, t, seconds, connections)
+        results.get(t.name)!.push(r)
+        log(`  round ${round}/${rounds} ${t.name}: ${describe(r)}`)
       }
     }
-    const fsync = kinds.includes("api-durable") ? fdatasyncMillis(scratch) : undefined
-    const base = results.get(serverNames.baseline)!
-    return targets.map((t): BenchResult => {
-      const rs = results.get(t.name)!
-      const ratios = rs.map((r, i) => r.rps / base[i]!.rps)
-      const ratio = t.kind === "baseline" ? 1 : median(ratios)
+    log(`http: main targets measured in ${elapsed().toFixed(1)} s`)
+
+    // the built-in servers, each round beside a baseline measurement of its own
+    const extras: Array<RunTarget> = []
+    const extraResults = new Map<string, Array<Measured & { readonly ratio: number }>>()
+    let extrasNote = ""
+    if (extraKinds.length > 0) {
+      // start-up of the servers (in parallel) and their warm-up count in the estimate
+      const perRound = (extraKinds.length + 1) * (extraSeconds + RUN_OVERHEAD_SECONDS)
+      const estimate = 5 + extraKinds.length * (extraWarmup + RUN_OVERHEAD_SECONDS) + perRound * extraRounds
+      if (elapsed() + estimate > budget) {
+        extrasNote = `built-in servers not measured: ${elapsed().toFixed(0)} s spent, about ${estimate.toFixed(0)} s more needed, ` +
+          `${budget} s budget`
+        log(`http: ${extrasNote}`)
+      } else {
+        const launched = await Promise.allSettled(extraKinds.map((k) => startChild(k, options.profileDir)))
+        for (const s of launched) {
+          if (s.status === "fulfilled") {
+            children.push(s.value)
+            extras.push(toTarget(s.value))
+          } else log(`http: ${s.reason instanceof Error ? s.reason.message : String(s.reason)}`)
+        }
+        for (const t of extras) {
+          await generator.run(t, extraWarmup, connections)
+          extraResults.set(t.name, [])
+        }
+        for (let round = 1; round <= extraRounds; round++) {
+          if (round > 1 && elapsed() + perRound > budget) {
+            extrasNote = `built-in servers: ${round - 1} of ${extraRounds} rounds, the rest would end past the ${budget} s budget`
+            log(`http: ${extrasNote}`)
+            break
+          }
+          const base = await measureOnce(generator, baseline, extraSeconds, connections)
+          log(`  built-in round ${round}/${extraRounds} ${baseline.name}: ${describe(base)}`)
+          for (const t of extras) {
+            const r = await measureOnce(generator, t, extraSeconds, connections)
+            extraResults.get(t.name)!.push({ ...r, ratio: r.rps / base.rps })
+            log(`  built-in round ${round}/${extraRounds} ${t.name}: ${describe(r)}`)
+          }
+        }
+        await Promise.all(children.filter((c) => c !== baselineChild).map(stopChild))
+      }
+    }
+    const fsync = extras.some((t) => t.kind === "api-durable") ? fdatasyncMillis(scratch) : undefined
+    log(`http: done in ${elapsed().toFixed(1)} s`)
+
+    const base = results.get(baseline.name)!
+    const row = (
+      t: RunTarget,
+      rs: ReadonlyArray<Measured>,
+      ratios: ReadonlyArray<number> | undefined,
+      how: string
+    ): BenchResult => {
       const failures = rs.reduce((n, r) => n + r.failures, 0)
       const notes = [
         `${generator.name} -c${connections}, ${t.method ?? "POST"} ${new URL(t.url).pathname}`,
-        `median of ${rounds} interleaved round(s) of ${seconds} s`,
-        rounds > 1 && t.kind !== "baseline" ? `per-round ratios ${ratios.map((x) => x.toFixed(2)).join(", ")}` : "",
+        how,
+        ratios !== undefined && ratios.length > 1 ? `per-round ratios ${ratios.map((x) => x.toFixed(2)).join(", ")}` : "",
         failures > 0 ? `${failures} failed requests` : "",
         t.kind === "api-durable" && fsync !== undefined
           ? `fdatasync p50 ${fsync.toFixed(2)} ms here: with ${connections} connections and one commit in flight, ` +
             `at most about ${Math.round(connections / (fsync / 1000))} req/s`
-          : ""
-      ].filter((s) => s !== "").join("; ")
+          : "",
+        t.kind === "baseline" && extrasNote !== "" ? extrasNote : ""
+      ].filter((x) => x !== "").join("; ")
       const result: BenchResult = {
         bench: "http",
         name: t.name,
@@ -622,12 +721,33 @@ export const run = async (options: HttpBenchOptions = {}): Promise<ReadonlyArray
         ],
         notes
       }
-      if (t.kind === "baseline") return result
+      if (ratios === undefined) return result
+      const ratio = median(ratios)
       const withRatio = { ...result, baseline: serverNames.baseline, ratio: ratioOf(ratio, 1) ?? 0 }
       return t.goal === undefined
         ? withRatio
         : { ...withRatio, goal: `>= ${t.goal}x baseline`, met: ratio >= t.goal }
-    })
+    }
+    return [
+      ...main.map((t) => {
+        const rs = results.get(t.name)!
+        const how = `median of ${rounds} interleaved round(s) of ${seconds} s`
+        return t === baseline ? row(t, rs, undefined, how) : row(t, rs, rs.map((r, i) => r.rps / base[i]!.rps), how)
+      }),
+      ...extras.flatMap((t) => {
+        const rs = extraResults.get(t.name)!
+        if (rs.length === 0) return []
+        return [
+          row(
+            t,
+            rs,
+            rs.map((r) => r.ratio),
+            `${rs.length === 1 ? "one round" : `median of ${rs.length} rounds`} of ${extraSeconds} s after the main rounds, ` +
+              `ratio to a baseline run of ${extraSeconds} s just before it in the same round`
+          )
+        ]
+      })
+    ]
   } finally {
     await Promise.all([...children.map(stopChild), ...roles.map(stopRole)])
     Fs.rmSync(scratch, { recursive: true, force: true })
@@ -670,6 +790,9 @@ if (isMain(import.meta.url)) {
     })
     const rounds = argValue("--rounds")
     const seconds = argValue("--seconds")
+    const extraRounds = argValue("--extra-rounds")
+    const extraSeconds = argValue("--extra-seconds")
+    const budget = argValue("--budget")
     void main((options) =>
       run({
         ...options,
@@ -677,7 +800,10 @@ if (isMain(import.meta.url)) {
         ...(only === undefined ? {} : { only }),
         ...(extra.length === 0 ? {} : { targets: extra }),
         ...(rounds === undefined ? {} : { rounds: Number(rounds) }),
-        ...(seconds === undefined ? {} : { seconds: Number(seconds) })
+        ...(seconds === undefined ? {} : { seconds: Number(seconds) }),
+        ...(extraRounds === undefined ? {} : { extraRounds: Number(extraRounds) }),
+        ...(extraSeconds === undefined ? {} : { extraSeconds: Number(extraSeconds) }),
+        ...(budget === undefined ? {} : { budgetSeconds: Number(budget) })
       })
     )
   }

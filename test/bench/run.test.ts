@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import type { BenchReport, BenchResult } from "../../bench/BenchResult.js"
 import { isBenchResult, markdownTable } from "../../bench/BenchResult.js"
-import { normalize, parseArgs } from "../../bench/run.js"
+import { normalize, parseArgs, reportMarkdown } from "../../bench/run.js"
 import { END, replaceSection, section, START } from "../../scripts/bench-table.js"
 
 const result: BenchResult = {
@@ -42,14 +42,30 @@ describe("bench runner", () => {
   })
 
   it("parses its flags", () => {
-    expect(parseArgs([])).toEqual({ quick: false, only: undefined, timeoutSeconds: 300, readme: false })
-    expect(parseArgs(["--quick", "--only", "codec, wal", "--timeout", "60", "--readme"])).toEqual({
+    expect(parseArgs([])).toEqual({
+      quick: false,
+      only: undefined,
+      timeoutSeconds: 120,
+      suiteTimeoutSeconds: 900,
+      readme: false
+    })
+    expect(
+      parseArgs(["--quick", "--only", "codec, wal", "--timeout", "60", "--suite-timeout", "300", "--readme"])
+    ).toEqual({
       quick: true,
       only: ["codec", "wal"],
       timeoutSeconds: 60,
+      suiteTimeoutSeconds: 300,
       readme: true
     })
-    expect(parseArgs(["--timeout", "soon"]).timeoutSeconds).toBe(300)
+    expect(parseArgs(["--timeout", "soon"]).timeoutSeconds).toBe(120)
+    expect(parseArgs(["--suite-timeout", "-5"]).suiteTimeoutSeconds).toBe(900)
+  })
+
+  it("reports each bench's wall time against its bound", () => {
+    const md = reportMarkdown({ ...report, benchSeconds: { codec: 30.5, http: 121.2 }, benchBoundSeconds: 120 })
+    expect(md).toContain("Wall time per bench (bound 120 s each): codec 30.5 s, http 121 s (over).")
+    expect(reportMarkdown(report)).not.toContain("Wall time")
   })
 
   it("escapes pipes in table cells", () => {
