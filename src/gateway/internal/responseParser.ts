@@ -209,9 +209,11 @@ export class ResponseParser {
 
   /** Reads a status line and headers; sets the body mode. Returns a problem, if any. */
   private parseHead(head: string): string | undefined {
-    const lines = head.split("\r\n")
-    const statusLine = STATUS_LINE.exec(lines[0]!)
-    if (statusLine === null) return `not an HTTP/1.x status line: ${JSON.stringify(lines[0]!.slice(0, 60))}`
+    let lineEnd = head.indexOf("\r\n")
+    if (lineEnd === -1) lineEnd = head.length
+    const first = head.slice(0, lineEnd)
+    const statusLine = STATUS_LINE.exec(first)
+    if (statusLine === null) return `not an HTTP/1.x status line: ${JSON.stringify(first.slice(0, 60))}`
     const minor = statusLine[1]
     const status = Number(statusLine[2])
     let length: number | undefined = undefined
@@ -219,12 +221,18 @@ export class ResponseParser {
     let close = false
     let keepAliveToken = false
     let keepAliveSeconds: number | undefined = undefined
-    for (let i = 1; i < lines.length; i++) {
-      const line = lines[i]!
-      const colon = line.indexOf(":")
-      if (colon <= 0) return `malformed header line ${JSON.stringify(line.slice(0, 60))}`
-      const name = line.slice(0, colon).toLowerCase()
-      const value = line.slice(colon + 1).trim()
+    for (let pos = lineEnd + 2; pos < head.length;) {
+      let next = head.indexOf("\r\n", pos)
+      if (next === -1) next = head.length
+      const colon = head.indexOf(":", pos)
+      if (colon <= pos || colon > next) return `malformed header line ${JSON.stringify(head.slice(pos, Math.min(next, pos + 60)))}`
+      const nameLength = colon - pos
+      const start = pos
+      pos = next + 2
+      // only four headers matter; the others are skipped without being copied
+      if (nameLength !== 10 && nameLength !== 14 && nameLength !== 17) continue
+      const name = head.slice(start, colon).toLowerCase()
+      const value = head.slice(colon + 1, next).trim()
       switch (name) {
         case "content-length": {
           if (!DIGITS.test(value)) return `bad content-length ${JSON.stringify(value.slice(0, 30))}`
