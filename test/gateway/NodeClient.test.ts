@@ -107,7 +107,7 @@ describe("NodeClient", () => {
       expect(b).toEqual({ status: 503, json: undefined, text: "not json" })
     }))
 
-  it.scopedLive("a refused connection is NotReached", () =>
+  it.scopedLive("a refused connection, or an address that cannot be connected to, is NotReached", () =>
     Effect.gen(function*() {
       const dead = yield* FakeNode.deadAddr
       const nodes = yield* client()
@@ -115,6 +115,11 @@ describe("NodeClient", () => {
       expect(error.reason).toBe("NotReached")
       expect(error.node).toBe(dead)
       expect(error.message).toContain("ECONNREFUSED")
+      // an address that cannot be connected to at all (a bad registration, say) fails the same way
+      for (const bad of ["127.0.0.1:99999", "no-port"]) {
+        const e = yield* failure(nodes.request(bad, get))
+        expect(e.reason, bad).toBe("NotReached")
+      }
     }))
 
   it.scopedLive("a request that reached the node and got no complete answer is Indeterminate", () =>

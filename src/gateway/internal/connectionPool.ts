@@ -190,7 +190,7 @@ export class ConnectionPool {
   private dispatch(host: NodeConnections, pending: Pending): void {
     const idle = host.idle.pop()
     if (idle !== undefined) return this.assign(idle, pending)
-    if (host.all.size < this.options.maxSockets) return this.assign(this.open(host), pending)
+    if (host.all.size < this.options.maxSockets) return this.openFor(host, pending)
     if (host.waiting.length < this.options.maxWaiting) {
       host.waiting.push(pending)
       return
@@ -209,8 +209,18 @@ export class ConnectionPool {
     pending.conn = undefined
   }
 
-  private open(host: NodeConnections): Connection {
-    const socket = Net.connect({ host: host.host, port: host.port, noDelay: true })
+  /** Opens a connection for `pending`; an address `node:net` refuses outright fails it as not reached. */
+  private openFor(host: NodeConnections, pending: Pending): void {
+    let socket: Net.Socket
+    try {
+      socket = Net.connect({ host: host.host, port: host.port, noDelay: true })
+    } catch (error) {
+      return this.fail(pending, "NotReached", `cannot connect: ${describe(error)}`, error)
+    }
+    this.assign(this.open(host, socket), pending)
+  }
+
+  private open(host: NodeConnections, socket: Net.Socket): Connection {
     const conn = new Connection(host, socket, performance.now(), this.options)
     host.all.add(conn)
     socket.on("connect", () => {
@@ -299,7 +309,7 @@ export class ConnectionPool {
     }
     // a waiting request takes the freed slot (if the node is down, it fails NotReached in turn)
     if (!this.closed && host.waiting.length > 0 && host.all.size < this.options.maxSockets) {
-      this.assign(this.open(host), host.waiting.shift()!)
+      this.openFor(host, host.waiting.shift()!)
     }
     if (host.all.size === 0 && host.waiting.length === 0 && this.nodes.get(host.node) === host) this.nodes.delete(host.node)
   }
