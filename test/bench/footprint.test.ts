@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { FastCheck } from "effect"
-import { median, packageImportsOf, parseProcStatus } from "../../bench/footprint.js"
+import { median, packageImportsOf, parseProcStatus, settle } from "../../bench/footprint.js"
+import type { MemorySample } from "../../bench/footprint.js"
 
 const status = `Name:\tnode
 Umask:\t0022
@@ -70,5 +71,31 @@ describe("footprint helpers", () => {
       "effect",
       "node:fs"
     ])
+  })
+
+  const sample = (atS: number, rssKiB: number, peakKiB = 90_000): MemorySample => ({
+    atS,
+    memory: { rssKiB, peakKiB, anonKiB: rssKiB - 40_000, fileKiB: 40_000 }
+  })
+
+  it("settles on the median of the window's samples and says from when on they stayed within 1 %", () => {
+    // grown young generation (82 MB) given back between 12 s and 14 s, then ~73 MB
+    const rss = [82, 82, 82, 82, 82, 82, 82, 82, 82, 82, 82, 80, 75, 73, 73.2, 73, 73, 73.1, 73, 73, 73, 73.3, 73, 73, 73]
+    const samples = rss.map((mbs, i) => sample(i + 1, mbs * 1024))
+    const s = settle(samples, 20, 25)!
+    expect(s.samples).toBe(6)
+    expect(s.memory.rssKiB).toBe(73 * 1024)
+    expect(s.memory.fileKiB).toBe(40_000)
+    expect(s.memory.peakKiB).toBe(90_000)
+    expect(s.settledFromS).toBe(14)
+    // the early read is not in the window
+    expect(settle(samples, 3, 3)!.memory.rssKiB).toBe(82 * 1024)
+  })
+
+  it("has no settled value without samples in the window, and none 'from' when the last one still moves", () => {
+    expect(settle([sample(1, 1000), sample(2, 1000)], 20, 25)).toBeUndefined()
+    const moving = settle([sample(20, 1000), sample(21, 1000), sample(22, 1000), sample(23, 900)], 20, 25)!
+    expect(moving.memory.rssKiB).toBe(1000)
+    expect(moving.settledFromS).toBeUndefined()
   })
 })
