@@ -2,8 +2,11 @@
  * Convergence benchmark: how long after a write is acknowledged does EVERY node hold it?
  *
  * N nodes (the real node services: CounterStore, PeerManager, Gossip, TransportTcp) on TCP
- * loopback (free ports), each on a simulated disk (`WalMemory`: the WAL is not what this
- * measures). Each write increments a counter of its own on one node (round robin), spaced a
+ * loopback (free ports). With one node per process (5 nodes) each node has a real data
+ * directory (`DataDirFile` + `WalFile`, under a temp dir removed afterwards): an ack
+ * includes the WAL's fdatasync. Nodes sharing a process (50 nodes, `--in-process`) run on a
+ * simulated disk (`WalMemory`): 50 WALs fsyncing on one disk would measure the disk, not
+ * the gossip. Each write increments a counter of its own on one node (round robin), spaced a
  * few ms apart; the clock starts when `increment` resolves (the acknowledgement) and stops
  * when the last node has merged that counter's entry (seen on each node's change stream).
  * p50/p99/max over >= 200 writes, for 5 and 50 nodes, with our configuration (eager delta
@@ -27,7 +30,9 @@
 import { fork } from "node:child_process"
 import type { ChildProcess } from "node:child_process"
 import { createServer } from "node:net"
-import { cpus } from "node:os"
+import * as Fs from "node:fs"
+import { cpus, tmpdir } from "node:os"
+import * as Path from "node:path"
 import { monitorEventLoopDelay, PerformanceObserver } from "node:perf_hooks"
 import { fileURLToPath } from "node:url"
 import { Context, Duration, Effect, Layer, Logger, LogLevel, Queue } from "effect"
@@ -38,8 +43,10 @@ import type { HostPort } from "../src/protocol/Message.js"
 import { CounterStore } from "../src/node/CounterStore.js"
 import { Gossip } from "../src/node/Gossip.js"
 import * as NodeRole from "../src/node/NodeRole.js"
+import * as DataDirFile from "../src/storage/DataDirFile.js"
 import * as DataDirMemory from "../src/storage/DataDirMemory.js"
 import * as MemoryDisk from "../src/storage/MemoryDisk.js"
+import * as WalFile from "../src/storage/WalFile.js"
 import * as WalMemory from "../src/storage/WalMemory.js"
 import { Transport } from "../src/transport/Transport.js"
 import * as TransportTcp from "../src/transport/TransportTcp.js"
@@ -98,33 +105,43 @@ export const startTcpCluster = (size: number, config: Partial<NodeConfigShape>) 
   })
 
 /**
+ * Where the nodes keep their data: a simulated disk (`WalMemory`), or a real data directory
+ * per node (`DataDirFile` + `WalFile`: appends are fdatasynced) under this directory.
+ */
+export type Disk = { readonly _tag: "Memory" } | { readonly _tag: "File"; readonly root: string }
+
+/**
  * The nodes at `indices` of the cluster whose gossip addresses are `addrs`, in this
  * process; each knows every other address by `--peers` (nodes of other processes too).
  */
 export const startNodes = (
   addrs: ReadonlyArray<HostPort>,
   indices: ReadonlyArray<number>,
-  config: Partial<NodeConfigShape>
+  config: Partial<NodeConfigShape>,
+  disk: Disk = { _tag: "Memory" }
 ) =>
   Effect.gen(function*() {
     const nodes: Array<TcpNode> = []
     for (const i of indices) {
-      const disk = MemoryDisk.make()
+      const memory = MemoryDisk.make()
+      const dataDir = disk._tag === "File" ? Path.join(disk.root, `node-${i}`) : memory.path
       const nodeConfig = NodeConfig.layer({
         ...config,
         addr: addrs[i]!,
         httpAddr: `127.0.0.1:${20000 + i}`,
         peers: addrs.filter((_, j) => j !== i),
-        dataDir: disk.path
+        dataDir
       })
+      const storage = disk._tag === "File"
+        ? WalFile.layer().pipe(Layer.provideMerge(DataDirFile.layer(dataDir)))
+        : WalMemory.layer(memory).pipe(Layer.provideMerge(DataDirMemory.layer(memory)))
       const layer = NodeRole.layerServices().pipe(
         Layer.provideMerge(
           NodeRole.transportFor((self, c) =>
             TransportTcp.layer({ listen: c.addr as HostPort, self, clusterKey: c.clusterKey })
           )
         ),
-        Layer.provideMerge(WalMemory.layer(disk)),
-        Layer.provideMerge(DataDirMemory.layer(disk)),
+        Layer.provideMerge(storage),
         Layer.provide(nodeConfig)
       )
       const ctx = yield* Layer.build(layer).pipe(Effect.orDie)
@@ -335,6 +352,7 @@ type ToShard =
     readonly indices: ReadonlyArray<number>
     readonly preset: Preset
     readonly heartbeatMs: number | undefined
+    readonly disk: Disk
   }
   | { readonly _tag: "Write"; readonly name: string; readonly node: number }
   | { readonly _tag: "Report" }
@@ -358,7 +376,7 @@ const shard = (
 ) =>
   Effect.gen(function*() {
     const size = init.addrs.length
-    const nodes = yield* startNodes(init.addrs, init.indices, presetConfig(init.preset, init.heartbeatMs))
+    const nodes = yield* startNodes(init.addrs, init.indices, presetConfig(init.preset, init.heartbeatMs), init.disk)
     if (!(yield* awaitConnected(nodes, Duration.seconds(60), size - 1))) {
       return yield* Effect.promise(() => send({ _tag: "Failed", error: "not connected to every node within 60 s" }))
     }
@@ -473,6 +491,8 @@ export const measureSharded = async (options: {
   readonly spacingMs: number
   readonly preset: Preset
   readonly heartbeatMs: number | undefined
+  /** a real data directory per node (file WAL, fdatasync per ack) instead of a simulated disk */
+  readonly fileDisk: boolean
   readonly waitMs: number
   readonly log: (line: string) => void
 }): Promise<ConvergenceRun> => {
@@ -480,6 +500,9 @@ export const measureSharded = async (options: {
   const shards = Math.max(1, Math.min(options.shards, size))
   const startedAt = performance.now()
   const addrs = await freeAddrs(size)
+  // the parent owns the data directories: removed in the finally below, even if a shard was killed
+  const dataRoot = options.fileDisk ? Fs.mkdtempSync(Path.join(tmpdir(), "dcounter-bench-convergence-")) : undefined
+  const disk: Disk = dataRoot === undefined ? { _tag: "Memory" } : { _tag: "File", root: dataRoot }
   const groups = Array.from({ length: shards }, (_, s) => addrs.map((_, i) => i).filter((i) => i % shards === s))
   const acked = new Map<string, number>()
   const waitingAck = new Map<string, () => void>()
@@ -518,7 +541,7 @@ export const measureSharded = async (options: {
       onProgress()
     })
     const exited = new Promise<void>((resolve) => proc.once("exit", () => resolve()))
-    proc.send({ _tag: "Init", addrs, indices, preset: options.preset, heartbeatMs: options.heartbeatMs } satisfies ToShard)
+    proc.send({ _tag: "Init", addrs, indices, preset: options.preset, heartbeatMs: options.heartbeatMs, disk } satisfies ToShard)
     return { proc, indices, exited }
   })
   const anyExited = Promise.race(handles.map((h) => h.exited.then(() => h)))
@@ -613,6 +636,7 @@ export const measureSharded = async (options: {
         clearTimeout(timer)
       })
     )
+    if (dataRoot !== undefined) Fs.rmSync(dataRoot, { recursive: true, force: true })
   }
 }
 
@@ -656,15 +680,18 @@ export const run = async (options: ConvergenceOptions = {}): Promise<ReadonlyArr
       : size <= DEDICATED_MAX
       ? size
       : Math.min(size, options.shards ?? Math.max(2, cpus().length))
+    // one node per process: a real data directory each; nodes sharing a process: a simulated disk
+    const fileDisk = shards === size
     const where = shards === undefined
-      ? "all nodes in one process"
-      : shards === size
-      ? "one process per node"
-      : `nodes spread over ${shards} processes (${Math.ceil(size / shards)} or fewer each)`
+      ? "all nodes in one process, simulated disk (memory WAL)"
+      : fileDisk
+      ? "one process per node, each with a real data dir (file WAL, fdatasync before the ack)"
+      : `nodes spread over ${shards} processes (${Math.ceil(size / shards)} or fewer each), ` +
+        "simulated disk (memory WAL: 50 WALs fsyncing on one disk would measure the disk)"
     const once = (preset: Preset, waitMs: number) =>
       shards === undefined
         ? measure({ size, writes, spacingMs, config: presetConfig(preset, heartbeatMs), waitMs, log })
-        : measureSharded({ size, shards, writes, spacingMs, preset, heartbeatMs, waitMs, log })
+        : measureSharded({ size, shards, writes, spacingMs, preset, heartbeatMs, fileDisk, waitMs, log })
     log(`convergence: ${size} nodes, seed config (no eager push, sync 2 s); ${where}`)
     const seed = await once("seed", 40_000)
     log(`convergence: ${size} nodes, our config (eager push, 2 ms window); ${where}`)
