@@ -368,18 +368,51 @@ const measuredOf = async (r: Running): Promise<Measured> => {
  * Starts one round's processes one after the other, each once the previous one answered
  * /health 200, and leaves them running (idle) with their memory being sampled.
  */
+/**
+ * Starts a discovery server, then a node and a gateway that find it through it, one after
+ * the other, on free loopback ports (`dataDir` holds the node's data directory). `start`
+ * launches one role with its flags (`--role ...`) and resolves once it is healthy.
+ */
+const startRoles = async <A>(
+  dataDir: string,
+  start: (role: Exclude<Role, "baseline">, args: ReadonlyArray<string>, healthUrl: string) => Promise<A>
+): Promise<Record<Exclude<Role, "baseline">, A>> => {
+  const discoveryPort = await freePort()
+  const gossipPort = await freePort()
+  const nodeHttpPort = await freePort()
+  const gatewayPort = await freePort()
+  const discoveryAddr = `127.0.0.1:${discoveryPort}`
+  const discovery = await start("discovery", ["--role", "discovery", "--addr", discoveryAddr], `http://${discoveryAddr}/health`)
+  const node = await start(
+    "node",
+    [
+      "--role", "node",
+      "--addr", `127.0.0.1:${gossipPort}`,
+      "--http-addr", `127.0.0.1:${nodeHttpPort}`,
+      "--discovery", discoveryAddr,
+      "--data-dir", Path.join(dataDir, "node")
+    ],
+    `http://127.0.0.1:${nodeHttpPort}/health`
+  )
+  const gateway = await start(
+    "gateway",
+    ["--role", "gateway", "--addr", `127.0.0.1:${gatewayPort}`, "--discovery", discoveryAddr],
+    `http://127.0.0.1:${gatewayPort}/health`
+  )
+  return { discovery, node, gateway }
+}
+
 const startRound = async (index: number, setup: Setup, started: Started): Promise<Record<Role, Running>> => {
   const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "dcounter-bench-footprint-"))
   started.dirs.push(dir)
   const bin = Path.join(setup.root, "bin", "dcounter.js")
+  /** node flags, an optional CPU profile, then the CLI: what goes before the role's flags */
   const dcounter = (role: Exclude<Role, "baseline">): Array<string> => [
     ...setup.nodeFlags,
     ...(setup.profileDir === undefined
       ? []
       : ["--cpu-prof", `--cpu-prof-dir=${setup.profileDir}`, `--cpu-prof-name=${role}-${index + 1}.cpuprofile`]),
-    bin,
-    "--role",
-    role
+    bin
   ]
   /** Starts one process, waits until /health is 200 and starts sampling its memory. */
   const measure = async (role: Role, args: ReadonlyArray<string>, healthUrl: string): Promise<Running> => {
@@ -391,34 +424,9 @@ const startRound = async (index: number, setup: Setup, started: Started): Promis
     return { startup, samples }
   }
   const basePort = await freePort()
-  const discoveryPort = await freePort()
-  const gossipPort = await freePort()
-  const nodeHttpPort = await freePort()
-  const gatewayPort = await freePort()
-  const discoveryAddr = `127.0.0.1:${discoveryPort}`
   const baseline = await measure("baseline", ["-e", baselineScript(basePort)], `http://127.0.0.1:${basePort}/health`)
-  const discovery = await measure(
-    "discovery",
-    [...dcounter("discovery"), "--addr", discoveryAddr],
-    `http://${discoveryAddr}/health`
-  )
-  const node = await measure(
-    "node",
-    [
-      ...dcounter("node"),
-      "--addr", `127.0.0.1:${gossipPort}`,
-      "--http-addr", `127.0.0.1:${nodeHttpPort}`,
-      "--discovery", discoveryAddr,
-      "--data-dir", Path.join(dir, "node")
-    ],
-    `http://127.0.0.1:${nodeHttpPort}/health`
-  )
-  const gateway = await measure(
-    "gateway",
-    [...dcounter("gateway"), "--addr", `127.0.0.1:${gatewayPort}`, "--discovery", discoveryAddr],
-    `http://127.0.0.1:${gatewayPort}/health`
-  )
-  return { baseline, discovery, node, gateway }
+  const roles = await startRoles(dir, (role, args, healthUrl) => measure(role, [...dcounter(role), ...args], healthUrl))
+  return { baseline, ...roles }
 }
 
 /** Stops every started process (in reverse start order) and removes the temp dirs. */
@@ -654,29 +662,8 @@ const startBreakdown = async (
     // wrapped: an awaited promise of a promise would wait for the report too
     return { report: measured }
   }
-  const discoveryPort = await freePort()
-  const gossipPort = await freePort()
-  const nodeHttpPort = await freePort()
-  const gatewayPort = await freePort()
-  const discoveryAddr = `127.0.0.1:${discoveryPort}`
-  const discovery = await start("discovery", ["--role", "discovery", "--addr", discoveryAddr], `http://${discoveryAddr}/health`)
-  const node = await start(
-    "node",
-    [
-      "--role", "node",
-      "--addr", `127.0.0.1:${gossipPort}`,
-      "--http-addr", `127.0.0.1:${nodeHttpPort}`,
-      "--discovery", discoveryAddr,
-      "--data-dir", Path.join(dir, "node")
-    ],
-    `http://127.0.0.1:${nodeHttpPort}/health`
-  )
-  const gateway = await start(
-    "gateway",
-    ["--role", "gateway", "--addr", `127.0.0.1:${gatewayPort}`, "--discovery", discoveryAddr],
-    `http://127.0.0.1:${gatewayPort}/health`
-  )
-  return { discovery: discovery.report, node: node.report, gateway: gateway.report }
+  const roles = await startRoles(dir, start)
+  return { discovery: roles.discovery.report, node: roles.node.report, gateway: roles.gateway.report }
 }
 
 // ---------------------------------------------------------------------------------------
