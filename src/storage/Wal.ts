@@ -1,11 +1,11 @@
 /**
- * The write-ahead log port. `append` is durable when it resolves (written and fdatasynced,
- * group-committed with concurrent appends); `appendLazy` is for merged remote state, made
- * durable within a short flush interval. Recovery (snapshot + replay) happens when the
- * layer is built; `recovered` is its result. Implementations: `WalFile.layer` and
- * `WalMemory.layer` (see those modules).
+ * The write-ahead log port. `append` (and `offer`, its callback form) is durable when it
+ * resolves (written and fdatasynced, group-committed with concurrent appends);
+ * `appendLazy` is for merged remote state, made durable within a short flush interval.
+ * Recovery (snapshot + replay) happens when the layer is built; `recovered` is its result.
+ * Implementations: `WalFile.layer` and `WalMemory.layer` (see those modules).
  */
-import type { Effect } from "effect"
+import type { Effect, Exit } from "effect"
 import { Context, Data } from "effect"
 import type { Entry } from "../crdt/Entry.js"
 
@@ -39,8 +39,19 @@ export class Wal extends Context.Tag("dcounter/Wal")<
   {
     /** The state recovered at start: latest snapshot plus every later record. */
     readonly recovered: ReadonlyArray<Entry>
-    /** Durable append: resolves after the entries are written and fdatasynced. */
+    /**
+     * Durable append: resolves after the entries are written and fdatasynced. Appends are
+     * durable in the order they were made, and a failed write fails every append waiting
+     * behind it as well: a caller may build an append on entries of one still in flight
+     * (totals that include it) without that append ever being durable on its own.
+     */
     readonly append: (entries: ReadonlyArray<Entry>) => Effect.Effect<void, WalError>
+    /**
+     * `append` at the callback level, for callers that need no fiber to wait (the node's
+     * write path): `resume` is called once, when the entries are durable or have failed
+     * (at once when the WAL is closed; possibly before `offer` returns).
+     */
+    readonly offer: (entries: ReadonlyArray<Entry>, resume: (exit: Exit.Exit<void, WalError>) => void) => void
     /** Coalesced append for merged remote state: durable within the flush interval. */
     readonly appendLazy: (entries: ReadonlyArray<Entry>) => Effect.Effect<void, WalError>
     /** Makes everything appended so far durable. */

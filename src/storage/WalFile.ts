@@ -59,6 +59,12 @@ export interface WalFileOptions {
   readonly snapshotEveryRecords?: number
   /** ...or after this long with at least one record, whichever comes first (default 10 minutes). */
   readonly snapshotInterval?: Duration.DurationInput
+  /**
+   * Zeros written ahead of the records whenever they reach the end of the file (default
+   * 1 MiB, at most `segmentBytes`): an fdatasync of a record written over them needs no
+   * file-size update, so no journal commit, which made it about 2x faster on ext4 here.
+   */
+  readonly preallocateBytes?: number
   /** Appends waiting for the committer before `append` itself waits (default 16,384). */
   readonly maxPendingAppends?: number
   /** Overrides of file operations, for fault-injection tests. */
@@ -68,6 +74,7 @@ export interface WalFileOptions {
 export const defaults = {
   segmentBytes: 64 * 1024 * 1024,
   maxRecordBytes: 1024 * 1024,
+  preallocateBytes: 1024 * 1024,
   flushInterval: Duration.millis(50),
   snapshotEveryRecords: 100_000,
   snapshotInterval: Duration.minutes(10),
@@ -115,6 +122,8 @@ interface Segment {
   readonly fd: number
   /** Where the next record goes: the end of the last durable record. */
   size: number
+  /** The file's length: records up to `size`, zeros after it (preallocated). */
+  allocated: number
 }
 
 /** Recovery: reads the WAL directory into `fold`; returns the segment to append to. */
@@ -166,21 +175,21 @@ const recover = Effect.fn("WalFile.recover")(function*(dataDir: string, walDir: 
         fs.writeSync(fd, SEGMENT_MAGIC, 0, MAGIC_BYTES, 0)
         fs.fdatasyncSync(fd)
         fsyncDir(walDir)
-        return { seq, fd, size: MAGIC_BYTES }
+        return { seq, fd, size: MAGIC_BYTES, allocated: MAGIC_BYTES }
       }
       const fd = fs.openSync(path.join(walDir, last.file), "r+")
       if (last.validEnd < MAGIC_BYTES) {
         fs.ftruncateSync(fd, 0)
         fs.writeSync(fd, SEGMENT_MAGIC, 0, MAGIC_BYTES, 0)
         fs.fdatasyncSync(fd)
-        return { seq: last.seq, fd, size: MAGIC_BYTES }
+        return { seq: last.seq, fd, size: MAGIC_BYTES, allocated: MAGIC_BYTES }
       }
       if (last.size > last.validEnd) {
         fs.ftruncateSync(fd, last.validEnd)
         fs.fdatasyncSync(fd)
       }
       if (leftovers.length > 0) fsyncDir(walDir)
-      return { seq: last.seq, fd, size: last.validEnd }
+      return { seq: last.seq, fd, size: last.validEnd, allocated: last.validEnd }
     },
     catch: walError(`cannot open the WAL in ${walDir}`)
   })
@@ -204,6 +213,8 @@ export const make = (options: WalFileOptions = {}) =>
       Math.max(MAX_ENTRY_BYTES + 1, options.maxRecordBytes ?? defaults.maxRecordBytes)
     )
     const flushInterval = Duration.decode(options.flushInterval ?? defaults.flushInterval)
+    const clock = yield* Effect.clock
+    const zeros = Buffer.alloc(Math.max(0, Math.min(segmentBytes, options.preallocateBytes ?? defaults.preallocateBytes)))
     const snapshotEveryRecords = Math.max(1, options.snapshotEveryRecords ?? defaults.snapshotEveryRecords)
     const snapshotIntervalMs = Duration.toMillis(options.snapshotInterval ?? defaults.snapshotInterval)
 
@@ -241,17 +252,39 @@ export const make = (options: WalFileOptions = {}) =>
 
     const call = <A>(what: string, f: () => Promise<A>) =>
       Effect.tryPromise({ try: f, catch: walError(`${what} (${walDir})`) })
+    const callSync = <A>(what: string, f: () => A) => Effect.try({ try: f, catch: walError(`${what} (${walDir})`) })
 
-    const datasync = (fd: number) =>
-      Effect.gen(function*() {
-        const t0 = performance.now()
-        yield* call("fdatasync failed", () => io.datasync(fd))
-        const seconds = (performance.now() - t0) / 1000
-        syncs++
-        if (syncSeconds.length < WalMetrics.SYNC_SECONDS_KEPT) syncSeconds.push(seconds)
-        else syncSeconds[syncIndex++ % WalMetrics.SYNC_SECONDS_KEPT] = seconds
-        yield* Metric.update(WalMetrics.fsyncSeconds, seconds)
-      })
+    /** Counts an fdatasync started at `t0` (performance.now()) that just succeeded. */
+    const synced = (t0: number): void => {
+      const seconds = (performance.now() - t0) / 1000
+      syncs++
+      if (syncSeconds.length < WalMetrics.SYNC_SECONDS_KEPT) syncSeconds.push(seconds)
+      else syncSeconds[syncIndex++ % WalMetrics.SYNC_SECONDS_KEPT] = seconds
+      WalMetrics.fsyncSeconds.unsafeUpdate(seconds, [])
+    }
+
+    /**
+     * Starts an fdatasync of `fd` now; the effect waits for it. The promise never rejects
+     * (it settles with the error), so nothing is unhandled while the committer is busy
+     * settling the previous batch.
+     */
+    const startDatasync = (fd: number): Effect.Effect<void, WalError> => {
+      const t0 = performance.now()
+      const done = io.datasync(fd).then(
+        () => undefined,
+        (e: unknown) => walError(`fdatasync failed (${walDir})`)(e)
+      )
+      return Effect.promise(() => done).pipe(
+        Effect.flatMap((error) => {
+          if (error !== undefined) return Effect.fail(error)
+          synced(t0)
+          return Effect.void
+        })
+      )
+    }
+
+    /** fdatasync of `fd`, timed. */
+    const datasync = (fd: number) => Effect.suspend(() => startDatasync(fd))
 
     /** Closes the current segment and starts the next (file, header, fdatasync, directory fsync). */
     const rotate = Effect.gen(function*() {
@@ -259,81 +292,263 @@ export const make = (options: WalFileOptions = {}) =>
       const file = path.join(walDir, WalDir.segmentFile(seq))
       const fd = yield* call(`cannot create WAL segment ${file}`, () => io.open(file, "w+"))
       yield* Effect.gen(function*() {
-        yield* call(`cannot write WAL segment ${file}`, () => io.write(fd, SEGMENT_MAGIC, 0))
+        yield* callSync(`cannot write WAL segment ${file}`, () => io.write(fd, SEGMENT_MAGIC, 0))
         yield* datasync(fd)
         yield* call(`cannot sync WAL directory ${walDir}`, () => io.syncDir(walDir))
       }).pipe(Effect.tapError(() => Effect.promise(() => io.close(fd).catch(() => undefined))))
       const old = segment
-      segment = { seq, fd, size: MAGIC_BYTES }
+      segment = { seq, fd, size: MAGIC_BYTES, allocated: MAGIC_BYTES }
       dirty = false
       yield* call(`cannot close WAL segment ${old.seq}`, () => io.close(old.fd)).pipe(
         Effect.catchAll((e) => Effect.logWarning(e.message))
       )
     })
 
-    /** Writes `entries` durably: one record per write+fdatasync. All or nothing. */
-    const writeDurably = (entries: ReadonlyArray<Entry>) =>
+    /** The most entries one record holds. */
+    const perRecord = Math.max(1, Math.floor((maxRecordBytes - 1) / MAX_ENTRY_BYTES))
+
+    /** Cuts a failed batch's bytes (`dirty`) back off the segment, durably. */
+    const cutBackFailed = Effect.suspend(() => {
+      if (!dirty) return Effect.void
+      return Effect.gen(function*() {
+        yield* call("cannot cut back a failed write", () => io.truncate(segment.fd, segment.size))
+        segment.allocated = segment.size
+        yield* datasync(segment.fd)
+        dirty = false
+      })
+    })
+
+    /**
+     * Writes `entries` durably, one record per write+fdatasync, all or nothing. Every record
+     * but the last is synced here; the last one's fdatasync is started and the returned
+     * effect waits for it, so the committer can settle the previous batch meanwhile.
+     */
+    const beginDurable = (entries: ReadonlyArray<Entry>) =>
       Effect.gen(function*() {
-        if (dirty) {
-          yield* call("cannot cut back a failed write", () => io.truncate(segment.fd, segment.size))
-          yield* datasync(segment.fd)
-          dirty = false
-        }
+        yield* cutBackFailed
         if (segment.size >= segmentBytes) yield* rotate
         const start = segment.size
-        const perRecord = Math.max(1, Math.floor((maxRecordBytes - 1) / MAX_ENTRY_BYTES))
+        const cutBack = () => {
+          // cut the batch's records back off before the next write (see `dirty`)
+          segment.size = start
+          dirty = true
+        }
         let position = start
         let written = 0
+        let lastSync: Effect.Effect<void, WalError> = Effect.void
         yield* Effect.gen(function*() {
           for (let i = 0; i < entries.length; i += perRecord) {
+            yield* lastSync
             const bytes = encodeEntries(entries.slice(i, i + perRecord), maxRecordBytes)
             dirty = true
-            yield* call("write failed", () => io.write(segment.fd, bytes, position))
-            yield* datasync(segment.fd)
+            yield* callSync("write failed", () => io.write(segment.fd, bytes, position))
             position += bytes.length
+            if (position > segment.allocated && zeros.length > 0) {
+              // extend past the record; the record's fdatasync makes the zeros durable too
+              yield* callSync("write failed", () => io.write(segment.fd, zeros, position))
+              segment.allocated = position + zeros.length
+            }
+            segment.allocated = Math.max(segment.allocated, position)
+            lastSync = startDatasync(segment.fd)
             written++
           }
-        }).pipe(
-          Effect.tapError(() =>
-            // cut the batch's records back off before the next write (see `dirty`)
-            Effect.sync(() => {
-              segment.size = start
-              dirty = true
-            })
-          )
+        }).pipe(Effect.tapError(() => Effect.sync(cutBack)))
+        return lastSync.pipe(
+          Effect.tapError(() => Effect.sync(cutBack)),
+          Effect.zipRight(Effect.sync(() => {
+            segment.size = position
+            dirty = false
+            records += written
+            recordsSinceSnapshot += written
+            bytesWritten += position - start
+            WalMetrics.bytesTotal.unsafeUpdate(position - start, [])
+          }))
         )
-        segment.size = position
-        dirty = false
-        records += written
-        recordsSinceSnapshot += written
-        bytesWritten += position - start
-        yield* Metric.incrementBy(WalMetrics.bytesTotal, position - start)
       })
 
-    const commit = (batch: ReadonlyArray<Caller>) =>
-      Effect.gen(function*() {
-        const coalescer = new Coalescer()
-        let appendCount = 0
-        for (const p of batch) {
-          coalescer.add(p.item.entries)
-          appendCount += p.item.appends
+    /** A batch taken from the batcher: its callers and the entries to write for them. */
+    interface Batch {
+      readonly callers: ReadonlyArray<Caller>
+      /** the callers' entries and the pending lazy state, coalesced */
+      readonly entries: ReadonlyArray<Entry>
+      /** the lazily appended entries it carries (given back to `lazy` if it fails) */
+      readonly lazyEntries: ReadonlyArray<Entry>
+      readonly appendCount: number
+    }
+
+    /** Callers taken from the batcher whose outcome is not settled yet (failed on interrupt). */
+    let unsettled: Array<Caller> = []
+
+    /** Takes everything queued, with the pending lazy state; undefined if nothing is queued. */
+    const takeBatch = (callers: ReadonlyArray<Caller> = batcher.takeNow()): Batch | undefined => {
+      if (callers.length === 0) return undefined
+      unsettled = [...callers]
+      const coalescer = new Coalescer()
+      let appendCount = 0
+      for (const p of callers) {
+        coalescer.add(p.item.entries)
+        appendCount += p.item.appends
+      }
+      const lazyEntries = lazy.take()
+      coalescer.add(lazyEntries)
+      return { callers, entries: coalescer.take(), lazyEntries, appendCount }
+    }
+
+    /** The batch is durable: into the fold and the counters (its callers are answered apart). */
+    const committed = (batch: Batch): void => {
+      fold.apply(batch.entries)
+      appends += batch.appendCount
+      WalMetrics.appendsTotal.unsafeUpdate(batch.appendCount, [])
+      if (batch.appendCount > 0) WalMetrics.groupCommitSize.unsafeUpdate(batch.appendCount, [])
+    }
+
+    const answer = (callers: ReadonlyArray<Caller>): void => {
+      for (const p of callers) p.resume(Exit.void)
+    }
+
+    /** Fails the batch and every append queued behind it (see `Wal.append`). */
+    const failAll = (batch: Batch, error: WalError): void => {
+      lazy.add(batch.lazyEntries)
+      const failure = Exit.fail(error)
+      const failed = [...unsettled, ...batcher.drain()]
+      unsettled = []
+      for (const p of failed) p.resume(failure)
+    }
+
+    // at once after a failure, not at the next write: a restart must not find the failed
+    // records (if the disk refuses this too, the next write tries again, and so does close)
+    const cutBackNow = cutBackFailed.pipe(
+      Effect.catchAll((e) => Effect.logWarning(`WAL: ${e.message}; will retry before the next write`))
+    )
+
+    /** The callback-level path takes it: one record, and no cut-back or rotation first. */
+    const fitsFastPath = (batch: Batch): boolean =>
+      batch.entries.length > 0 && batch.entries.length <= perRecord && !dirty && segment.size < segmentBytes
+
+    /** Bumped by every write: a late completion of an abandoned write leaves the segment alone. */
+    let writeToken = 0
+
+    /**
+     * Writes a one-record batch (see `fitsFastPath`) with plain callbacks: the record (and
+     * zeros past it when it reaches the end of the file), then its fdatasync; `done` gets
+     * the outcome. All or nothing, like `beginDurable`.
+     */
+    const writeFast = (batch: Batch, done: (error: WalError | undefined) => void): void => {
+      const token = ++writeToken
+      const fd = segment.fd
+      const start = segment.size
+      const bytes = encodeEntries(batch.entries, maxRecordBytes)
+      const end = start + bytes.length
+      const extend = end > segment.allocated && zeros.length > 0
+      dirty = true
+      try {
+        io.write(fd, bytes, start)
+        if (extend) io.write(fd, zeros, end)
+      } catch (e) {
+        // (dirty stays set: the bytes past segment.size are cut before the next write)
+        return done(walError(`write failed (${walDir})`)(e))
+      }
+      segment.allocated = Math.max(segment.allocated, extend ? end + zeros.length : end)
+      const t0 = performance.now()
+      io.datasync(fd).then(
+        () => {
+          synced(t0)
+          if (token === writeToken) {
+            segment.size = end
+            dirty = false
+            records++
+            recordsSinceSnapshot++
+            bytesWritten += bytes.length
+            WalMetrics.bytesTotal.unsafeUpdate(bytes.length, [])
+          }
+          done(undefined)
+        },
+        (e: unknown) => done(walError(`fdatasync failed (${walDir})`)(e))
+      )
+    }
+
+    /**
+     * The pipelined commit at the callback level, with no fiber step per batch: when a batch
+     * is durable, everything queued meanwhile is coalesced and its write + fdatasync begun
+     * BEFORE the durable batch's callers are answered, so the disk works while they are.
+     * (The same loop as Effect steps promoted each request's objects to the old generation:
+     * 2-3 MB per scavenge, and 12 % of the CPU in the collector.) Resumes the committer with
+     * the next batch when it needs the general path (a failure's cut-back, a rotation,
+     * several records, a snapshot), or with undefined once nothing is queued.
+     */
+    const pipeline = (first: Batch) =>
+      Effect.async<Batch | undefined>((resume) => {
+        let ended = false
+        const end = (next: Effect.Effect<Batch | undefined>) => {
+          ended = true
+          resume(next)
         }
-        const lazyEntries = lazy.take()
-        coalescer.add(lazyEntries)
-        const entries = coalescer.take()
-        const result = yield* Effect.either(entries.length === 0 ? Effect.void : writeDurably(entries))
-        if (result._tag === "Left") {
-          lazy.add(lazyEntries)
-          const failure = Exit.fail(result.left)
-          for (const p of batch) p.resume(failure)
-          return
+        const run = (batch: Batch): void =>
+          writeFast(batch, (error) => {
+            if (ended) return
+            try {
+              settle(batch, error)
+            } catch (defect) {
+              end(Effect.die(defect))
+            }
+          })
+        const settle = (batch: Batch, error: WalError | undefined): void => {
+          if (error !== undefined) {
+            failAll(batch, error)
+            return end(Effect.as(cutBackNow, undefined))
+          }
+          committed(batch)
+          unsettled = []
+          if (snapshotDueNow()) {
+            // a snapshot starts a new segment: nothing may be in flight on this one
+            answer(batch.callers)
+            return end(Effect.zipRight(maybeSnapshot, Effect.sync(() => takeBatch())))
+          }
+          const next = takeBatch()
+          if (next === undefined || !fitsFastPath(next)) {
+            answer(batch.callers)
+            return end(Effect.succeed(next))
+          }
+          run(next)
+          answer(batch.callers)
         }
-        fold.apply(entries)
-        appends += appendCount
-        yield* Metric.incrementBy(WalMetrics.appendsTotal, appendCount)
-        for (const p of batch) p.resume(Exit.void)
-        yield* maybeSnapshot
+        run(first)
+        return Effect.sync(() => {
+          ended = true
+        })
       })
+
+    /**
+     * One run of the committer, from the first batch until nothing is queued: the callback
+     * path (`pipeline`) while batches fit it, the general one (empty flushes, cut-backs,
+     * rotations, several records) a batch at a time otherwise.
+     */
+    const commitFrom = (first: ReadonlyArray<Caller>) =>
+      Effect.gen(function*() {
+        let batch = takeBatch(first)
+        while (batch !== undefined) {
+          if (fitsFastPath(batch)) {
+            batch = yield* pipeline(batch)
+            continue
+          }
+          const result = yield* Effect.either(batch.entries.length === 0 ? Effect.void : Effect.flatten(beginDurable(batch.entries)))
+          if (result._tag === "Left") {
+            failAll(batch, result.left)
+            return yield* cutBackNow
+          }
+          committed(batch)
+          unsettled = []
+          answer(batch.callers)
+          yield* maybeSnapshot
+          batch = takeBatch()
+        }
+      })
+
+    /** After a defect or an interrupt: no write in flight is trusted; cut back before the next. */
+    const abandonWrites = (): void => {
+      writeToken++
+      dirty = true
+    }
 
     const writeSnapshot = (seq: number, state: ReadonlyArray<Entry>) =>
       Effect.gen(function*() {
@@ -342,19 +557,19 @@ export const make = (options: WalFileOptions = {}) =>
         const fd = yield* call(`cannot create snapshot ${tmp}`, () => io.open(tmp, "w"))
         let bytes = 0
         yield* Effect.gen(function*() {
-          yield* call("snapshot write failed", () => io.write(fd, SNAPSHOT_MAGIC, 0))
+          yield* callSync("snapshot write failed", () => io.write(fd, SNAPSHOT_MAGIC, 0))
           bytes = MAGIC_BYTES
           const perWrite = Math.max(1, Math.floor(maxRecordBytes / 64))
           for (let i = 0; i < state.length; i += perWrite) {
             const chunk = encodeEntries(state.slice(i, i + perWrite), maxRecordBytes)
             const at = bytes
-            yield* call("snapshot write failed", () => io.write(fd, chunk, at))
+            yield* callSync("snapshot write failed", () => io.write(fd, chunk, at))
             bytes += chunk.length
             yield* Effect.yieldNow()
           }
           const end = encodeSnapshotEnd(state.length, seq)
           const at = bytes
-          yield* call("snapshot write failed", () => io.write(fd, end, at))
+          yield* callSync("snapshot write failed", () => io.write(fd, end, at))
           bytes += end.length
           yield* call("snapshot fsync failed", () => io.fsync(fd))
         }).pipe(
@@ -377,12 +592,17 @@ export const make = (options: WalFileOptions = {}) =>
         yield* Effect.logDebug(`WAL snapshot ${WalDir.snapshotFile(seq)}: ${state.length} entries, ${bytes} bytes; deleted ${obsolete.length} files`)
       })
 
+    /** Whether a snapshot should start now. */
+    const snapshotDueNow = (): boolean => {
+      const now = clock.unsafeCurrentTimeMillis()
+      return snapshotFiber === undefined && recordsSinceSnapshot > 0 && now >= nextSnapshotNotBefore &&
+        (recordsSinceSnapshot >= snapshotEveryRecords || now - lastSnapshotAt >= snapshotIntervalMs)
+    }
+
     /** Starts a snapshot when due: a new segment now, the state written in the background. */
     const maybeSnapshot = Effect.gen(function*() {
-      if (snapshotFiber !== undefined || recordsSinceSnapshot === 0) return
+      if (!snapshotDueNow()) return
       const now = yield* Clock.currentTimeMillis
-      if (now < nextSnapshotNotBefore) return
-      if (recordsSinceSnapshot < snapshotEveryRecords && now - lastSnapshotAt < snapshotIntervalMs) return
       const rotated = yield* Effect.either(rotate)
       if (rotated._tag === "Left") {
         nextSnapshotNotBefore = now + Duration.toMillis(SNAPSHOT_RETRY)
@@ -409,21 +629,27 @@ export const make = (options: WalFileOptions = {}) =>
 
     const closedError = () => new WalError({ reason: "Closed", message: `the WAL in ${walDir} is closed` })
 
-    // the committer: one batch at a time, everything queued meanwhile is the next batch
+    // the committer: one write+fdatasync at a time, everything queued meanwhile is the next batch
     const committer = yield* batcher.next.pipe(
       Effect.flatMap((batch) =>
-        commit(batch).pipe(
+        commitFrom(batch).pipe(
           Effect.catchAllCause((cause) =>
             Effect.gen(function*() {
               yield* Effect.logError("WAL committer failed on a batch", cause)
+              abandonWrites()
               const error = Exit.fail(new WalError({ reason: "Io", message: "internal error in the WAL committer", cause }))
-              for (const p of batch) p.resume(error)
+              const failed = [...unsettled, ...batcher.drain()]
+              unsettled = []
+              for (const p of failed) p.resume(error)
             })
           ),
           Effect.onInterrupt(() =>
             Effect.sync(() => {
+              abandonWrites()
               const error = Exit.fail(closedError())
-              for (const p of batch) p.resume(error)
+              const failed = unsettled
+              unsettled = []
+              for (const p of failed) p.resume(error)
             })
           )
         )
@@ -480,6 +706,9 @@ export const make = (options: WalFileOptions = {}) =>
         const flushed = yield* submit([], 0).pipe(Effect.timeout(CLOSE_TIMEOUT), Effect.either)
         if (flushed._tag === "Left") yield* Effect.logError("WAL flush on close failed", flushed.left)
         yield* Fiber.interrupt(committer)
+        yield* cutBackFailed.pipe(
+          Effect.catchAll((e) => Effect.logError(`WAL: ${e.message}; a failed append may be replayed at the next start`))
+        )
         if (snapshotFiber !== undefined) {
           yield* Fiber.join(snapshotFiber).pipe(Effect.timeout(CLOSE_TIMEOUT), Effect.ignore)
         }
@@ -503,6 +732,14 @@ export const make = (options: WalFileOptions = {}) =>
     return Wal.of({
       recovered,
       append: (entries) => enqueue(entries, 1),
+      offer: (entries, resume) => {
+        if (closed) return resume(Exit.fail(closedError()))
+        for (const e of entries) {
+          const why = invalidEntry(e)
+          if (why !== undefined) return resume(Exit.die(new Error(`Wal.offer: ${why}`)))
+        }
+        batcher.offer({ entries, appends: 1 }, resume)
+      },
       appendLazy: (entries) =>
         Effect.suspend(() => {
           if (closed) return Effect.fail(closedError())

@@ -5,7 +5,7 @@
  * this incarnation fail every call with `WalError` reason `Closed`; `disk.failWith(r)`
  * makes appends fail with reason `r`.
  */
-import { Duration, Effect, Layer, Metric, Queue } from "effect"
+import { Duration, Effect, Exit, Layer, Queue } from "effect"
 import type { Entry } from "../crdt/Entry.js"
 import { Coalescer, coalesce } from "./internal/Coalescer.js"
 import type { MemoryDisk } from "./MemoryDisk.js"
@@ -44,19 +44,25 @@ export const make = (disk: MemoryDisk, options: WalMemoryOptions = {}) =>
       return undefined
     }
 
-    /** One "write + fdatasync" of a batch: all or nothing. */
+    /** One "write + fdatasync" of a batch, at once: all or nothing; the error if it failed. */
+    const writeNow = (entries: ReadonlyArray<Entry>, appendCount: number): WalError | undefined => {
+      const error = failure()
+      if (error !== undefined) return error
+      if (entries.length > 0) {
+        disk.state.apply(entries)
+        disk.records++
+        records++
+      }
+      syncs++
+      appends += appendCount
+      WalMetrics.appendsTotal.unsafeUpdate(appendCount, [])
+      if (appendCount > 0) WalMetrics.groupCommitSize.unsafeUpdate(appendCount, [])
+      return undefined
+    }
     const write = (entries: ReadonlyArray<Entry>, appendCount: number) =>
       Effect.suspend(() => {
-        const error = failure()
-        if (error !== undefined) return Effect.fail(error)
-        if (entries.length > 0) {
-          disk.state.apply(entries)
-          disk.records++
-          records++
-        }
-        syncs++
-        appends += appendCount
-        return Metric.incrementBy(WalMetrics.appendsTotal, appendCount)
+        const error = writeNow(entries, appendCount)
+        return error === undefined ? Effect.void : Effect.fail(error)
       })
 
     const signal = yield* Queue.dropping<void>(1)
@@ -103,6 +109,10 @@ export const make = (disk: MemoryDisk, options: WalMemoryOptions = {}) =>
     return Wal.of({
       recovered,
       append: (entries) => write(coalesce(entries), 1),
+      offer: (entries, resume) => {
+        const error = writeNow(coalesce(entries), 1)
+        resume(error === undefined ? Exit.void : Exit.fail(error))
+      },
       appendLazy: (entries) =>
         Effect.suspend(() => {
           if (!alive()) return Effect.fail(new WalError({ reason: "Closed", message: faultMessages.Closed }))

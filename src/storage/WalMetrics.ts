@@ -2,9 +2,17 @@
  * The WAL's Prometheus metrics, shared by every `Wal` implementation:
  * `dcounter_wal_fsync_seconds` (histogram of fdatasync durations),
  * `dcounter_wal_appends_total` (appends made durable) and `dcounter_wal_bytes_total`
- * (bytes written to segments and snapshots).
+ * (bytes written to segments and snapshots), `dcounter_commit_batch_size` (appends per
+ * write + fdatasync).
  */
 import { Metric, MetricBoundaries } from "effect"
+
+/** Kept under the name it had when the node batched its writes itself. */
+export const groupCommitSize = Metric.histogram(
+  "dcounter_commit_batch_size",
+  MetricBoundaries.fromIterable([1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]),
+  "Appends (each local write is one) made durable by one write + fdatasync (group commit)"
+)
 
 export const fsyncSeconds = Metric.histogram(
   "dcounter_wal_fsync_seconds",

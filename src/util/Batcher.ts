@@ -8,7 +8,9 @@
  * `offer(item, resume)` hands an item over with the callback that receives its result (no
  * fiber needed: `ApiServer` answers a request straight from it); `submit(item)` is the
  * same as an Effect that waits. `next` gives the committer everything offered so far (at
- * least one item, at most `maxBatch`). At most `capacity` items are pending for the
+ * least one item, at most `maxBatch`); `takeNow()` what is there without waiting (a
+ * pipelined committer starts the next batch before it settles the last). At most
+ * `capacity` items are pending for the
  * committer; items beyond that wait, parked, for room (a bounded queue whose offerers
  * wait, like `Queue.bounded`).
  *
@@ -63,6 +65,11 @@ export class Batcher<T, A, E> {
       this.wake = undefined
     })
   })
+
+  /** For the committer: takes what is pending now, up to `maxBatch`, without waiting (may be empty). */
+  takeNow(): Array<Waiter<T, A, E>> {
+    return this.pending.length === 0 ? [] : this.take()
+  }
 
   /** Everything not yet taken (on close: the caller fails them). */
   drain(): Array<Waiter<T, A, E>> {

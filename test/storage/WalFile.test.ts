@@ -111,12 +111,14 @@ describe("WalFile on a failing disk", () => {
       let fault: "ENOSPC" | "EIO" | "EROFS" | undefined
       const io: Partial<FileIo> = {
         // a full disk takes part of the write, then fails; a read-only one takes nothing
-        write: (fd, buf, position) =>
-          fault === "ENOSPC"
-            ? nodeIo.write(fd, buf.subarray(0, buf.length >> 1), position).then(() => Promise.reject(failure("ENOSPC")))
-            : fault === "EROFS"
-            ? Promise.reject(failure("EROFS"))
-            : nodeIo.write(fd, buf, position),
+        write: (fd, buf, position) => {
+          if (fault === "ENOSPC") {
+            nodeIo.write(fd, buf.subarray(0, buf.length >> 1), position)
+            throw failure("ENOSPC")
+          }
+          if (fault === "EROFS") throw failure("EROFS")
+          nodeIo.write(fd, buf, position)
+        },
         datasync: (fd) => (fault === "EIO" ? Promise.reject(failure("EIO")) : nodeIo.datasync(fd)),
         open: (file, flags) => (fault === "EROFS" ? Promise.reject(failure("EROFS")) : nodeIo.open(file, flags))
       }

@@ -4,7 +4,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import type { Entry } from "../../src/crdt/Entry.js"
 import * as WalTool from "../../src/storage/WalTool.js"
-import { digest, entry, open, close, recordStarts, tempDir, walDir, walFiles, withWal } from "./walTestKit.js"
+import { digest, entry, open, close, recordStarts, recordsEnd, tempDir, walDir, walFiles, withWal } from "./walTestKit.js"
 
 /** Nine records of one entry each over three segments of three records. */
 const threeSegments = (dir: string) =>
@@ -82,8 +82,7 @@ describe("WalTool", () => {
       const dir = yield* tempDir
       const { appended, replicaId, segments } = yield* threeSegments(dir)
       const file = path.join(walDir(dir), segments[2]!)
-      const size = fs.statSync(file).size
-      fs.truncateSync(file, size - 2)
+      fs.truncateSync(file, recordsEnd(file) - 2)
       const checked = yield* WalTool.check(dir)
       expect(checked.status).toBe("torn-tail")
       expect(WalTool.exitCode(checked)).toBe(0)

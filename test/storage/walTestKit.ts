@@ -58,11 +58,23 @@ export const recordStarts = (bytes: Buffer): Array<number> => {
   let offset = Record.MAGIC_BYTES
   while (offset < bytes.length) {
     const r = Record.readRecord(bytes, offset)
+    // zeros to the end: the space WalFile preallocates after its records
+    if (!Record.isRecord(r) && bytes.subarray(offset).every((b) => b === 0)) break
     if (!Record.isRecord(r)) throw new Error(`not a record at ${offset}: ${r.why}`)
     starts.push(offset)
     offset = r.end
   }
   return starts
+}
+
+/** The end of the last record of a segment file: where the zeros preallocated after it begin. */
+export const recordsEnd = (file: string): number => {
+  const bytes = fs.readFileSync(file)
+  const last = recordStarts(bytes).at(-1)
+  if (last === undefined) return Record.MAGIC_BYTES
+  const r = Record.readRecord(bytes, last)
+  if (!Record.isRecord(r)) throw new Error(`not a record at ${last}`)
+  return r.end
 }
 
 /** Runs an effect collecting its log messages (at every level). */

@@ -1,14 +1,14 @@
 /**
- * The file operations the WAL's write path uses, as Promise functions over file
- * descriptors. `WalFile` takes overrides (`WalFileOptions.io`) so tests can inject disk
+ * The file operations the WAL's write path uses, over file descriptors: Promise functions,
+ * but for the synchronous `write`. `WalFile` takes overrides (`WalFileOptions.io`) so tests can inject disk
  * failures (ENOSPC on write, EIO on fdatasync, EROFS on open) into a real WAL.
  */
 import * as fs from "node:fs"
 
 export interface FileIo {
   readonly open: (file: string, flags: string) => Promise<number>
-  /** Writes all of `buf` at `position` (loops over short writes). */
-  readonly write: (fd: number, buf: Uint8Array, position: number) => Promise<void>
+  /** Writes all of `buf` at `position` (loops over short writes); synchronous, throws on failure. */
+  readonly write: (fd: number, buf: Uint8Array, position: number) => void
   readonly datasync: (fd: number) => Promise<void>
   readonly fsync: (fd: number) => Promise<void>
   readonly truncate: (fd: number, length: number) => Promise<void>
@@ -25,16 +25,12 @@ const done = (resolve: () => void, reject: (e: unknown) => void) => (err: NodeJS
 /**
  * A synchronous write: it only copies into the page cache, which costs less than the two
  * thread-pool hand-offs of an asynchronous write (on a busy machine each hand-off waits for
- * a CPU). The fdatasync, which waits for the disk, stays asynchronous.
+ * a CPU), and the committer can start the fdatasync right after it, in the same turn. The
+ * fdatasync, which waits for the disk, stays asynchronous.
  */
-const writeAll = (fd: number, buf: Uint8Array, position: number): Promise<void> => {
-  try {
-    for (let offset = 0; offset < buf.length; ) {
-      offset += fs.writeSync(fd, buf, offset, buf.length - offset, position + offset)
-    }
-    return Promise.resolve()
-  } catch (e) {
-    return Promise.reject(e)
+const writeAll = (fd: number, buf: Uint8Array, position: number): void => {
+  for (let offset = 0; offset < buf.length; ) {
+    offset += fs.writeSync(fd, buf, offset, buf.length - offset, position + offset)
   }
 }
 

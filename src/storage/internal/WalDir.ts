@@ -3,6 +3,7 @@
  * shared by recovery (`WalFile`) and the offline tools (`WalTool`).
  *
  *     0000000000000001.wal            segments, numbered from 1, each a magic + records
+ *                                     (+ zeros: space preallocated for the next records)
  *     snapshot-0000000000000007.snap  the whole state of every segment numbered < 7
  *     *.tmp                           a snapshot being written (removed at start)
  *
@@ -118,12 +119,19 @@ interface FileScan {
   readonly damage: { readonly offset: number; readonly why: string; readonly tornTail: boolean } | undefined
 }
 
+const isZero = (buf: Buffer): boolean => {
+  for (let i = 0; i < buf.length; i++) if (buf[i] !== 0) return false
+  return true
+}
+
 /**
  * Reads `file` (magic, then records) in chunks through one reused buffer — fresh memory for
  * a whole 64 MiB segment costs more in page faults than reading and checking it — giving
  * each intact record to `onRecord`, which returns why it is unacceptable, or undefined.
- * Damage is a torn tail when `tailCanBeTorn`, the damage is a bad or partial record (not
- * a bad header magic or an unacceptable record) and no intact record follows it.
+ * Zeros from a record boundary to the end are where the file ends (a segment is extended
+ * with zeros ahead of its records; see `WalFile`), not damage. Damage is a torn tail when
+ * `tailCanBeTorn`, the damage is a bad or partial record (not a bad header magic or an
+ * unacceptable record) and no intact record follows it.
  */
 const scanFile = (
   file: string,
@@ -136,10 +144,12 @@ const scanFile = (
     const size = fs.fstatSync(fd).size
     const damage = (offset: number, why: string, canBeTorn: boolean): FileScan => {
       let tornTail = false
-      if (canBeTorn && tailCanBeTorn) {
+      if (canBeTorn) {
         const rest = Buffer.allocUnsafe(size - offset)
         fs.readSync(fd, rest, 0, rest.length, offset)
-        tornTail = findIntactRecord(rest, 1) === undefined
+        // zeros to the end: space the writer preallocated, not damage
+        if (offset >= MAGIC_BYTES && isZero(rest)) return { size, validEnd: offset, damage: undefined }
+        tornTail = tailCanBeTorn && findIntactRecord(rest, 1) === undefined
       }
       return { size, validEnd: offset, damage: { offset, why, tornTail } }
     }
