@@ -1,18 +1,21 @@
 /**
  * The node's replicated state: a `CounterMap` of named PN-counters behind the WAL.
  *
- * Local writes go through ONE committer fiber (group commit). An increment or decrement
- * queues an intent; the committer takes every queued intent, computes the replica's new
- * own totals from the state that is already durable (`CounterMap.prepare` on a per-batch
- * staging copy of the touched counters; an `Overflow` fails only its own intent), appends
- * the whole batch with one `Wal.append`, and only then applies it to the in-memory map and
- * resolves each intent with its counter's new value. While a batch is being synced, new
- * intents queue up and form the next batch, so throughput grows with concurrency.
+ * A local write is prepared at once: the replica's new own totals for the counter, computed
+ * on a staging copy of the counter that already holds the totals of this replica's writes
+ * still in flight (an `Overflow` fails only this write). The entry goes to the WAL as one
+ * append (`Wal.offer`, group-committed with every other append waiting for the disk); once
+ * it is durable it is applied to the map and the write resolves with the counter's new
+ * value. No fiber per write and no committer of its own: the WAL's committer batches, and
+ * it begins the next write + fdatasync before it settles the last batch, so the disk is
+ * busy while the answers go out.
  *
  * Invariant: an own entry is never visible (HTTP reads, gossip) before it is durable.
  * Otherwise a crash could make this replica hand out totals that peers already hold, and
- * the writes behind them would be lost. If `Wal.append` fails, the whole batch fails with
- * `StoreUnavailable` (503 at HTTP) and nothing is applied.
+ * the writes behind them would be lost. A write built on totals of writes in flight is
+ * safe because the WAL makes appends durable in order and fails every append queued
+ * behind a failed one: if an append fails, every write in flight fails with
+ * `StoreUnavailable` (503 at HTTP), the staging copies are dropped and nothing is applied.
  *
  * Remote state (`merge`) is applied at once (it can always be learned again from its
  * owner) and persisted coalesced with `Wal.appendLazy`.
@@ -20,8 +23,8 @@
  * Every change to the map, local or merged, is published on `changes` with the map
  * versions before and after it (see `Change`), for the gossip loop.
  */
-import type { Queue, Scope } from "effect"
-import { Cause, Context, Data, Duration, Effect, Either, Exit, Layer, Metric, MetricBoundaries, Option, PubSub } from "effect"
+import type { Scope } from "effect"
+import { Cause, Context, Data, Duration, Effect, Either, Exit, Layer, Metric, Option, PubSub, Queue } from "effect"
 import { CounterMap } from "../crdt/CounterMap.js"
 import type { CounterName } from "../crdt/CounterName.js"
 import type { Entry } from "../crdt/Entry.js"
@@ -29,8 +32,7 @@ import { Overflow } from "../crdt/PNCounter.js"
 import type { ReplicaId } from "../crdt/ReplicaId.js"
 import type { HostPort } from "../protocol/Message.js"
 import { DataDir } from "../storage/DataDir.js"
-import { Wal, type WalError } from "../storage/Wal.js"
-import { Batcher, type Waiter } from "../util/Batcher.js"
+import { Wal, WalError } from "../storage/Wal.js"
 
 /** A local write could not be made durable, or the store is shutting down. Nothing changed. */
 export class StoreUnavailable extends Data.TaggedError("StoreUnavailable")<{
@@ -79,13 +81,9 @@ export interface CounterState {
 }
 
 export interface CounterStoreOptions {
-  /** Capacity of the write-intent queue; writers wait (backpressure) when it is full. */
-  readonly queueCapacity?: number
-  /** Most intents committed in one WAL append. */
-  readonly maxBatch?: number
   /** Capacity of the change notification hub (sliding: slow subscribers lose the oldest). */
   readonly changeCapacity?: number
-  /** How long shutdown waits for queued writes to be committed. */
+  /** How long shutdown waits for the writes in flight to be durable. */
   readonly drainTimeout?: Duration.DurationInput
 }
 
@@ -147,11 +145,6 @@ export const writesFailedTotal = Metric.counter("dcounter_writes_failed_total", 
   description: "Local writes refused: WAL failure, overflow or shutdown",
   incremental: true
 })
-export const commitBatchSize = Metric.histogram(
-  "dcounter_commit_batch_size",
-  MetricBoundaries.fromIterable([1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]),
-  "Local writes committed per WAL append (group commit)"
-)
 export const mergesTotal = Metric.counter("dcounter_merges_total", {
   description: "Remote states or deltas merged that changed the local state",
   incremental: true
@@ -162,15 +155,6 @@ export const mergedEntriesTotal = Metric.counter("dcounter_merged_entries_total"
 })
 
 // ---------------------------------------------------------------------------- implementation
-
-/** A local write waiting for the committer. */
-interface WriteIntent {
-  readonly name: CounterName
-  readonly kind: "inc" | "dec"
-  readonly by: number
-}
-
-type Pending = Waiter<WriteIntent, number, WriteError>
 
 const closedError = () =>
   new StoreUnavailable({ reason: "Closed", message: "the node is shutting down; the write was not made" })
@@ -191,7 +175,6 @@ export const make = (options: CounterStoreOptions = {}) =>
     const wal = yield* Wal
     const dataDir = yield* DataDir
     const replicaId = dataDir.replicaId
-    const maxBatch = options.maxBatch ?? 4096
     const map = new CounterMap()
     map.apply(wal.recovered)
 
@@ -212,112 +195,105 @@ export const make = (options: CounterStoreOptions = {}) =>
       return changed
     }
 
-    const intake = new Batcher<WriteIntent, number, WriteError>(options.queueCapacity ?? 16_384, maxBatch)
+    /** The counters with writes in flight: a staging copy holding their promised totals. */
+    const staged = new Map<CounterName, { readonly copy: CounterMap; inFlight: number }>()
+    /** Bumped when an append fails: settlements of older writes leave `staged` alone. */
+    let generation = 0
+    let inFlight = 0
     let closed = false
-    /** a batch is being committed */
-    let busy = false
-    /** opened by the committer once closed and nothing is left to commit */
+    /** opened once closed and no write is in flight */
     const drained = yield* Effect.makeLatch(false)
-
-    const fail = (intent: Pending, error: WriteError) => intent.resume(Exit.fail(error))
-
-    const commit = (batch: ReadonlyArray<Pending>) =>
-      Effect.gen(function*() {
-        const staging = new Map<CounterName, CounterMap>()
-        const accepted: Array<Pending> = []
-        let refused = 0
-        for (const intent of batch) {
-          const { name, kind, by } = intent.item
-          let s = staging.get(name)
-          if (s === undefined) {
-            s = stagingCopy(map, name)
-            staging.set(name, s)
-          }
-          const prepared = s.prepare(name, replicaId, kind, by)
-          if (Either.isLeft(prepared)) {
-            fail(intent, prepared.left)
-            refused++
-            continue
-          }
-          s.apply([prepared.right])
-          accepted.push(intent)
-        }
-        if (refused > 0) yield* Metric.incrementBy(writesFailedTotal, refused)
-        if (accepted.length === 0) return
-        const entries: Array<Entry> = []
-        for (const [name, s] of staging) {
-          const t = s.totals(name, replicaId)
-          const before = map.totals(name, replicaId)
-          if (t.inc !== before.inc || t.dec !== before.dec) entries.push([name, replicaId, t.inc, t.dec])
-        }
-        const appended = yield* Effect.exit(wal.append(entries))
-        if (Exit.isFailure(appended)) {
-          const walError = Option.getOrUndefined(Cause.failureOption(appended.cause))
-          const error = new StoreUnavailable({
-            reason: "Disk",
-            message: `the write could not be made durable: ${walError?.message ?? "WAL append failed"}`,
-            ...(walError !== undefined ? { cause: walError } : {})
-          })
-          for (const intent of accepted) fail(intent, error)
-          yield* Metric.incrementBy(writesFailedTotal, accepted.length)
-          yield* walError !== undefined
-            ? Effect.logError(`CounterStore: WAL append of ${accepted.length} writes failed (${walError.reason}): ${walError.message}`)
-            : Effect.logError(`CounterStore: WAL append of ${accepted.length} writes failed`, appended.cause)
-          return
-        }
-        applyAndPublish(entries, { _tag: "Local" })
-        for (const intent of accepted) intent.resume(Exit.succeed(map.value(intent.item.name)))
-        yield* Metric.incrementBy(writesTotal, accepted.length)
-        yield* Metric.update(commitBatchSize, accepted.length)
-      }).pipe(
-        // one span per batch; no stack capture (an Error per batch, on the hot path)
-        Effect.withSpan("CounterStore.commit", { attributes: { writes: batch.length }, captureStackTrace: false })
-      )
-
-    const committer = Effect.gen(function*() {
-      while (true) {
-        const batch = yield* intake.next
-        busy = true
-        // A defect must not kill the committer: fail the batch's writes and go on.
-        yield* commit(batch).pipe(
-          Effect.catchAllCause((cause) =>
-            Effect.sync(() => {
-              const error = new StoreUnavailable({ reason: "Disk", message: "the write failed unexpectedly" })
-              for (const intent of batch) fail(intent, error)
-            }).pipe(Effect.zipRight(Effect.logError("CounterStore: commit failed", cause)))
-          )
+    /** WAL failures to log (from callbacks, which have no fiber): one line per failure. */
+    const failures = yield* Queue.dropping<WalError | undefined>(16)
+    yield* Queue.take(failures).pipe(
+      Effect.flatMap((e) =>
+        Effect.logError(
+          `CounterStore: a WAL append failed${e !== undefined ? ` (${e.reason}): ${e.message}` : ""}; ` +
+            "every write in flight with it failed (503), nothing was applied"
         )
-        busy = false
-        if (closed && intake.size === 0) yield* drained.open
-      }
-    })
-    yield* Effect.forkScoped(committer)
+      ),
+      Effect.forever,
+      Effect.forkScoped
+    )
 
-    // Shutdown: refuse new writes, commit every queued one (for at most drainTimeout), then
-    // stop the committer (its fiber is interrupted by the scope after this finalizer).
+    const storeError = (cause: Cause.Cause<unknown>): StoreUnavailable => {
+      const failure = Option.getOrUndefined(Cause.failureOption(cause))
+      const walError = failure instanceof WalError ? failure : undefined
+      return new StoreUnavailable({
+        reason: "Disk",
+        message: walError !== undefined
+          ? `the write could not be made durable: ${walError.message}`
+          : "the write failed unexpectedly",
+        ...(walError !== undefined ? { cause: walError } : {})
+      })
+    }
+
+    /** The WAL's answer for one write. */
+    const settle = (
+      name: CounterName,
+      entry: Entry,
+      writeGeneration: number,
+      exit: Exit.Exit<void, WalError>,
+      resume: (exit: Exit.Exit<number, WriteError>) => void
+    ): void => {
+      inFlight--
+      if (writeGeneration === generation) {
+        const s = staged.get(name)
+        if (s !== undefined && --s.inFlight === 0) staged.delete(name)
+      }
+      if (Exit.isSuccess(exit)) {
+        applyAndPublish([entry], { _tag: "Local" })
+        writesTotal.unsafeUpdate(1, [])
+        resume(Exit.succeed(map.value(name)))
+      } else {
+        if (writeGeneration === generation) {
+          // every later write in flight was built on this one and fails with it (see `Wal.append`)
+          generation++
+          staged.clear()
+          const failure = Option.getOrUndefined(Cause.failureOption(exit.cause))
+          failures.unsafeOffer(failure)
+        }
+        writesFailedTotal.unsafeUpdate(1, [])
+        resume(Exit.fail(storeError(exit.cause)))
+      }
+      if (closed && inFlight === 0) drained.unsafeOpen()
+    }
+
+    // Shutdown: refuse new writes, wait (for at most drainTimeout) for those in flight.
     yield* Effect.addFinalizer(() =>
       Effect.gen(function*() {
         closed = true
-        if (busy || intake.size > 0) {
-          const done = yield* drained.await.pipe(
-            Effect.timeout(options.drainTimeout ?? Duration.seconds(2)),
-            Effect.option
-          )
-          if (done._tag === "None") yield* Effect.logWarning("CounterStore: queued writes not committed in time")
-        }
-        for (const intent of intake.drain()) fail(intent, closedError())
+        if (inFlight === 0) return
+        const done = yield* drained.await.pipe(Effect.timeout(options.drainTimeout ?? Duration.seconds(2)), Effect.option)
+        if (done._tag === "None") yield* Effect.logWarning(`CounterStore: ${inFlight} writes not durable in time`)
       })
     )
 
-    // Hot path: no span per write (Effect.fn captures a stack per call); the commit has one.
+    // Hot path: no fiber, span or Effect per write.
     const submit = (
       name: CounterName,
       kind: "inc" | "dec",
       by: number,
       resume: (exit: Exit.Exit<number, WriteError>) => void
     ): void => {
-      if (closed) resume(Exit.fail(closedError()))
-      else intake.offer({ name, kind, by }, resume)
+      if (closed) return resume(Exit.fail(closedError()))
+      let s = staged.get(name)
+      if (s === undefined) {
+        s = { copy: stagingCopy(map, name), inFlight: 0 }
+        staged.set(name, s)
+      }
+      const prepared = s.copy.prepare(name, replicaId, kind, by)
+      if (Either.isLeft(prepared)) {
+        if (s.inFlight === 0) staged.delete(name)
+        writesFailedTotal.unsafeUpdate(1, [])
+        return resume(Exit.fail(prepared.left))
+      }
+      const entry = prepared.right
+      s.copy.apply([entry])
+      s.inFlight++
+      inFlight++
+      const writeGeneration = generation
+      wal.offer([entry], (exit) => settle(name, entry, writeGeneration, exit, resume))
     }
     const write = (kind: "inc" | "dec") => (name: CounterName, by: number): Effect.Effect<number, WriteError> =>
       Effect.async<number, WriteError>((resume) => submit(name, kind, by, resume))

@@ -6,7 +6,7 @@ import type { ReplicaId } from "../../src/crdt/ReplicaId.js"
 import * as CounterStore from "../../src/node/CounterStore.js"
 import * as DataDirMemory from "../../src/storage/DataDirMemory.js"
 import * as MemoryDisk from "../../src/storage/MemoryDisk.js"
-import { Wal } from "../../src/storage/Wal.js"
+import { Wal, WalError } from "../../src/storage/Wal.js"
 import * as WalMemory from "../../src/storage/WalMemory.js"
 
 const c = (s: string) => s as CounterName
@@ -27,12 +27,40 @@ const open = (disk: MemoryDisk.MemoryDisk, wal?: Layer.Layer<Wal>) =>
 const build = (layer: Layer.Layer<CounterStore.CounterStore, unknown>) =>
   Effect.map(Layer.build(layer), (ctx) => Context.get(ctx, CounterStore.CounterStore))
 
-/** A Wal whose durable appends wait until `release` is opened: an fdatasync in flight. */
-const gatedWal = (disk: MemoryDisk.MemoryDisk, gate: Effect.Latch) =>
-  Layer.effect(
+/**
+ * A Wal whose durable appends are held (an fdatasync in flight) until `release()`, which
+ * hands them to the memory WAL in order; `release("NoSpace")` fails them all instead, as a
+ * failed write fails every append queued behind it.
+ */
+const heldWal = (disk: MemoryDisk.MemoryDisk) => {
+  const held: Array<{ readonly entries: ReadonlyArray<Entry>; readonly resume: (exit: Exit.Exit<void, WalError>) => void }> = []
+  const offered: Array<ReadonlyArray<Entry>> = []
+  const layer = Layer.effect(
     Wal,
-    Effect.map(Wal, (wal) => Wal.of({ ...wal, append: (entries) => gate.await.pipe(Effect.zipRight(wal.append(entries))) }))
+    Effect.map(Wal, (wal) =>
+      Wal.of({
+        ...wal,
+        offer: (entries, resume) => {
+          offered.push(entries)
+          held.push({ entries, resume })
+        }
+      }))
   ).pipe(Layer.provide(WalMemory.layer(disk)))
+  const release = (fault?: WalError["reason"]) =>
+    Effect.gen(function*() {
+      for (const { entries, resume } of held.splice(0)) {
+        if (fault !== undefined) resume(Exit.fail(new WalError({ reason: fault, message: "simulated" })))
+        else {
+          disk.state.apply(entries)
+          disk.records++
+          resume(Exit.void)
+        }
+      }
+      // let the resumed writers run
+      yield* Effect.yieldNow()
+    })
+  return { layer, release, held, offered }
+}
 
 describe("CounterStore", () => {
   it.scoped("increments and decrements resolve with the new value once durable", () =>
@@ -54,17 +82,17 @@ describe("CounterStore", () => {
   it.scoped("an own write is invisible (reads, changes) until its WAL append has resolved", () =>
     Effect.gen(function*() {
       const disk = MemoryDisk.make()
-      const gate = yield* Effect.makeLatch(false)
-      const store = yield* build(storeLayer(disk, gatedWal(disk, gate)))
+      const wal = heldWal(disk)
+      const store = yield* build(storeLayer(disk, wal.layer))
       const changes = yield* store.changes
       const fiber = yield* Effect.fork(store.increment(c("x"), 7))
       yield* Effect.yieldNow()
-      yield* Effect.yieldNow()
+      expect(wal.held.length).toBe(1)
       expect(yield* store.value(c("x"))).toBe(0)
       expect(yield* store.entries).toEqual([])
       expect(yield* Queue.size(changes)).toBe(0)
       expect(disk.state.value(c("x"))).toBe(0)
-      yield* gate.open
+      yield* wal.release()
       expect(yield* Fiber.join(fiber)).toBe(7)
       expect(yield* store.value(c("x"))).toBe(7)
       const change = yield* Queue.take(changes)
@@ -72,27 +100,59 @@ describe("CounterStore", () => {
       expect(change.entries).toEqual([["x", store.replicaId, 7, 0]])
     }))
 
-  it.scoped("group commit: concurrent writes share WAL appends and are all counted", () =>
+  it.scoped("writes in flight build on each other: each append carries the totals so far, all are counted", () =>
     Effect.gen(function*() {
       const disk = MemoryDisk.make()
-      const gate = yield* Effect.makeLatch(false)
-      const store = yield* build(storeLayer(disk, gatedWal(disk, gate)))
-      // the first write takes the committer into a (blocked) sync; the next 199 queue up
-      const first = yield* Effect.fork(store.increment(c("n"), 1))
-      yield* Effect.yieldNow()
-      const rest = yield* Effect.forEach(
-        Array.from({ length: 199 }, (_, i) => i),
+      const wal = heldWal(disk)
+      const store = yield* build(storeLayer(disk, wal.layer))
+      const fibers = yield* Effect.forEach(
+        Array.from({ length: 200 }, (_, i) => i),
         (i) => Effect.fork(i % 4 === 0 ? store.decrement(c("n"), 1) : store.increment(c("n"), 2)),
         { concurrency: "unbounded" }
       )
-      yield* gate.open
-      yield* Fiber.join(first)
-      const values = yield* Effect.forEach(rest, Fiber.join)
-      const expected = 1 + Array.from({ length: 199 }, (_, i) => (i % 4 === 0 ? -1 : 2)).reduce((a, b) => a + b, 0)
-      expect(yield* store.value(c("n"))).toBe(expected)
-      // all 199 queued writes went out in the second append: 2 records, not 200
-      expect(disk.records).toBe(2)
-      expect(Math.max(...values)).toBe(expected)
+      yield* Effect.yieldNow()
+      // nothing durable yet, nothing visible; every write went to the WAL at once
+      expect(wal.held.length).toBe(200)
+      expect(yield* store.value(c("n"))).toBe(0)
+      let inc = 0
+      let dec = 0
+      for (const [i, entries] of wal.offered.entries()) {
+        if (i % 4 === 0) dec++
+        else inc += 2
+        expect(entries).toEqual([["n", store.replicaId, inc, dec]])
+      }
+      yield* wal.release()
+      const values = yield* Effect.forEach(fibers, Fiber.join)
+      expect(yield* store.value(c("n"))).toBe(inc - dec)
+      expect(disk.state.totals(c("n"), store.replicaId)).toEqual({ inc, dec })
+      expect(Math.max(...values)).toBe(inc - dec)
+    }))
+
+  it.scoped("a failed append fails every write in flight; the next write starts from the durable totals", () =>
+    Effect.gen(function*() {
+      const disk = MemoryDisk.make()
+      const wal = heldWal(disk)
+      const store = yield* build(storeLayer(disk, wal.layer))
+      const first = yield* Effect.fork(store.increment(c("f"), 5))
+      yield* Effect.yieldNow()
+      yield* wal.release()
+      expect(yield* Fiber.join(first)).toBe(5)
+      const doomed = yield* Effect.forEach([1, 2, 3], (by) => Effect.fork(Effect.either(store.increment(c("f"), by))))
+      yield* Effect.yieldNow()
+      expect(wal.offered.at(-1)).toEqual([["f", store.replicaId, 11, 0]])
+      yield* wal.release("Io")
+      for (const f of doomed) {
+        const res = yield* Fiber.join(f)
+        expect(res._tag === "Left" && res.left._tag === "StoreUnavailable" && res.left.reason).toBe("Disk")
+      }
+      expect(yield* store.value(c("f"))).toBe(5)
+      // built on the durable 5, not on the failed 11
+      const next = yield* Effect.fork(store.increment(c("f"), 1))
+      yield* Effect.yieldNow()
+      expect(wal.offered.at(-1)).toEqual([["f", store.replicaId, 6, 0]])
+      yield* wal.release()
+      expect(yield* Fiber.join(next)).toBe(6)
+      expect(disk.state.totals(c("f"), store.replicaId)).toEqual({ inc: 6, dec: 0 })
     }))
 
   it.scoped("overflow fails only its own write", () =>
