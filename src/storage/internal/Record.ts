@@ -6,6 +6,9 @@
  *
  *     u32le payload length | u32le CRC32(payload) | u32le CRC32(the 8 bytes before) | payload
  *
+ * (a segment may end in zeros after its last record: space its writer preallocated; an
+ * all-zero header never passes its checksum, so zeros cannot be read as a record)
+ *
  * The header has its own checksum, so a reader can tell a record start from noise in O(1)
  * (used to decide whether damage is a torn tail or has intact records after it), and a
  * flipped length bit is caught before any payload is read. CRC32 is zlib's (IEEE).
