@@ -2,18 +2,27 @@
  * `Wal` on files in `<data dir>/wal` (layout and format: `internal/WalDir.ts`,
  * `internal/Record.ts`).
  *
- * Write path: callers hand their entries to a bounded batcher and wait; one committer fiber
- * takes everything handed over so far (group commit), coalesces it by `(name, replica)` (entries are
- * totals, so the maximum is all that matters), adds whatever lazily appended state is
- * pending, writes it as ONE record and fdatasyncs it, then resolves every caller of the
- * batch. Appends that arrive during a write+fdatasync form the next batch, so throughput
- * grows with concurrency. A batch larger than `maxRecordBytes` is written as several
- * records, each with its own fdatasync: a crash can only ever tear the one record being
- * written, which is what makes torn-tail detection exact.
+ * Write path: callers hand their entries to a bounded batcher (`append`, or `offer` with a
+ * callback); the committer takes everything handed over so far (group commit), coalesces
+ * it by `(name, replica)` (entries are totals, so the maximum is all that matters), adds
+ * whatever lazily appended state is pending, writes it as ONE record and fdatasyncs it. It
+ * is pipelined: the moment a batch is durable, everything queued meanwhile is written and
+ * its fdatasync started, and only then are the durable batch's callers answered, so the
+ * disk works while they are. That loop runs with plain callbacks (`pipeline`); the rest
+ * (a cut-back, a rotation, a batch larger than `maxRecordBytes`, written as several
+ * records each with its own fdatasync, a snapshot) goes through Effect steps, a batch at a
+ * time. Only one write or fdatasync is ever in flight, so a crash can only tear the record
+ * being written, which is what makes torn-tail detection exact.
  *
- * A failed write or fdatasync (ENOSPC, EIO, EROFS) fails every append of the batch with
- * `WalError` and cuts the segment back to where the batch began before the next write, so
- * a failed append never reappears later; the WAL keeps working once the disk does.
+ * Segments are extended with zeros (`preallocateBytes` at a time) when a record reaches
+ * their end: a record written over them changes no file size, so its fdatasync needs no
+ * journal commit. Recovery reads zeros after the last record of the last segment as its
+ * end; a segment is cut to its records when it is closed.
+ *
+ * A failed write or fdatasync (ENOSPC, EIO, EROFS) fails every append of the batch, and
+ * every append queued behind it, with `WalError`, and cuts the segment back to where the
+ * batch began at once, so a failed append never reappears later; the WAL keeps working
+ * once the disk does.
  *
  * Snapshots: after `snapshotEveryRecords` records or `snapshotInterval`, whichever first,
  * the committer starts a new segment N and a background fiber writes the folded durable
@@ -288,6 +297,14 @@ export const make = (options: WalFileOptions = {}) =>
 
     /** Closes the current segment and starts the next (file, header, fdatasync, directory fsync). */
     const rotate = Effect.gen(function*() {
+      // the old segment ends at its last record: no failed bytes, no preallocated zeros
+      // (recovery reads zeros as an end only in the last segment)
+      yield* cutBackFailed
+      if (segment.allocated > segment.size) {
+        yield* call("cannot cut a WAL segment to its records", () => io.truncate(segment.fd, segment.size))
+        segment.allocated = segment.size
+        yield* datasync(segment.fd)
+      }
       const seq = segment.seq + 1
       const file = path.join(walDir, WalDir.segmentFile(seq))
       const fd = yield* call(`cannot create WAL segment ${file}`, () => io.open(file, "w+"))
@@ -298,11 +315,26 @@ export const make = (options: WalFileOptions = {}) =>
       }).pipe(Effect.tapError(() => Effect.promise(() => io.close(fd).catch(() => undefined))))
       const old = segment
       segment = { seq, fd, size: MAGIC_BYTES, allocated: MAGIC_BYTES }
-      dirty = false
       yield* call(`cannot close WAL segment ${old.seq}`, () => io.close(old.fd)).pipe(
         Effect.catchAll((e) => Effect.logWarning(e.message))
       )
     })
+
+    /**
+     * The file now ends at `end` (a record just written there): writes zeros after it, made
+     * durable by that record's fdatasync. Best effort: where the disk has no room for them
+     * the record is written all the same (a partial run of zeros is still a clean end).
+     */
+    const extendAfter = (fd: number, end: number): void => {
+      segment.allocated = end
+      if (zeros.length === 0) return
+      try {
+        io.write(fd, zeros, end)
+        segment.allocated = end + zeros.length
+      } catch {
+        // no room to preallocate: the next record tries again
+      }
+    }
 
     /** The most entries one record holds. */
     const perRecord = Math.max(1, Math.floor((maxRecordBytes - 1) / MAX_ENTRY_BYTES))
@@ -319,9 +351,9 @@ export const make = (options: WalFileOptions = {}) =>
     })
 
     /**
-     * Writes `entries` durably, one record per write+fdatasync, all or nothing. Every record
-     * but the last is synced here; the last one's fdatasync is started and the returned
-     * effect waits for it, so the committer can settle the previous batch meanwhile.
+     * Writes `entries` durably, one record per write+fdatasync, all or nothing, after a
+     * pending cut-back and a due rotation. Every record but the last is synced here; the
+     * last one's fdatasync is started and the returned effect waits for it.
      */
     const beginDurable = (entries: ReadonlyArray<Entry>) =>
       Effect.gen(function*() {
@@ -343,12 +375,7 @@ export const make = (options: WalFileOptions = {}) =>
             dirty = true
             yield* callSync("write failed", () => io.write(segment.fd, bytes, position))
             position += bytes.length
-            if (position > segment.allocated && zeros.length > 0) {
-              // extend past the record; the record's fdatasync makes the zeros durable too
-              yield* callSync("write failed", () => io.write(segment.fd, zeros, position))
-              segment.allocated = position + zeros.length
-            }
-            segment.allocated = Math.max(segment.allocated, position)
+            if (position > segment.allocated) extendAfter(segment.fd, position)
             lastSync = startDatasync(segment.fd)
             written++
           }
@@ -402,8 +429,17 @@ export const make = (options: WalFileOptions = {}) =>
       if (batch.appendCount > 0) WalMetrics.groupCommitSize.unsafeUpdate(batch.appendCount, [])
     }
 
+    /** Resumes every caller, even when one of them throws (rethrown after the others). */
     const answer = (callers: ReadonlyArray<Caller>): void => {
-      for (const p of callers) p.resume(Exit.void)
+      let defect: { readonly cause: unknown } | undefined
+      for (const p of callers) {
+        try {
+          p.resume(Exit.void)
+        } catch (cause) {
+          defect ??= { cause }
+        }
+      }
+      if (defect !== undefined) throw defect.cause
     }
 
     /** Fails the batch and every append queued behind it (see `Wal.append`). */
@@ -439,16 +475,14 @@ export const make = (options: WalFileOptions = {}) =>
       const start = segment.size
       const bytes = encodeEntries(batch.entries, maxRecordBytes)
       const end = start + bytes.length
-      const extend = end > segment.allocated && zeros.length > 0
       dirty = true
       try {
         io.write(fd, bytes, start)
-        if (extend) io.write(fd, zeros, end)
       } catch (e) {
         // (dirty stays set: the bytes past segment.size are cut before the next write)
         return done(walError(`write failed (${walDir})`)(e))
       }
-      segment.allocated = Math.max(segment.allocated, extend ? end + zeros.length : end)
+      if (end > segment.allocated) extendAfter(fd, end)
       const t0 = performance.now()
       io.datasync(fd).then(
         () => {
@@ -497,20 +531,20 @@ export const make = (options: WalFileOptions = {}) =>
             failAll(batch, error)
             return end(Effect.as(cutBackNow, undefined))
           }
-          committed(batch)
           unsettled = []
-          if (snapshotDueNow()) {
-            // a snapshot starts a new segment: nothing may be in flight on this one
+          // the durable batch is answered whatever happens to the next one
+          try {
+            committed(batch)
+            if (snapshotDueNow()) {
+              // a snapshot starts a new segment: nothing may be in flight on this one
+              return end(Effect.zipRight(maybeSnapshot, Effect.sync(() => takeBatch())))
+            }
+            const next = takeBatch()
+            if (next === undefined || !fitsFastPath(next)) return end(Effect.succeed(next))
+            run(next)
+          } finally {
             answer(batch.callers)
-            return end(Effect.zipRight(maybeSnapshot, Effect.sync(() => takeBatch())))
           }
-          const next = takeBatch()
-          if (next === undefined || !fitsFastPath(next)) {
-            answer(batch.callers)
-            return end(Effect.succeed(next))
-          }
-          run(next)
-          answer(batch.callers)
         }
         run(first)
         return Effect.sync(() => {
@@ -536,9 +570,12 @@ export const make = (options: WalFileOptions = {}) =>
             failAll(batch, result.left)
             return yield* cutBackNow
           }
-          committed(batch)
           unsettled = []
-          answer(batch.callers)
+          try {
+            committed(batch)
+          } finally {
+            answer(batch.callers)
+          }
           yield* maybeSnapshot
           batch = takeBatch()
         }
@@ -641,6 +678,7 @@ export const make = (options: WalFileOptions = {}) =>
               const failed = [...unsettled, ...batcher.drain()]
               unsettled = []
               for (const p of failed) p.resume(error)
+              yield* cutBackNow
             })
           ),
           Effect.onInterrupt(() =>

@@ -1,18 +1,16 @@
 /**
  * The group-commit hand-off between many submitters and one committer, lighter than an
- * Effect `Queue` plus a `Deferred` per item. Used by the WAL (appends waiting for one
- * write + fdatasync) and by `CounterStore` (local writes waiting for one WAL append).
- * Measured on the node's POST /increment path: a Queue + Deferred + traced function per
- * write cost about 4x the CPU of the WAL append it waited for.
+ * Effect `Queue` plus a `Deferred` per item: the WAL's appends waiting for one write +
+ * fdatasync. Measured on the node's POST /increment path: a Queue + Deferred + traced
+ * function per write cost about 4x the CPU of the WAL append it waited for.
  *
  * `offer(item, resume)` hands an item over with the callback that receives its result (no
  * fiber needed: `ApiServer` answers a request straight from it); `submit(item)` is the
  * same as an Effect that waits. `next` gives the committer everything offered so far (at
  * least one item, at most `maxBatch`); `takeNow()` what is there without waiting (a
  * pipelined committer starts the next batch before it settles the last). At most
- * `capacity` items are pending for the
- * committer; items beyond that wait, parked, for room (a bounded queue whose offerers
- * wait, like `Queue.bounded`).
+ * `capacity` items are pending for the committer; items beyond that wait, parked, for
+ * room (a bounded queue whose offerers wait, like `Queue.bounded`).
  *
  * The committer settles every item it takes exactly once, with `Waiter.resume`.
  */

@@ -6,7 +6,7 @@ import type { Entry } from "../../src/crdt/Entry.js"
 import { type FileIo, nodeIo } from "../../src/storage/internal/FileIo.js"
 import type { Wal } from "../../src/storage/Wal.js"
 import * as WalMetrics from "../../src/storage/WalMetrics.js"
-import { digest, entry, tempDir, walFiles, withWal } from "./walTestKit.js"
+import { digest, entry, recordsEnd, tempDir, walFiles, withWal } from "./walTestKit.js"
 
 describe("WalFile", () => {
   it.scopedLive("durable appends survive a restart; concurrent appends share fdatasyncs", () =>
@@ -149,6 +149,39 @@ describe("WalFile on a failing disk", () => {
       const recovered = yield* withWal(dir, (wal) => Effect.succeed(wal.recovered))
       // the failed appends never reappear; the lazily appended remote state was kept and written
       expect(digest(recovered)).toBe(digest([entry("ok", "me", 9), entry("remote", "peer", 5)]))
+    }))
+
+  it.scopedLive("with no room for the preallocated zeros the records are still written; closed segments end at their records", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      let zeroWrites = 0
+      const io: Partial<FileIo> = {
+        write: (fd, buf, position) => {
+          if (buf.every((b) => b === 0)) {
+            zeroWrites++
+            throw failure("ENOSPC")
+          }
+          nodeIo.write(fd, buf, position)
+        }
+      }
+      const appended = [1, 2, 3, 4, 5, 6].map((i) => entry("z", "me", i))
+      yield* withWal(dir, (wal) => Effect.forEach(appended, (e) => wal.append([e]), { discard: true }), { io, segmentBytes: 60 })
+      expect(zeroWrites).toBeGreaterThan(0)
+      const segments = walFiles(dir).filter((f) => f.endsWith(".wal"))
+      expect(segments.length).toBeGreaterThan(1)
+      const recovered = yield* withWal(dir, (wal) => Effect.succeed(wal.recovered))
+      expect(digest(recovered)).toBe(digest([entry("z", "me", 6)]))
+      // with room, segments are extended with zeros, and cut to their records when closed
+      const dir2 = yield* tempDir
+      yield* withWal(dir2, (wal) => Effect.forEach(appended, (e) => wal.append([e]), { discard: true }), { segmentBytes: 60 })
+      const files = walFiles(dir2).filter((f) => f.endsWith(".wal")).sort()
+      expect(files.length).toBeGreaterThan(1)
+      for (const f of files.slice(0, -1)) {
+        const bytes = fs.readFileSync(path.join(dir2, "wal", f))
+        expect(bytes.length).toBe(recordsEnd(path.join(dir2, "wal", f)))
+      }
+      const last = fs.readFileSync(path.join(dir2, "wal", files.at(-1)!))
+      expect(last.length).toBeGreaterThan(recordsEnd(path.join(dir2, "wal", files.at(-1)!)))
     }))
 
   it.scopedLive("a lost data directory starts empty with a fresh replica id", () =>

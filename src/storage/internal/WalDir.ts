@@ -3,7 +3,7 @@
  * shared by recovery (`WalFile`) and the offline tools (`WalTool`).
  *
  *     0000000000000001.wal            segments, numbered from 1, each a magic + records
- *                                     (+ zeros: space preallocated for the next records)
+ *                                     (the last one + zeros: space preallocated for records)
  *     snapshot-0000000000000007.snap  the whole state of every segment numbered < 7
  *     *.tmp                           a snapshot being written (removed at start)
  *
@@ -128,8 +128,9 @@ const isZero = (buf: Buffer): boolean => {
  * Reads `file` (magic, then records) in chunks through one reused buffer — fresh memory for
  * a whole 64 MiB segment costs more in page faults than reading and checking it — giving
  * each intact record to `onRecord`, which returns why it is unacceptable, or undefined.
- * Zeros from a record boundary to the end are where the file ends (a segment is extended
- * with zeros ahead of its records; see `WalFile`), not damage. Damage is a torn tail when
+ * Where the tail can be torn (the last segment), zeros from a record boundary to the end
+ * are where the file ends (the writer extends it with zeros ahead of its records and cuts
+ * them off when it closes the segment; see `WalFile`), not damage. Damage is a torn tail when
  * `tailCanBeTorn`, the damage is a bad or partial record (not a bad header magic or an
  * unacceptable record) and no intact record follows it.
  */
@@ -144,12 +145,12 @@ const scanFile = (
     const size = fs.fstatSync(fd).size
     const damage = (offset: number, why: string, canBeTorn: boolean): FileScan => {
       let tornTail = false
-      if (canBeTorn) {
+      if (canBeTorn && tailCanBeTorn) {
         const rest = Buffer.allocUnsafe(size - offset)
         fs.readSync(fd, rest, 0, rest.length, offset)
-        // zeros to the end: space the writer preallocated, not damage
+        // zeros to the end of the last segment: space the writer preallocated, not damage
         if (offset >= MAGIC_BYTES && isZero(rest)) return { size, validEnd: offset, damage: undefined }
-        tornTail = tailCanBeTorn && findIntactRecord(rest, 1) === undefined
+        tornTail = findIntactRecord(rest, 1) === undefined
       }
       return { size, validEnd: offset, damage: { offset, why, tornTail } }
     }
