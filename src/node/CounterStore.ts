@@ -204,11 +204,11 @@ export const make = (options: CounterStoreOptions = {}) =>
     /** opened once closed and no write is in flight */
     const drained = yield* Effect.makeLatch(false)
     /** WAL failures to log (from callbacks, which have no fiber): one line per failure. */
-    const failures = yield* Queue.dropping<WalError | undefined>(16)
+    const failures = yield* Queue.dropping<WalError>(16)
     yield* Queue.take(failures).pipe(
       Effect.flatMap((e) =>
         Effect.logError(
-          `CounterStore: a WAL append failed${e !== undefined ? ` (${e.reason}): ${e.message}` : ""}; ` +
+          `CounterStore: a WAL append failed (${e.reason}): ${e.message}; ` +
             "every write in flight with it failed (503), nothing was applied"
         )
       ),
@@ -220,7 +220,7 @@ export const make = (options: CounterStoreOptions = {}) =>
       const failure = Option.getOrUndefined(Cause.failureOption(cause))
       const walError = failure instanceof WalError ? failure : undefined
       return new StoreUnavailable({
-        reason: "Disk",
+        reason: walError?.reason === "Closed" ? "Closed" : "Disk",
         message: walError !== undefined
           ? `the write could not be made durable: ${walError.message}`
           : "the write failed unexpectedly",
@@ -246,11 +246,12 @@ export const make = (options: CounterStoreOptions = {}) =>
         writesTotal.unsafeUpdate(1, [])
         resume(Exit.succeed(map.value(name)))
       } else {
-        if (writeGeneration === generation) {
-          // every later write in flight was built on this one and fails with it (see `Wal.append`)
+        const failure = Option.getOrUndefined(Cause.failureOption(exit.cause))
+        if (failure !== undefined && writeGeneration === generation) {
+          // a WalError fails every append queued behind it (see `Wal.append`): every later
+          // write in flight, built on this one, fails with it; start again from the map
           generation++
           staged.clear()
-          const failure = Option.getOrUndefined(Cause.failureOption(exit.cause))
           failures.unsafeOffer(failure)
         }
         writesFailedTotal.unsafeUpdate(1, [])
@@ -303,6 +304,9 @@ export const make = (options: CounterStoreOptions = {}) =>
         const from = source.from
         const changed = applyAndPublish(entries, { _tag: "Remote", from, repair: source.repair ?? false })
         if (changed.length === 0) return Effect.succeed(changed)
+        // counters with writes in flight: their staging copies learn it too (sums for the
+        // overflow check; own totals a peer holds higher, which the next write must pass)
+        for (const e of changed) staged.get(e[0])?.copy.apply([e])
         const ownRaised = changed.filter((e) => e[1] === replicaId)
         return Effect.all([
           Metric.increment(mergesTotal),

@@ -155,6 +155,24 @@ describe("CounterStore", () => {
       expect(disk.state.totals(c("f"), store.replicaId)).toEqual({ inc: 6, dec: 0 })
     }))
 
+  it.scoped("state merged while writes are in flight reaches the writes prepared after it", () =>
+    Effect.gen(function*() {
+      const disk = MemoryDisk.make()
+      const wal = heldWal(disk)
+      const store = yield* build(storeLayer(disk, wal.layer))
+      const first = yield* Effect.fork(store.increment(c("m"), 1))
+      yield* Effect.yieldNow()
+      // a peer holds higher totals for this replica (a copied data directory): the next
+      // write must build on them, or the pointwise max would swallow it
+      yield* store.merge([[c("m"), store.replicaId, 50, 0], [c("m"), r("peer"), 7, 0]])
+      const second = yield* Effect.fork(store.increment(c("m"), 2))
+      yield* Effect.yieldNow()
+      expect(wal.offered).toEqual([[["m", store.replicaId, 1, 0]], [["m", store.replicaId, 52, 0]]])
+      yield* wal.release()
+      expect(yield* Fiber.join(first)).toBe(57)
+      expect(yield* Fiber.join(second)).toBe(59)
+    }))
+
   it.scoped("overflow fails only its own write", () =>
     Effect.gen(function*() {
       const disk = MemoryDisk.make()
