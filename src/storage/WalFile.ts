@@ -299,12 +299,7 @@ export const make = (options: WalFileOptions = {}) =>
     const rotate = Effect.gen(function*() {
       // the old segment ends at its last record: no failed bytes, no preallocated zeros
       // (recovery reads zeros as an end only in the last segment)
-      yield* cutBackFailed
-      if (segment.allocated > segment.size) {
-        yield* call("cannot cut a WAL segment to its records", () => io.truncate(segment.fd, segment.size))
-        segment.allocated = segment.size
-        yield* datasync(segment.fd)
-      }
+      yield* cutToRecords
       const seq = segment.seq + 1
       const file = path.join(walDir, WalDir.segmentFile(seq))
       const fd = yield* call(`cannot create WAL segment ${file}`, () => io.open(file, "w+"))
@@ -318,6 +313,16 @@ export const make = (options: WalFileOptions = {}) =>
       yield* call(`cannot close WAL segment ${old.seq}`, () => io.close(old.fd)).pipe(
         Effect.catchAll((e) => Effect.logWarning(e.message))
       )
+    })
+
+    /** Cuts the segment to its records: failed bytes (see `dirty`) and preallocated zeros. */
+    const cutToRecords = Effect.gen(function*() {
+      yield* cutBackFailed
+      if (segment.allocated > segment.size) {
+        yield* call("cannot cut a WAL segment to its records", () => io.truncate(segment.fd, segment.size))
+        segment.allocated = segment.size
+        yield* datasync(segment.fd)
+      }
     })
 
     /**
@@ -744,8 +749,11 @@ export const make = (options: WalFileOptions = {}) =>
         const flushed = yield* submit([], 0).pipe(Effect.timeout(CLOSE_TIMEOUT), Effect.either)
         if (flushed._tag === "Left") yield* Effect.logError("WAL flush on close failed", flushed.left)
         yield* Fiber.interrupt(committer)
-        yield* cutBackFailed.pipe(
-          Effect.catchAll((e) => Effect.logError(`WAL: ${e.message}; a failed append may be replayed at the next start`))
+        // a clean stop leaves the segment ending at its records
+        yield* cutToRecords.pipe(
+          Effect.catchAll((e) =>
+            Effect.logError(`WAL: ${e.message}${dirty ? "; a failed append may be replayed at the next start" : ""}`)
+          )
         )
         if (snapshotFiber !== undefined) {
           yield* Fiber.join(snapshotFiber).pipe(Effect.timeout(CLOSE_TIMEOUT), Effect.ignore)

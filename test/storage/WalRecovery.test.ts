@@ -167,13 +167,16 @@ describe("WAL recovery", () => {
       const dir = yield* tempDir
       yield* withWal(dir, (wal) => wal.append([entry("x", "me", 1)]))
       const first = path.join(walDir(dir), SEGMENT)
+      const records = recordsEnd(first)
+      expect(fs.statSync(first).size).toBe(records)
       fs.writeFileSync(path.join(walDir(dir), "0000000000000002.wal"), "DCW")
       // zeros after the records of a segment that is not the last are not an end: the
       // writer cuts them off before it creates the next segment
+      fs.appendFileSync(first, Buffer.alloc(4096))
       const refused = yield* withWal(dir, () => Effect.void).pipe(Effect.flip)
       expect(refused._tag).toBe("WalCorrupted")
       // ...as here: the crash came after that cut, while the next segment's header was written
-      fs.truncateSync(first, recordsEnd(first))
+      fs.truncateSync(first, records)
       yield* withWal(dir, (wal) =>
         Effect.gen(function*() {
           expect(digest(wal.recovered)).toBe(digest([entry("x", "me", 1)]))
