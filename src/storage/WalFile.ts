@@ -272,28 +272,12 @@ export const make = (options: WalFileOptions = {}) =>
       WalMetrics.fsyncSeconds.unsafeUpdate(seconds, [])
     }
 
-    /**
-     * Starts an fdatasync of `fd` now; the effect waits for it. The promise never rejects
-     * (it settles with the error), so nothing is unhandled while the committer is busy
-     * settling the previous batch.
-     */
-    const startDatasync = (fd: number): Effect.Effect<void, WalError> => {
-      const t0 = performance.now()
-      const done = io.datasync(fd).then(
-        () => undefined,
-        (e: unknown) => walError(`fdatasync failed (${walDir})`)(e)
-      )
-      return Effect.promise(() => done).pipe(
-        Effect.flatMap((error) => {
-          if (error !== undefined) return Effect.fail(error)
-          synced(t0)
-          return Effect.void
-        })
-      )
-    }
-
     /** fdatasync of `fd`, timed. */
-    const datasync = (fd: number) => Effect.suspend(() => startDatasync(fd))
+    const datasync = (fd: number) =>
+      Effect.suspend(() => {
+        const t0 = performance.now()
+        return call("fdatasync failed", () => io.datasync(fd)).pipe(Effect.tap(() => Effect.sync(() => synced(t0))))
+      })
 
     /** Closes the current segment and starts the next (file, header, fdatasync, directory fsync). */
     const rotate = Effect.gen(function*() {
@@ -355,47 +339,38 @@ export const make = (options: WalFileOptions = {}) =>
       })
     })
 
+    /** Records up to `end` are durable: the segment grows to it. */
+    const durableUpTo = (end: number, recordCount: number): void => {
+      const bytes = end - segment.size
+      segment.size = end
+      dirty = false
+      records += recordCount
+      recordsSinceSnapshot += recordCount
+      bytesWritten += bytes
+      WalMetrics.bytesTotal.unsafeUpdate(bytes, [])
+    }
+
     /**
      * Writes `entries` durably, one record per write+fdatasync, all or nothing, after a
-     * pending cut-back and a due rotation. Every record but the last is synced here; the
-     * last one's fdatasync is started and the returned effect waits for it.
+     * pending cut-back and a due rotation. A failure leaves `dirty` set: the records written
+     * are cut off before the next write.
      */
-    const beginDurable = (entries: ReadonlyArray<Entry>) =>
+    const writeDurably = (entries: ReadonlyArray<Entry>) =>
       Effect.gen(function*() {
         yield* cutBackFailed
         if (segment.size >= segmentBytes) yield* rotate
-        const start = segment.size
-        const cutBack = () => {
-          // cut the batch's records back off before the next write (see `dirty`)
-          segment.size = start
-          dirty = true
-        }
-        let position = start
+        let position = segment.size
         let written = 0
-        let lastSync: Effect.Effect<void, WalError> = Effect.void
-        yield* Effect.gen(function*() {
-          for (let i = 0; i < entries.length; i += perRecord) {
-            yield* lastSync
-            const bytes = encodeEntries(entries.slice(i, i + perRecord), maxRecordBytes)
-            dirty = true
-            yield* callSync("write failed", () => io.write(segment.fd, bytes, position))
-            position += bytes.length
-            if (position > segment.allocated) extendAfter(segment.fd, position)
-            lastSync = startDatasync(segment.fd)
-            written++
-          }
-        }).pipe(Effect.tapError(() => Effect.sync(cutBack)))
-        return lastSync.pipe(
-          Effect.tapError(() => Effect.sync(cutBack)),
-          Effect.zipRight(Effect.sync(() => {
-            segment.size = position
-            dirty = false
-            records += written
-            recordsSinceSnapshot += written
-            bytesWritten += position - start
-            WalMetrics.bytesTotal.unsafeUpdate(position - start, [])
-          }))
-        )
+        for (let i = 0; i < entries.length; i += perRecord) {
+          const bytes = encodeEntries(entries.slice(i, i + perRecord), maxRecordBytes)
+          dirty = true
+          yield* callSync("write failed", () => io.write(segment.fd, bytes, position))
+          position += bytes.length
+          if (position > segment.allocated) extendAfter(segment.fd, position)
+          yield* datasync(segment.fd)
+          written++
+        }
+        durableUpTo(position, written)
       })
 
     /** A batch taken from the batcher: its callers and the entries to write for them. */
@@ -472,7 +447,7 @@ export const make = (options: WalFileOptions = {}) =>
     /**
      * Writes a one-record batch (see `fitsFastPath`) with plain callbacks: the record (and
      * zeros past it when it reaches the end of the file), then its fdatasync; `done` gets
-     * the outcome. All or nothing, like `beginDurable`.
+     * the outcome. All or nothing, like `writeDurably`.
      */
     const writeFast = (batch: Batch, done: (error: WalError | undefined) => void): void => {
       const token = ++writeToken
@@ -492,14 +467,7 @@ export const make = (options: WalFileOptions = {}) =>
       io.datasync(fd).then(
         () => {
           synced(t0)
-          if (token === writeToken) {
-            segment.size = end
-            dirty = false
-            records++
-            recordsSinceSnapshot++
-            bytesWritten += bytes.length
-            WalMetrics.bytesTotal.unsafeUpdate(bytes.length, [])
-          }
+          if (token === writeToken) durableUpTo(end, 1)
           done(undefined)
         },
         (e: unknown) => done(walError(`fdatasync failed (${walDir})`)(e))
@@ -570,7 +538,7 @@ export const make = (options: WalFileOptions = {}) =>
             batch = yield* pipeline(batch)
             continue
           }
-          const result = yield* Effect.either(batch.entries.length === 0 ? Effect.void : Effect.flatten(beginDurable(batch.entries)))
+          const result = yield* Effect.either(batch.entries.length === 0 ? Effect.void : writeDurably(batch.entries))
           if (result._tag === "Left") {
             failAll(batch, result.left)
             return yield* cutBackNow
@@ -706,15 +674,17 @@ export const make = (options: WalFileOptions = {}) =>
     /** Hands entries to the committer and waits for their batch to be durable. */
     const submit = (entries: ReadonlyArray<Entry>, appendCount: number) => batcher.submit({ entries, appends: appendCount })
 
+    /** Hands entries to the committer (`resume` gets the outcome), unless closed or invalid. */
+    const offer = (entries: ReadonlyArray<Entry>, appendCount: number, resume: (exit: Exit.Exit<void, WalError>) => void) => {
+      if (closed) return resume(Exit.fail(closedError()))
+      for (const e of entries) {
+        const why = invalidEntry(e)
+        if (why !== undefined) return resume(Exit.die(new Error(`Wal.append: ${why}`)))
+      }
+      batcher.offer({ entries, appends: appendCount }, resume)
+    }
     const enqueue = (entries: ReadonlyArray<Entry>, appendCount: number) =>
-      Effect.suspend(() => {
-        if (closed) return Effect.fail(closedError())
-        for (const e of entries) {
-          const why = invalidEntry(e)
-          if (why !== undefined) return Effect.dieMessage(`Wal.append: ${why}`)
-        }
-        return submit(entries, appendCount)
-      })
+      Effect.async<void, WalError>((resume) => offer(entries, appendCount, resume))
 
     // lazy flusher: within `flushInterval` of the first lazy append, make it durable
     let lazyFailing = false
@@ -778,14 +748,7 @@ export const make = (options: WalFileOptions = {}) =>
     return Wal.of({
       recovered,
       append: (entries) => enqueue(entries, 1),
-      offer: (entries, resume) => {
-        if (closed) return resume(Exit.fail(closedError()))
-        for (const e of entries) {
-          const why = invalidEntry(e)
-          if (why !== undefined) return resume(Exit.die(new Error(`Wal.offer: ${why}`)))
-        }
-        batcher.offer({ entries, appends: 1 }, resume)
-      },
+      offer: (entries, resume) => offer(entries, 1, resume),
       appendLazy: (entries) =>
         Effect.suspend(() => {
           if (closed) return Effect.fail(closedError())
