@@ -20,8 +20,9 @@
  * Remote state (`merge`) is applied at once (it can always be learned again from its
  * owner) and persisted coalesced with `Wal.appendLazy`.
  *
- * Every change to the map, local or merged, is published on `changes` with the map
- * versions before and after it (see `Change`), for the gossip loop.
+ * Every change to the map is published on `changes` with the map versions before and
+ * after it (see `Change`), for the gossip loop: a merge as one change, the local writes
+ * settled together (one WAL batch) as one change.
  */
 import type { Scope } from "effect"
 import { Cause, Context, Data, Duration, Effect, Either, Exit, Layer, Metric, Option, PubSub, Queue } from "effect"
@@ -159,6 +160,8 @@ export const mergedEntriesTotal = Metric.counter("dcounter_merged_entries_total"
 const closedError = () =>
   new StoreUnavailable({ reason: "Closed", message: "the node is shutting down; the write was not made" })
 
+const LOCAL: ChangeOrigin = { _tag: "Local" }
+
 const keyOf = (name: string, replica: string) => `${name}\u0000${replica}`
 
 /** The state of one counter as a fresh map: a staging copy for one commit batch. */
@@ -187,8 +190,38 @@ export const make = (options: CounterStoreOptions = {}) =>
     const hub = yield* PubSub.sliding<Change>(options.changeCapacity ?? 4096)
     yield* Effect.addFinalizer(() => PubSub.shutdown(hub))
 
-    /** Applies entries to the map and publishes what grew; synchronous, so changes are ordered. */
+    /**
+     * The local writes settled since the last publication: a WAL batch settles its writes
+     * one by one in one synchronous run, and they go out as ONE change when that run ends
+     * (a microtask), each counter once with its last totals. Anything else published first
+     * publishes these, so versions stay contiguous and in order.
+     */
+    let localNews: { readonly fromVersion: number; readonly entries: Map<CounterName, Entry> } | undefined
+    const publishLocalNews = (): void => {
+      const news = localNews
+      if (news === undefined) return
+      localNews = undefined
+      hub.unsafeOffer({
+        fromVersion: news.fromVersion,
+        toVersion: map.version,
+        entries: Array.from(news.entries.values()),
+        origin: LOCAL
+      })
+    }
+    /** Applies a durable local write; it is published with the rest of its run. */
+    const applyLocal = (entry: Entry): void => {
+      const fromVersion = map.version
+      if (map.apply([entry]).length === 0) return
+      if (localNews === undefined) {
+        localNews = { fromVersion, entries: new Map() }
+        queueMicrotask(publishLocalNews)
+      }
+      localNews.entries.set(entry[0], entry)
+    }
+
+    /** Applies remote entries to the map and publishes what grew; synchronous, so changes are ordered. */
     const applyAndPublish = (entries: ReadonlyArray<Entry>, origin: ChangeOrigin): Array<Entry> => {
+      publishLocalNews()
       const fromVersion = map.version
       const changed = map.apply(entries)
       if (changed.length > 0) hub.unsafeOffer({ fromVersion, toVersion: map.version, entries: changed, origin })
@@ -242,7 +275,7 @@ export const make = (options: CounterStoreOptions = {}) =>
         if (s !== undefined && --s.inFlight === 0) staged.delete(name)
       }
       if (Exit.isSuccess(exit)) {
-        applyAndPublish([entry], { _tag: "Local" })
+        applyLocal(entry)
         writesTotal.unsafeUpdate(1, [])
         resume(Exit.succeed(map.value(name)))
       } else {

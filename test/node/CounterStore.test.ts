@@ -100,6 +100,32 @@ describe("CounterStore", () => {
       expect(change.entries).toEqual([["x", store.replicaId, 7, 0]])
     }))
 
+  it.scoped("the writes of one WAL batch are published as one change, each counter once with its last totals", () =>
+    Effect.gen(function*() {
+      const disk = MemoryDisk.make()
+      const wal = heldWal(disk)
+      const store = yield* build(storeLayer(disk, wal.layer))
+      const changes = yield* store.changes
+      const v0 = yield* store.version
+      const fibers = yield* Effect.forEach(
+        [store.increment(c("p"), 1), store.increment(c("q"), 4), store.increment(c("p"), 2), store.decrement(c("p"), 1)],
+        (write) => Effect.fork(write)
+      )
+      yield* Effect.yieldNow()
+      yield* wal.release()
+      expect(yield* Effect.forEach(fibers, Fiber.join)).toEqual([1, 4, 3, 2])
+      const batch = yield* Queue.take(changes)
+      expect(batch.origin._tag).toBe("Local")
+      expect(batch.fromVersion).toBe(v0)
+      expect(batch.toVersion).toBe(yield* store.version)
+      expect([...batch.entries].sort()).toEqual([[c("p"), store.replicaId, 3, 1], [c("q"), store.replicaId, 4, 0]])
+      // a merge after it follows on from it
+      yield* store.merge([[c("p"), r("peer"), 9, 0]])
+      const merged = yield* Queue.take(changes)
+      expect(merged.fromVersion).toBe(batch.toVersion)
+      expect(yield* Queue.size(changes)).toBe(0)
+    }))
+
   it.scoped("writes in flight build on each other: each append carries the totals so far, all are counted", () =>
     Effect.gen(function*() {
       const disk = MemoryDisk.make()
@@ -193,8 +219,9 @@ describe("CounterStore", () => {
     Effect.gen(function*() {
       const disk = MemoryDisk.make()
       const store = yield* build(storeLayer(disk))
-      yield* store.increment(c("d"), 2)
       const changes = yield* store.changes
+      yield* store.increment(c("d"), 2)
+      expect((yield* Queue.take(changes)).entries).toEqual([[c("d"), store.replicaId, 2, 0]])
       disk.failWith("NoSpace")
       const results = yield* Effect.all(
         [store.increment(c("d"), 1), store.decrement(c("d"), 1), store.increment(c("e"), 1)],
