@@ -40,8 +40,7 @@
  * Peer exchange (PeerList) and failure detection live in PeerManager; this module's
  * inbound loop feeds every message to it first.
  */
-import type { Chunk } from "effect"
-import { Context, Duration, Effect, Layer, Metric, Queue } from "effect"
+import { Chunk, Context, Duration, Effect, Layer, Metric, Queue } from "effect"
 import { NodeConfig } from "../config/NodeConfig.js"
 import { CounterMap } from "../crdt/CounterMap.js"
 import type { Entry } from "../crdt/Entry.js"
@@ -271,6 +270,12 @@ export const make = (options: GossipOptions = {}) =>
             (yield* peers.alive).length <= directPushLimit
           ) {
             seen = first.toVersion
+            continue
+          }
+          if ((yield* peers.alive).length === 0) {
+            // nobody to push to (anti-entropy brings it to peers that come): no push window
+            const rest = yield* Queue.takeAll(changes)
+            seen = Chunk.reduce(rest, Math.max(seen, first.toVersion), (v, c) => Math.max(v, c.toVersion))
             continue
           }
           if (Duration.toMillis(config.pushWindow) > 0) yield* Effect.sleep(config.pushWindow)
