@@ -7,10 +7,55 @@
  *
  * Prints `listening <host>:<port>` on stdout once it accepts connections, so a parent
  * process can read the port.
+ *
+ * `start(port, host, { commit })` is the same counter made durable the simplest way: each
+ * POST waits for a minimal group commit (`makeGroupCommit`) before it is counted and
+ * answered. It is the ceiling of a durable counter on node:http on this machine, which
+ * the node's durable POST is compared with.
  */
+import * as Fs from "node:fs"
 import * as Http from "node:http"
 import type { AddressInfo } from "node:net"
 import { pathToFileURL } from "node:url"
+
+export interface GroupCommit {
+  /** Queues one 16-byte record; `done` runs once it is durable. */
+  readonly commit: (done: () => void) => void
+  readonly close: () => void
+}
+
+/**
+ * A minimal group commit: appends queue up while a batch is being written and
+ * fdatasynced; the next batch starts when the previous one is durable. One 16-byte record
+ * per append.
+ */
+export const makeGroupCommit = (file: string): GroupCommit => {
+  const fd = Fs.openSync(file, "a")
+  let pending: Array<() => void> = []
+  let busy = false
+  const flush = () => {
+    busy = true
+    const batch = pending
+    pending = []
+    const record = Buffer.alloc(16 * batch.length, 0x2a)
+    Fs.write(fd, record, (writeError) => {
+      if (writeError) throw writeError
+      Fs.fdatasync(fd, (syncError) => {
+        if (syncError) throw syncError
+        for (const done of batch) done()
+        busy = false
+        if (pending.length > 0) flush()
+      })
+    })
+  }
+  return {
+    commit: (done) => {
+      pending.push(done)
+      if (!busy) flush()
+    },
+    close: () => Fs.closeSync(fd)
+  }
+}
 
 export interface BaselineServer {
   readonly port: number
@@ -26,7 +71,12 @@ const json = (res: Http.ServerResponse, status: number, body: string): void => {
 }
 
 /** Starts the baseline server; resolves once it listens. */
-export const start = (port = 0, host = "127.0.0.1"): Promise<BaselineServer> => {
+export const start = (
+  port = 0,
+  host = "127.0.0.1",
+  options: { readonly commit?: GroupCommit["commit"] } = {}
+): Promise<BaselineServer> => {
+  const commit = options.commit ?? ((done: () => void) => done())
   let value = 0
   const nodeId = "baseline"
   const server = Http.createServer((req, res) => {
@@ -54,8 +104,10 @@ export const start = (port = 0, host = "127.0.0.1"): Promise<BaselineServer> => 
             return
           }
         }
-        value += by
-        json(res, 200, JSON.stringify({ value, nodeId }))
+        commit(() => {
+          value += by
+          json(res, 200, JSON.stringify({ value, nodeId }))
+        })
       })
       return
     }

@@ -3,6 +3,8 @@
  * counter (bench/baseline.ts) measured in the same run:
  *
  *   - bare node:http counter (the baseline)
+ *   - the same counter made durable: a minimal group commit (write + fdatasync per batch)
+ *     before it counts and answers; the ceiling of a durable POST on node:http here
  *   - a real dcounter node from the built CLI (durable POST /increment, GET /counter) and a
  *     gateway in front of it (POST /increment)
  *   - ApiServer, in-memory counter handler (`ApiServer.group`)
@@ -18,13 +20,14 @@
  * POST and GET, a gateway in front of it: POST, and any given targets) are measured in 3
  * interleaved rounds of 4 s and the median round is reported, with the median of the
  * per-round ratios, because the machine is shared and noisy. The built-in servers (extras:
- * ApiServer in-memory / durable / platform-route fallback, stock HttpApiBuilder.serve()) are
+ * the durable bare counter, ApiServer in-memory / durable / platform-route fallback, stock
+ * HttpApiBuilder.serve()) are
  * measured afterwards in one round of 3 s each, beside a baseline run of its own in that
  * round; they are left out if they would end past the time budget (105 s, under the suite's
  * 120 s bound).
  *
  *     npx tsc -p tsconfig.build.json && node dist/bench/http.js [--quick] [--profile DIR]
- *       [--only api-memory,api-durable,api-platform-route,stock] [--rounds N] [--seconds S]
+ *       [--only bare-durable,api-memory,api-durable,api-platform-route,stock] [--rounds N] [--seconds S]
  *       [--extra-rounds N] [--extra-seconds S] [--budget S]
  *       [--target "NAME=http://host:port/increment"]... [--get-target "NAME=http://host:port/counter"]...
  *     node dist/bench/http.js --serve api-durable [--port 8123]   # one server, standalone
@@ -78,46 +81,14 @@ const buildHandlers = (commit?: (done: () => void) => void) => (handlers: Handle
     .handle("counter", () => Effect.sync(() => ({ value, nodeId: "bench" })))
 }
 
-/**
- * A minimal group commit: appends queue up while a batch is being written and
- * fdatasynced; the next batch starts when the previous one is durable. One 16-byte record
- * per append.
- */
-const makeGroupCommit = (file: string): { readonly commit: (done: () => void) => void; readonly close: () => void } => {
-  const fd = Fs.openSync(file, "a")
-  let pending: Array<() => void> = []
-  let busy = false
-  const flush = () => {
-    busy = true
-    const batch = pending
-    pending = []
-    const record = Buffer.alloc(16 * batch.length, 0x2a)
-    Fs.write(fd, record, (writeError) => {
-      if (writeError) throw writeError
-      Fs.fdatasync(fd, (syncError) => {
-        if (syncError) throw syncError
-        for (const done of batch) done()
-        busy = false
-        if (pending.length > 0) flush()
-      })
-    })
-  }
-  return {
-    commit: (done) => {
-      pending.push(done)
-      if (!busy) flush()
-    },
-    close: () => Fs.closeSync(fd)
-  }
-}
-
 // ---------------------------------------------------------------------------------------
 // servers (each runs in a child process: `--serve <kind>`)
 
-export type ServerKind = "baseline" | "api-memory" | "api-durable" | "api-platform-route" | "stock"
+export type ServerKind = "baseline" | "bare-durable" | "api-memory" | "api-durable" | "api-platform-route" | "stock"
 
 const serverNames: Record<ServerKind, string> = {
   "baseline": "bare node:http counter",
+  "bare-durable": "bare node:http counter, durable (the same group commit before answering)",
   "api-memory": "ApiServer, in-memory handler",
   "api-durable": "ApiServer, durable handler (group commit: write + fdatasync)",
   "api-platform-route": "ApiServer, stock HttpApiBuilder.group (platform-route fallback)",
@@ -127,7 +98,7 @@ const serverNames: Record<ServerKind, string> = {
 const goals: Partial<Record<ServerKind, number>> = { "api-memory": 0.85, "api-durable": 0.7 }
 
 const serverLayer = (
-  kind: Exclude<ServerKind, "baseline">,
+  kind: Exclude<ServerKind, "baseline" | "bare-durable">,
   port: number,
   scope: Scope.Scope
 ): Effect.Effect<{ readonly address: { readonly port: number } }, unknown> => {
@@ -153,7 +124,7 @@ const serverLayer = (
       )
     case "api-durable": {
       const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "dcounter-bench-http-"))
-      const gc = makeGroupCommit(Path.join(dir, "wal"))
+      const gc = Baseline.makeGroupCommit(Path.join(dir, "wal"))
       return Effect.zipLeft(
         Effect.map(
           Layer.buildWithScope(
@@ -192,10 +163,17 @@ const serverLayer = (
 
 /** Runs one server until SIGTERM/SIGINT; prints `listening <host>:<port>` when ready. */
 export const serve = async (kind: ServerKind, port: number): Promise<void> => {
-  if (kind === "baseline") {
-    const server = await Baseline.start(port)
+  if (kind === "baseline" || kind === "bare-durable") {
+    const dir = kind === "bare-durable" ? Fs.mkdtempSync(Path.join(Os.tmpdir(), "dcounter-bench-http-")) : undefined
+    const gc = dir === undefined ? undefined : Baseline.makeGroupCommit(Path.join(dir, "wal"))
+    const server = await Baseline.start(port, "127.0.0.1", gc === undefined ? {} : { commit: gc.commit })
     process.stdout.write(`listening 127.0.0.1:${server.port}\n`)
-    const stop = () => void server.close().then(() => process.exit(0))
+    const stop = () =>
+      void server.close().then(() => {
+        gc?.close()
+        if (dir !== undefined) Fs.rmSync(dir, { recursive: true, force: true })
+        process.exit(0)
+      })
     process.once("SIGTERM", stop)
     process.once("SIGINT", stop)
     return
@@ -606,7 +584,7 @@ export const run = async (options: HttpBenchOptions = {}): Promise<ReadonlyArray
   const budget = options.budgetSeconds ?? DEFAULT_BUDGET_SECONDS
   const scratch = Fs.mkdtempSync(Path.join(Os.tmpdir(), "dcounter-bench-http-"))
   const generator = detectLoadGenerator(scratch)
-  const all: ReadonlyArray<ServerKind> = ["api-memory", "api-durable", "api-platform-route", "stock"]
+  const all: ReadonlyArray<ServerKind> = ["bare-durable", "api-memory", "api-durable", "api-platform-route", "stock"]
   const extraKinds: ReadonlyArray<ServerKind> = options.builtins === false
     ? []
     : all.filter((k) => options.only === undefined || options.only.includes(k))
@@ -686,7 +664,9 @@ export const run = async (options: HttpBenchOptions = {}): Promise<ReadonlyArray
         await Promise.all(children.filter((c) => c !== baselineChild).map(stopChild))
       }
     }
-    const fsync = extras.some((t) => t.kind === "api-durable") ? fdatasyncMillis(scratch) : undefined
+    const fsync = extras.some((t) => t.kind === "api-durable" || t.kind === "bare-durable")
+      ? fdatasyncMillis(scratch)
+      : undefined
     log(`http: done in ${elapsed().toFixed(1)} s`)
 
     const base = results.get(baseline.name)!
@@ -702,7 +682,7 @@ export const run = async (options: HttpBenchOptions = {}): Promise<ReadonlyArray
         how,
         ratios !== undefined && ratios.length > 1 ? `per-round ratios ${ratios.map((x) => x.toFixed(2)).join(", ")}` : "",
         failures > 0 ? `${failures} failed requests` : "",
-        t.kind === "api-durable" && fsync !== undefined
+        (t.kind === "api-durable" || t.kind === "bare-durable") && fsync !== undefined
           ? `fdatasync p50 ${fsync.toFixed(2)} ms here: with ${connections} connections and one commit in flight, ` +
             `at most about ${Math.round(connections / (fsync / 1000))} req/s`
           : "",
