@@ -479,9 +479,11 @@ export const make = (options: WalFileOptions = {}) =>
      * is durable, everything queued meanwhile is coalesced and its write + fdatasync begun
      * BEFORE the durable batch's callers are answered, so the disk works while they are.
      * (The same loop as Effect steps promoted each request's objects to the old generation:
-     * 2-3 MB per scavenge, and 12 % of the CPU in the collector.) Resumes the committer with
-     * the next batch when it needs the general path (a failure's cut-back, a rotation,
-     * several records, a snapshot), or with undefined once nothing is queued.
+     * 2-3 MB per scavenge, and 12 % of the CPU in the collector.) Once nothing is queued it
+     * waits at the callback level too: the next offer starts the next batch (in a microtask,
+     * so it is not written from inside the offer). Resumes the committer with the next batch
+     * when it needs the general path (a failure's cut-back, a rotation, several records, a
+     * snapshot, an empty flush).
      */
     const pipeline = (first: Batch) =>
       Effect.async<Batch | undefined>((resume) => {
@@ -489,6 +491,27 @@ export const make = (options: WalFileOptions = {}) =>
         const end = (next: Effect.Effect<Batch | undefined>) => {
           ended = true
           resume(next)
+        }
+        /** unregisters the wait for the next offer */
+        let unpark: (() => void) | undefined
+        const park = (): void => {
+          unpark = batcher.onNextOffer(() => {
+            unpark = undefined
+            queueMicrotask(restart)
+          })
+        }
+        const restart = (): void => {
+          if (ended) return
+          try {
+            start(takeBatch())
+          } catch (defect) {
+            end(Effect.die(defect))
+          }
+        }
+        const start = (next: Batch | undefined): void => {
+          if (next === undefined) return park()
+          if (!fitsFastPath(next)) return end(Effect.succeed(next))
+          run(next)
         }
         const run = (batch: Batch): void =>
           writeFast(batch, (error) => {
@@ -512,9 +535,7 @@ export const make = (options: WalFileOptions = {}) =>
               // a snapshot starts a new segment: nothing may be in flight on this one
               return end(Effect.zipRight(maybeSnapshot, Effect.sync(() => takeBatch())))
             }
-            const next = takeBatch()
-            if (next === undefined || !fitsFastPath(next)) return end(Effect.succeed(next))
-            run(next)
+            start(takeBatch())
           } finally {
             answer(batch.callers)
           }
@@ -522,6 +543,7 @@ export const make = (options: WalFileOptions = {}) =>
         run(first)
         return Effect.sync(() => {
           ended = true
+          unpark?.()
         })
       })
 

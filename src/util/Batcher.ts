@@ -64,6 +64,22 @@ export class Batcher<T, A, E> {
     })
   })
 
+  /**
+   * For a committer waiting at the callback level, with nothing pending: `wake` runs once,
+   * inside the next `offer`. Returns the function that unregisters it. (`next` and
+   * `onNextOffer` share one slot: the last registered wins.)
+   */
+  onNextOffer(wake: () => void): () => void {
+    const once = () => {
+      this.wake = undefined
+      wake()
+    }
+    this.wake = once
+    return () => {
+      if (this.wake === once) this.wake = undefined
+    }
+  }
+
   /** For the committer: takes what is pending now, up to `maxBatch`, without waiting (may be empty). */
   takeNow(): Array<Waiter<T, A, E>> {
     return this.pending.length === 0 ? [] : this.take()

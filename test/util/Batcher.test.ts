@@ -130,6 +130,27 @@ describe("Batcher", () => {
       expect(items(yield* batcher.next)).toEqual([1])
     }))
 
+  it.effect("onNextOffer wakes a callback-level committer once, inside the next offer; unregistered, it stays silent", () =>
+    Effect.gen(function*() {
+      const batcher = new Batcher<number, void, never>(16, 16)
+      const woken: Array<number> = []
+      batcher.onNextOffer(() => woken.push(batcher.size))
+      expect(woken).toEqual([])
+      offerAll(batcher, [1])
+      // synchronously, with the item already pending
+      expect(woken).toEqual([1])
+      offerAll(batcher, [2])
+      expect(woken).toEqual([1])
+      expect(items(batcher.takeNow())).toEqual([1, 2])
+      const unregister = batcher.onNextOffer(() => woken.push(-1))
+      unregister()
+      offerAll(batcher, [3])
+      expect(woken).toEqual([1])
+      // a later next still gets its wake-up
+      const taker = yield* Effect.fork(batcher.next)
+      expect(items(yield* Fiber.join(taker))).toEqual([3])
+    }))
+
   type Command = { readonly _tag: "Offer"; readonly count: number } | { readonly _tag: "Take" }
   const command: fc.Arbitrary<Command> = fc.oneof(
     fc.integer({ min: 1, max: 8 }).map((count): Command => ({ _tag: "Offer", count })),
