@@ -1,7 +1,8 @@
 /**
- * Decoders and response encoders precompiled from an `HttpApi` definition. Decoding and
- * encoding run synchronously (`Either`) and fall back to the Effect versions only for
- * schemas that need services or asynchronous work.
+ * Decoders and response encoders precompiled from an `HttpApi` definition. A plain struct
+ * is checked by its fast accept first (`plain.ts`); otherwise decoding and encoding run
+ * synchronously (`Either`) and fall back to the Effect versions only for schemas that need
+ * services or asynchronous work.
  *
  * @internal
  */
@@ -9,6 +10,8 @@ import { HttpApiSchema, UrlParams } from "@effect/platform"
 import type { HttpApi } from "@effect/platform"
 import { Effect, Either, ParseResult, Schema } from "effect"
 import type * as AST from "effect/SchemaAST"
+import { compilePlain, NOT_PLAIN } from "./plain.js"
+import type { Plain } from "./plain.js"
 
 /** The result of a synchronous step that may have to finish as an Effect. */
 export type Step<A> =
@@ -55,9 +58,14 @@ export type Decoder = (input: unknown) => Step<unknown>
 
 /** A decoder of one request part; `where` prefixes messages (`body`, `path`, `query`). */
 export const makeDecoder = (schema: Schema.Schema<unknown, unknown, unknown>, where: string): Decoder => {
+  const plain = compilePlain(schema.ast)
   const sync = ParseResult.decodeUnknownEither(schema as Schema.Schema<unknown, unknown, never>, parseOptions)
   const effect = ParseResult.decodeUnknown(schema, parseOptions)
   return (input) => {
+    if (plain !== undefined) {
+      const value = plain(input)
+      if (value !== NOT_PLAIN) return { _tag: "Ok", value }
+    }
     const result = sync(input)
     if (Either.isRight(result)) return { _tag: "Ok", value: result.right }
     if (needsEffect(result.left)) {
@@ -138,6 +146,8 @@ export interface Encoded {
 
 interface Member {
   readonly schema: Schema.Schema<unknown, unknown, unknown>
+  /** the fast accept of a plain struct (see `plain.ts`) */
+  readonly plain: Plain | undefined
   readonly is: (u: unknown) => boolean
   readonly encode: (u: unknown) => Either.Either<unknown, ParseResult.ParseIssue>
   readonly encodeEffect: (u: unknown) => Effect.Effect<unknown, ParseResult.ParseIssue, unknown>
@@ -148,6 +158,7 @@ interface Member {
 
 const makeMember = (schema: Schema.Schema<unknown, unknown, unknown>, status: number): Member => ({
   schema,
+  plain: compilePlain(schema.ast),
   is: Schema.is(schema as Schema.Schema<unknown>),
   encode: ParseResult.encodeUnknownEither(schema as Schema.Schema<unknown, unknown, never>),
   encodeEffect: ParseResult.encodeUnknown(schema),
@@ -192,6 +203,10 @@ export const makeResponseEncoder = (
   const members = schemas.filter((s) => s.ast._tag !== "NeverKeyword").map((s) => makeMember(s, getStatus(s.ast)))
   const single = members.length === 1 ? members[0] : undefined
   const run = (member: Member, value: unknown): EncodeResult => {
+    if (member.plain !== undefined) {
+      const encoded = member.plain(value)
+      if (encoded !== NOT_PLAIN) return { _tag: "Ok", value: toBody(member, encoded) }
+    }
     const result = member.encode(value)
     if (Either.isRight(result)) return { _tag: "Ok", value: toBody(member, result.right) }
     if (needsEffect(result.left)) {
