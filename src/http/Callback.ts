@@ -31,11 +31,12 @@ export interface Callback<A, E> extends Effect.Effect<A, E> {
 }
 
 /** An Effect that completes when `register` calls back; `ApiServer` runs it without a fiber. */
-export const make = <A, E>(register: Register<A, E>): Callback<A, E> =>
-  Object.defineProperty(Effect.async<A, E>((resume) => register(resume)), TypeId, { value: register }) as Callback<
-    A,
-    E
-  >
+export const make = <A, E>(register: Register<A, E>): Callback<A, E> => {
+  // a plain assignment: `Object.defineProperty` cost 4x the whole Effect.async here (150 ns)
+  const effect = Effect.async<A, E>((resume) => register(resume)) as Effect.Effect<A, E> & { [TypeId]?: Register<A, E> }
+  effect[TypeId] = register
+  return effect as Callback<A, E>
+}
 
 /**
  * `Effect.sync(evaluate)` that `ApiServer` runs without a fiber: `evaluate` runs each time
