@@ -40,7 +40,8 @@
  * Peer exchange (PeerList) and failure detection live in PeerManager; this module's
  * inbound loop feeds every message to it first.
  */
-import { Chunk, Context, Duration, Effect, Layer, Metric, Queue } from "effect"
+import type { Chunk } from "effect"
+import { Context, Duration, Effect, Layer, Metric, Queue } from "effect"
 import { NodeConfig } from "../config/NodeConfig.js"
 import { CounterMap } from "../crdt/CounterMap.js"
 import type { Entry } from "../crdt/Entry.js"
@@ -258,6 +259,27 @@ export const make = (options: GossipOptions = {}) =>
 
     const fanout = (alive: number) => Math.max(config.maxSyncPeers, Math.ceil(Math.log(alive + 1)) + 2)
 
+    /**
+     * Listens to the store's changes only while some peer is alive: a lone node spends
+     * nothing per write on eager push (it cost 4.5 us of a 29 us durable POST, a fiber
+     * wake-up per commit batch, only to find nobody to push to). What is written meanwhile
+     * reaches the peers that come by anti-entropy: a joining or returning peer gets a
+     * DigestPull at once (`membership events` below).
+     */
+    const eagerPusher = Effect.gen(function*() {
+      const membership = yield* peers.events
+      while (true) {
+        // events seen before this look at the peers say nothing new
+        yield* Queue.takeAll(membership)
+        if ((yield* peers.alive).length === 0) {
+          yield* Queue.take(membership)
+          continue
+        }
+        yield* Effect.scoped(Effect.flatMap(store.changes, eagerLoop))
+      }
+    })
+
+    /** Pushes the changes while some peer is alive; returns once none is. */
     const eagerLoop = (changes: Queue.Dequeue<Change>) =>
       Effect.gen(function*() {
         let seen = yield* store.version
@@ -272,12 +294,8 @@ export const make = (options: GossipOptions = {}) =>
             seen = first.toVersion
             continue
           }
-          if ((yield* peers.alive).length === 0) {
-            // nobody to push to (anti-entropy brings it to peers that come): no push window
-            const rest = yield* Queue.takeAll(changes)
-            seen = Chunk.reduce(rest, Math.max(seen, first.toVersion), (v, c) => Math.max(v, c.toVersion))
-            continue
-          }
+          // nobody to push to: stop listening (see `eagerPusher`)
+          if ((yield* peers.alive).length === 0) return
           if (Duration.toMillis(config.pushWindow) > 0) yield* Effect.sleep(config.pushWindow)
           const batch = [first, ...(yield* Queue.takeAll(changes))]
           // CounterMap as a coalescer: each (name, replica) once, with its highest totals
@@ -350,7 +368,7 @@ export const make = (options: GossipOptions = {}) =>
       )
 
     yield* guard(inboundLoop, "inbound loop")
-    if (config.eagerPush) yield* guard(eagerLoop(yield* store.changes), "eager push")
+    if (config.eagerPush) yield* guard(Effect.scoped(eagerPusher), "eager push")
     yield* every(config.syncInterval, syncNow, "anti-entropy round")
     yield* every(config.fullSyncInterval, fullSyncNow, "full sync round")
     const events = yield* peers.events

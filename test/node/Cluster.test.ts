@@ -232,6 +232,25 @@ describe("cluster (memory network, TestClock)", () => {
       expect(yield* cl.values(A)).toEqual(Array(6).fill(8))
     })))
 
+  it.scoped("a lone node pushes nothing; once a peer is alive its writes are pushed within a push window", () =>
+    run(Effect.gen(function*() {
+      const cl = yield* cluster({ size: 1 })
+      yield* advance(1)
+      expect(yield* cl.increment(0, A, 5)).toBe(5)
+      yield* advance(10)
+      expect((yield* cl.node(0).gossip.stats).pushesSent.eager ?? 0).toBe(0)
+      const joiner = yield* cl.add([cl.nodes[0]!.addr])
+      // the write made alone arrives by anti-entropy (a DigestPull to a joining peer)
+      yield* untilConverged(cl, 5_000)
+      expect(yield* joiner.running!.store.value(A)).toBe(5)
+      yield* advance(2_100)
+      expect((yield* cl.node(0).peers.alive).length).toBe(1)
+      yield* cl.increment(0, A, 1)
+      yield* advance(3)
+      expect(yield* joiner.running!.store.value(A)).toBe(6)
+      expect((yield* cl.node(0).gossip.stats).pushesSent.eager).toBe(1)
+    })))
+
   it.scoped("an isolated node is suspected and declared dead at the configured times, alive once healed", () =>
     run(Effect.gen(function*() {
       const cl = yield* cluster()
