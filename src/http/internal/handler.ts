@@ -54,7 +54,8 @@ export interface HandlerDeps {
  * (what does not parse is a 400, never a miscount).
  */
 const readsAsJson = (ct: string | undefined): boolean =>
-  ct === undefined || ct === "application/json" || ct.includes("json") || ct.includes("x-www-form-urlencoded") || ct.startsWith("text/plain")
+  ct === undefined || ct === "application/json" || ct.includes("json") || ct.includes("x-www-form-urlencoded") ||
+  ct.startsWith("text/plain")
 
 /** The `node:http` request listener. */
 export const makeRequestHandler = (deps: HandlerDeps): (req: Http.IncomingMessage, res: Http.ServerResponse) => void => {

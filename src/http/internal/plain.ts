@@ -27,6 +27,22 @@ const isPlainObject = (u: unknown): u is Record<PropertyKey, unknown> => {
   return proto === Object.prototype || proto === null
 }
 
+/** A string, number, boolean, undefined or literal type, refined or not. */
+const isScalar = (ast: AST.AST): boolean => {
+  switch (ast._tag) {
+    case "StringKeyword":
+    case "NumberKeyword":
+    case "BooleanKeyword":
+    case "UndefinedKeyword":
+    case "Literal":
+      return true
+    case "Refinement":
+      return isScalar(ast.from)
+    default:
+      return false
+  }
+}
+
 /** A check of one value: the value itself, or NOT_PLAIN. */
 type Check = (u: unknown) => unknown
 
@@ -53,8 +69,9 @@ const compile = (ast: AST.AST): Check | undefined => {
       }
     }
     case "Union": {
-      // members whose output is their input: the first that accepts gives the same value
-      if (ast.types.some((t) => t._tag === "TypeLiteral")) return undefined
+      // scalar members only (their output is their input): the first that accepts gives
+      // the same value as the parser's
+      if (!ast.types.every(isScalar)) return undefined
       const members: Array<Check> = []
       for (const t of ast.types) {
         const c = compile(t)
