@@ -87,7 +87,7 @@ import { Router, UnsupportedPath } from "./internal/router.js"
 import { makeHandlerScheduler } from "./internal/scheduler.js"
 import { compileEndpoint, contentTypeJson, hasBody } from "./internal/targets.js"
 import type { BuiltinTarget, RawHandler, Target } from "./internal/targets.js"
-import { errorBody, writeBody, writeError } from "./internal/wire.js"
+import { errorBody, writeBody } from "./internal/wire.js"
 
 // ---------------------------------------------------------------------------------------
 // public API
@@ -471,13 +471,6 @@ const make = <E, R>(options: Options<E, R>) =>
     )
     return { address: { host: bound.address, port: bound.port }, url }
   })
-
-export const writeJsonError = (
-  res: Http.ServerResponse,
-  status: number,
-  code: string,
-  message: string
-): void => writeError(res, status, code, message, false)
 
 /** Writes a JSON answer with its length, for raw routes. */
 export const writeJson = (res: Http.ServerResponse, status: number, value: unknown): void =>
