@@ -81,6 +81,22 @@ const buildHandlers = (commit?: (done: () => void) => void) => (handlers: Handle
     .handle("counter", () => Effect.sync(() => ({ value, nodeId: "bench" })))
 }
 
+/** `Baseline.makeGroupCommit` on a file in a temporary directory; `close` removes it. */
+const tempGroupCommit = (): Baseline.GroupCommit => {
+  const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "dcounter-bench-http-"))
+  const gc = Baseline.makeGroupCommit(Path.join(dir, "wal"))
+  return {
+    commit: gc.commit,
+    close: () => {
+      gc.close()
+      Fs.rmSync(dir, { recursive: true, force: true })
+    }
+  }
+}
+
+/** The servers that answer only once a group commit made the write durable. */
+const isDurable = (kind: ServerKind | undefined): boolean => kind === "api-durable" || kind === "bare-durable"
+
 // ---------------------------------------------------------------------------------------
 // servers (each runs in a child process: `--serve <kind>`)
 
@@ -123,8 +139,7 @@ const serverLayer = (
         (ctx) => ctx.unsafeMap.get(ApiServer.ApiServer.key) as ApiServer.ApiServer["Type"]
       )
     case "api-durable": {
-      const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "dcounter-bench-http-"))
-      const gc = Baseline.makeGroupCommit(Path.join(dir, "wal"))
+      const gc = tempGroupCommit()
       return Effect.zipLeft(
         Effect.map(
           Layer.buildWithScope(
@@ -135,10 +150,7 @@ const serverLayer = (
           ),
           (ctx) => ctx.unsafeMap.get(ApiServer.ApiServer.key) as ApiServer.ApiServer["Type"]
         ),
-        Scope.addFinalizer(scope, Effect.sync(() => {
-          gc.close()
-          Fs.rmSync(dir, { recursive: true, force: true })
-        }))
+        Scope.addFinalizer(scope, Effect.sync(gc.close))
       )
     }
     case "stock":
@@ -164,14 +176,12 @@ const serverLayer = (
 /** Runs one server until SIGTERM/SIGINT; prints `listening <host>:<port>` when ready. */
 export const serve = async (kind: ServerKind, port: number): Promise<void> => {
   if (kind === "baseline" || kind === "bare-durable") {
-    const dir = kind === "bare-durable" ? Fs.mkdtempSync(Path.join(Os.tmpdir(), "dcounter-bench-http-")) : undefined
-    const gc = dir === undefined ? undefined : Baseline.makeGroupCommit(Path.join(dir, "wal"))
+    const gc = kind === "bare-durable" ? tempGroupCommit() : undefined
     const server = await Baseline.start(port, "127.0.0.1", gc === undefined ? {} : { commit: gc.commit })
     process.stdout.write(`listening 127.0.0.1:${server.port}\n`)
     const stop = () =>
       void server.close().then(() => {
         gc?.close()
-        if (dir !== undefined) Fs.rmSync(dir, { recursive: true, force: true })
         process.exit(0)
       })
     process.once("SIGTERM", stop)
@@ -664,9 +674,7 @@ export const run = async (options: HttpBenchOptions = {}): Promise<ReadonlyArray
         await Promise.all(children.filter((c) => c !== baselineChild).map(stopChild))
       }
     }
-    const fsync = extras.some((t) => t.kind === "api-durable" || t.kind === "bare-durable")
-      ? fdatasyncMillis(scratch)
-      : undefined
+    const fsync = extras.some((t) => isDurable(t.kind)) ? fdatasyncMillis(scratch) : undefined
     log(`http: done in ${elapsed().toFixed(1)} s`)
 
     const base = results.get(baseline.name)!
@@ -682,7 +690,7 @@ export const run = async (options: HttpBenchOptions = {}): Promise<ReadonlyArray
         how,
         ratios !== undefined && ratios.length > 1 ? `per-round ratios ${ratios.map((x) => x.toFixed(2)).join(", ")}` : "",
         failures > 0 ? `${failures} failed requests` : "",
-        (t.kind === "api-durable" || t.kind === "bare-durable") && fsync !== undefined
+        isDurable(t.kind) && fsync !== undefined
           ? `fdatasync p50 ${fsync.toFixed(2)} ms here: with ${connections} connections and one commit in flight, ` +
             `at most about ${Math.round(connections / (fsync / 1000))} req/s`
           : "",

@@ -294,8 +294,6 @@ export const make = (options: GossipOptions = {}) =>
             seen = first.toVersion
             continue
           }
-          // nobody to push to: stop listening (see `eagerPusher`)
-          if ((yield* peers.alive).length === 0) return
           if (Duration.toMillis(config.pushWindow) > 0) yield* Effect.sleep(config.pushWindow)
           const batch = [first, ...(yield* Queue.takeAll(changes))]
           // CounterMap as a coalescer: each (name, replica) once, with its highest totals
@@ -324,7 +322,8 @@ export const make = (options: GossipOptions = {}) =>
             }
           }
           const alive = yield* peers.alive
-          if (alive.length === 0) continue
+          // nobody to push to: stop listening (see `eagerPusher`)
+          if (alive.length === 0) return
           if (alive.length <= directPushLimit) {
             yield* pushDelta(alive, "eager", local.entries())
             for (const [from, c] of repaired) yield* pushDelta(alive.filter((a) => a !== from), "forward", c.entries())

@@ -55,13 +55,7 @@ export class Batcher<T, A, E> {
       resume(Effect.sync(() => this.take()))
       return
     }
-    this.wake = () => {
-      this.wake = undefined
-      resume(Effect.sync(() => this.take()))
-    }
-    return Effect.sync(() => {
-      this.wake = undefined
-    })
+    return Effect.sync(this.onNextOffer(() => resume(Effect.sync(() => this.take()))))
   })
 
   /**
