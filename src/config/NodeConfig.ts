@@ -50,7 +50,7 @@ export const defaults: NodeConfigShape = {
   failureTimeout: Duration.seconds(30),
   clusterKey: Option.none(),
   eagerPush: true,
-  pushWindow: Duration.millis(2)
+  pushWindow: Duration.millis(10)
 }
 
 export class NodeConfig extends Context.Tag("dcounter/NodeConfig")<NodeConfig, NodeConfigShape>() {

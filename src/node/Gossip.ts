@@ -41,7 +41,7 @@
  * inbound loop feeds every message to it first.
  */
 import type { Chunk } from "effect"
-import { Context, Duration, Effect, Layer, Metric, Queue } from "effect"
+import { Clock, Context, Duration, Effect, Layer, Metric, Queue } from "effect"
 import { NodeConfig } from "../config/NodeConfig.js"
 import { CounterMap } from "../crdt/CounterMap.js"
 import type { Entry } from "../crdt/Entry.js"
@@ -142,6 +142,7 @@ export const make = (options: GossipOptions = {}) =>
     const directPushLimit = options.directPushLimit ?? 64
     const maxPushEntries = Math.max(1, options.maxPushEntries ?? 16_384)
     const inboundBatch = options.inboundBatch ?? 256
+    const windowMillis = Duration.toMillis(config.pushWindow)
 
     const stats = {
       pushesSent: { eager: 0, forward: 0, sync: 0, full: 0, pushback: 0 } as Record<PushKind, number>,
@@ -283,6 +284,7 @@ export const make = (options: GossipOptions = {}) =>
     const eagerLoop = (changes: Queue.Dequeue<Change>) =>
       Effect.gen(function*() {
         let seen = yield* store.version
+        let lastPush = Number.NEGATIVE_INFINITY
         while (true) {
           const first = yield* Queue.take(changes)
           // An eager delta merged from a peer is not passed on in a small cluster: skip it
@@ -294,7 +296,12 @@ export const make = (options: GossipOptions = {}) =>
             seen = first.toVersion
             continue
           }
-          if (Duration.toMillis(config.pushWindow) > 0) yield* Effect.sleep(config.pushWindow)
+          // Leading edge: the first change after a quiet window goes out at once (a lone
+          // write converges in one hop); under load, at most one push per window, so the
+          // cost of a push on both ends is shared by every write of the window.
+          const wait = lastPush + windowMillis - (yield* Clock.currentTimeMillis)
+          if (wait > 0) yield* Effect.sleep(Duration.millis(wait))
+          lastPush = yield* Clock.currentTimeMillis
           const batch = [first, ...(yield* Queue.takeAll(changes))]
           // CounterMap as a coalescer: each (name, replica) once, with its highest totals
           const local = new CounterMap()
