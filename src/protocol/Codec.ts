@@ -13,7 +13,7 @@
 import { Packr, RESET_BUFFER_MODE, REUSE_BUFFER_MODE } from "msgpackr"
 import { Data, Either, ParseResult, Schema } from "effect"
 import { validateEntries } from "../crdt/Entry.js"
-import { Message, Push } from "./Message.js"
+import { Message, Push, SyncPart } from "./Message.js"
 
 export class DecodeError extends Data.TaggedError("DecodeError")<{
   readonly reason: "NotMsgpack" | "InvalidMessage"
@@ -24,6 +24,8 @@ const packr = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: tr
 
 const encodeMessage = Schema.encodeSync(Message)
 const decodeMessage = Schema.decodeUnknownEither(Message)
+const encodeSyncPart = Schema.encodeSync(SyncPart)
+const decodeSyncPart = Schema.decodeUnknownEither(SyncPart)
 
 /** `Push.fields.digest`: a string of at most 128 characters. */
 const isDigest = (u: unknown): u is string => typeof u === "string" && u.length <= 128
@@ -36,7 +38,9 @@ export const toPlain = (message: Message): unknown => {
   if (message._tag !== "Push") return encodeMessage(message)
   const entries = validateEntries(message.entries)
   if (Either.isRight(entries) && typeof message.full === "boolean" && isDigest(message.digest)) {
-    return { _tag: "Push", full: message.full, entries: entries.right, digest: message.digest }
+    return message.sync === undefined
+      ? { _tag: "Push", full: message.full, entries: entries.right, digest: message.digest }
+      : { _tag: "Push", full: message.full, entries: entries.right, digest: message.digest, sync: encodeSyncPart(message.sync) }
   }
   return encodeMessage(message)
 }
@@ -68,6 +72,7 @@ interface PlainPush {
   readonly full: unknown
   readonly entries: unknown
   readonly digest: unknown
+  readonly sync?: unknown
 }
 
 const isPlainPush = (raw: unknown): raw is PlainPush =>
@@ -77,10 +82,11 @@ const isPlainPush = (raw: unknown): raw is PlainPush =>
 export const fromPlain = (raw: unknown): Either.Either<Message, DecodeError> => {
   if (isPlainPush(raw) && typeof raw.full === "boolean" && isDigest(raw.digest)) {
     const entries = validateEntries(raw.entries)
-    if (Either.isRight(entries)) {
-      return Either.right(new Push({ full: raw.full, entries: entries.right, digest: raw.digest }, true))
+    const sync = raw.sync === undefined ? Either.right(undefined) : decodeSyncPart(raw.sync)
+    if (Either.isRight(entries) && Either.isRight(sync)) {
+      return Either.right(new Push({ full: raw.full, entries: entries.right, digest: raw.digest, sync: sync.right }, true))
     }
-    if (entries.left.index >= 0) return Either.left(invalid(`Push: ${entries.left.message}`))
+    if (Either.isLeft(entries) && entries.left.index >= 0) return Either.left(invalid(`Push: ${entries.left.message}`))
   }
   return Either.mapLeft(
     decodeMessage(raw, { onExcessProperty: "ignore" }),
