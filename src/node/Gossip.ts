@@ -55,7 +55,7 @@ import type { Entry } from "../crdt/Entry.js"
 import type { ReplicaId } from "../crdt/ReplicaId.js"
 import { PeerManager } from "../membership/PeerManager.js"
 import type { HostPort, Message } from "../protocol/Message.js"
-import { DigestAck, DigestPull, Push, SyncPart, Watermark } from "../protocol/Message.js"
+import { Covers, DigestAck, DigestPull, Push, SyncPart, Watermark } from "../protocol/Message.js"
 import type { Inbound } from "../transport/Transport.js"
 import { Transport } from "../transport/Transport.js"
 import type { Change } from "./CounterStore.js"
@@ -229,13 +229,20 @@ export const make = (options: GossipOptions = {}) =>
       })
 
     /** A delta to several peers, in frames of at most maxPushEntries. */
-    const pushDelta = (targets: ReadonlyArray<HostPort>, kind: PushKind, entries: ReadonlyArray<Entry>) =>
+    const pushDelta = (
+      targets: ReadonlyArray<HostPort>,
+      kind: PushKind,
+      entries: ReadonlyArray<Entry>,
+      covers?: Covers | undefined
+    ) =>
       Effect.gen(function*() {
         if (targets.length === 0 || entries.length === 0) return
         const frames: Array<Push> = []
         for (let i = 0; i < entries.length; i += maxPushEntries) {
-          // a delta does not describe the sender's whole state: no digest to compare with
-          frames.push(new Push({ full: false, entries: entries.slice(i, i + maxPushEntries), digest: "" }, true))
+          // a delta does not describe the sender's whole state: no digest to compare with.
+          // It covers a stretch of history only when it is one frame (frames can be lost).
+          const whole = covers !== undefined && entries.length <= maxPushEntries ? { covers } : {}
+          frames.push(new Push({ full: false, entries: entries.slice(i, i + maxPushEntries), digest: "", ...whole }, true))
         }
         for (const to of targets) for (const push of frames) yield* sendPush(to, kind, push)
       })
@@ -272,6 +279,13 @@ export const make = (options: GossipOptions = {}) =>
         if (changed.length > 0) stats.pushesThatChanged++
         yield* Metric.increment(changed.length > 0 ? pushesChanged : pushesUnchanged)
         if (push.sync !== undefined) received(from, push.sync)
+        if (push.covers !== undefined) {
+          const { covers } = push
+          const known = watermarks.get(from)
+          if (known !== undefined && known.incarnation === covers.incarnation && known.version >= covers.from) {
+            advance(from, new Watermark({ incarnation: covers.incarnation, version: covers.to }, true))
+          }
+        }
       })
 
     const onMessage = (inbound: Inbound) =>
@@ -370,6 +384,9 @@ export const make = (options: GossipOptions = {}) =>
           const remote = new Map<string, CounterMap>()
           /** the part of them learned by anti-entropy: forwarded in small clusters too */
           const repaired = new Map<string, CounterMap>()
+          /** whether `local` holds every change from `coverFrom` to `seen` (see `Covers`) */
+          const coverFrom = seen
+          let whole = true
           for (const change of batch) {
             if (change.toVersion <= seen) continue
             if (change.fromVersion > seen) {
@@ -382,6 +399,7 @@ export const make = (options: GossipOptions = {}) =>
             if (change.origin._tag === "Local") {
               local.apply(change.entries)
             } else {
+              whole = false
               const key = change.origin.from ?? ""
               const into = change.origin.repair ? repaired : remote
               let c = into.get(key)
@@ -392,13 +410,16 @@ export const make = (options: GossipOptions = {}) =>
           const alive = yield* peers.alive
           // nobody to push to: stop listening (see `eagerPusher`)
           if (alive.length === 0) return
+          const covers = whole && seen > coverFrom
+            ? new Covers({ incarnation: store.incarnation, from: coverFrom, to: seen }, true)
+            : undefined
           if (alive.length <= directPushLimit) {
-            yield* pushDelta(alive, "eager", local.entries())
+            yield* pushDelta(alive, "eager", local.entries(), covers)
             for (const [from, c] of repaired) yield* pushDelta(alive.filter((a) => a !== from), "forward", c.entries())
             continue
           }
           const k = fanout(alive.length)
-          if (local.size > 0) yield* pushDelta(yield* peers.pickAlive(k), "eager", local.entries())
+          if (local.size > 0) yield* pushDelta(yield* peers.pickAlive(k), "eager", local.entries(), covers)
           for (const [from, c] of remote) {
             const more = repaired.get(from)
             if (more !== undefined) c.apply(more.entries())

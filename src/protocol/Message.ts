@@ -72,6 +72,18 @@ export class SyncPart extends Schema.Class<SyncPart>("SyncPart")({
   parts: Schema.Int.pipe(Schema.between(1, 1_000_000))
 }) {}
 
+/**
+ * Set on an eager push that holds every entry that changed in the sender's history from
+ * `from` (exclusive) to `to` of incarnation `incarnation`: a receiver whose watermark for
+ * the sender is at `from` or later moves it to `to`, so anti-entropy has nothing to send
+ * for what the eager pushes carried.
+ */
+export class Covers extends Schema.Class<Covers>("Covers")({
+  incarnation: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(64)),
+  from: Schema.NonNegativeInt,
+  to: Schema.NonNegativeInt
+}) {}
+
 /** State to merge: the sender's full state (`full`) or a delta of it. */
 export class Push extends Schema.TaggedClass<Push>()("Push", {
   full: Schema.Boolean,
@@ -79,7 +91,9 @@ export class Push extends Schema.TaggedClass<Push>()("Push", {
   /** The sender's digest after this state, so the receiver can tell if it is now equal. */
   digest: Schema.String.pipe(Schema.maxLength(128)),
   /** Set on the parts of an anti-entropy answer (see `SyncPart`). */
-  sync: Schema.optional(SyncPart)
+  sync: Schema.optional(SyncPart),
+  /** Set on an eager push that covers a stretch of the sender's history (see `Covers`). */
+  covers: Schema.optional(Covers)
 }) {}
 
 /**
@@ -93,11 +107,12 @@ export const makePush = (props: {
   readonly entries: Entries
   readonly digest: string
   readonly sync?: SyncPart | undefined
+  readonly covers?: Covers | undefined
 }): Push => {
   const entries = validateEntries(props.entries)
   if (Either.isLeft(entries)) throw entries.left
-  const head = new Push({ full: props.full, entries: [], digest: props.digest, sync: props.sync })
-  return new Push({ full: head.full, entries: entries.right, digest: head.digest, sync: head.sync }, true)
+  const head = new Push({ full: props.full, entries: [], digest: props.digest, sync: props.sync, covers: props.covers })
+  return new Push({ full: head.full, entries: entries.right, digest: head.digest, sync: head.sync, covers: head.covers }, true)
 }
 
 export class PeerInfo extends Schema.Class<PeerInfo>("PeerInfo")({
