@@ -6,10 +6,11 @@
  * A target may carry a Lua `request` function (`requestLua`) that builds each request
  * (e.g. a random counter name per request); only wrk can run it.
  */
-import { spawn, spawnSync } from "node:child_process"
+import { spawnSync } from "node:child_process"
 import * as Fs from "node:fs"
 import { createRequire } from "node:module"
 import * as Path from "node:path"
+import { spawnTracked } from "./Processes.js"
 
 export interface LoadResult {
   readonly rps: number
@@ -43,11 +44,11 @@ export interface LoadGenerator {
 /** Runs a command to completion; its stdout, or an error with the tail of its stderr. */
 export const runProcess = (command: string, args: ReadonlyArray<string>, timeoutMs: number): Promise<string> =>
   new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ["ignore", "pipe", "pipe"] })
+    const child = spawnTracked(command, args, ["ignore", "pipe", "pipe"])
     let out = ""
     let err = ""
-    child.stdout.on("data", (d: Buffer) => (out += d.toString()))
-    child.stderr.on("data", (d: Buffer) => (err += d.toString()))
+    child.stdout!.on("data", (d: Buffer) => (out += d.toString()))
+    child.stderr!.on("data", (d: Buffer) => (err = (err + d.toString()).slice(-2000)))
     const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs)
     child.once("error", (e) => {
       clearTimeout(timer)

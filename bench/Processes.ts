@@ -4,15 +4,17 @@
  * from the built CLI (ready once `GET /health` answers 200), their CPU time from
  * `/proc/<pid>/stat`, and stopping them (SIGTERM, SIGKILL after 5 s).
  *
- * Every process started here is remembered until it exits, so that a bench run on its own
- * can stop them all when it is interrupted (`stopAllOnSignals`); under `bench/run.ts` each
- * bench runs in a process group of its own, which the suite kills as a whole.
+ * Every process started here is remembered until it exits, and every temporary directory
+ * made here until it is removed, so that a bench run on its own can clean up when it is
+ * interrupted (`stopAllOnSignals`); under `bench/run.ts` each bench runs in a process group
+ * of its own, which the suite kills as a whole.
  */
 import { spawn } from "node:child_process"
 import type { ChildProcess } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Http from "node:http"
 import * as Net from "node:net"
+import * as Os from "node:os"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 
@@ -81,9 +83,22 @@ export const cpuSeconds = (pid: number | undefined): number | undefined => {
 // child processes
 
 const started = new Set<ChildProcess>()
+const directories = new Set<string>()
+
+/** A new directory under the system's temporary directory, remembered until `removeDirectory`. */
+export const temporaryDirectory = (prefix: string): string => {
+  const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), prefix))
+  directories.add(dir)
+  return dir
+}
+
+export const removeDirectory = (dir: string): void => {
+  Fs.rmSync(dir, { recursive: true, force: true })
+  directories.delete(dir)
+}
 
 /** `spawn`, remembered until the process exits. */
-const spawnTracked = (command: string, args: ReadonlyArray<string>, stdio: Array<"ignore" | "pipe">): ChildProcess => {
+export const spawnTracked = (command: string, args: ReadonlyArray<string>, stdio: Array<"ignore" | "pipe">): ChildProcess => {
   const child = spawn(command, args, { stdio })
   started.add(child)
   child.once("exit", () => started.delete(child))
@@ -107,8 +122,8 @@ export const stopProcess = (child: ChildProcess, graceMs = 5_000): Promise<void>
 export const stopAll = (): Promise<void> => Promise.all([...started].map((c) => stopProcess(c))).then(() => undefined)
 
 /**
- * For a bench run on its own: SIGINT/SIGTERM stop every process it started before it exits,
- * and whatever is left when it exits is killed.
+ * For a bench run on its own: SIGINT/SIGTERM stop every process it started before it exits;
+ * whatever is left when it exits is killed, and its temporary directories removed.
  */
 export const stopAllOnSignals = (): void => {
   for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
@@ -116,6 +131,7 @@ export const stopAllOnSignals = (): void => {
   }
   process.once("exit", () => {
     for (const c of started) c.kill("SIGKILL")
+    for (const dir of directories) Fs.rmSync(dir, { recursive: true, force: true })
   })
 }
 

@@ -39,7 +39,6 @@
  * stderr, the markdown table to stdout.
  */
 import * as Fs from "node:fs"
-import * as Os from "node:os"
 import * as Path from "node:path"
 import type { BenchOptions, BenchResult, Figure } from "./BenchResult.js"
 import { figure, formatNumber, isMain, main, median, ratioOf } from "./BenchResult.js"
@@ -48,7 +47,17 @@ import { combineLoads, hasWrk, splitConnections, wrk } from "./LoadGenerator.js"
 import type { Sample } from "./MetricsText.js"
 import { parseMetrics, sumOf } from "./MetricsText.js"
 import type { RoleProcess } from "./Processes.js"
-import { cpuSeconds, freePorts, httpGet, startBaseline, startRole, stopAllOnSignals, stopProcess } from "./Processes.js"
+import {
+  cpuSeconds,
+  freePorts,
+  httpGet,
+  removeDirectory,
+  startBaseline,
+  startRole,
+  stopAllOnSignals,
+  stopProcess,
+  temporaryDirectory
+} from "./Processes.js"
 
 // ---------------------------------------------------------------------------------------
 // the cases
@@ -496,12 +505,12 @@ export const run = async (options: ClusterBenchOptions = {}): Promise<ReadonlyAr
   const quick = options.quick === true
   const rounds = options.rounds ?? (quick ? 1 : 2)
   const seconds = options.seconds ?? (quick ? 2 : 3)
-  const warmup = 1
+  const warmup = 2
   const budget = options.budgetSeconds ?? DEFAULT_BUDGET_SECONDS
   const cases = options.only === undefined ? CASES : CASES.filter((c) => options.only!.includes(c.id))
   if (cases.length === 0) throw new Error(`no cases selected (known: ${CASES.map((c) => c.id).join(", ")})`)
   if (!hasWrk()) throw new Error("the cluster bench needs wrk (Debian: apt-get install -y wrk): it spreads load over several hosts and draws counter names in Lua")
-  const root = Fs.mkdtempSync(Path.join(Os.tmpdir(), "dcounter-bench-cluster-"))
+  const root = temporaryDirectory("dcounter-bench-cluster-")
   const generator: LoadGenerator = wrk(root)
   const o: ProcessOptions = {
     root,
@@ -550,15 +559,20 @@ export const run = async (options: ClusterBenchOptions = {}): Promise<ReadonlyAr
       combineLoads(await Promise.all(loadsOf(c).map((l) => generator.run(targetOf(c, l.url), secs, l.connections))))
     const bareTarget: Target = { name: BARE_NAME, url: `${bare.url}/increment`, method: "POST", body }
 
-    // warm-up: JIT and connections of every process, both workloads
-    await generator.run(bareTarget, warmup, CONNECTIONS)
-    for (const size of sizes) {
-      for (const workload of ["hot", "random"] as const) {
-        if (!cases.some((c) => c.nodes === size && c.workload === workload)) continue
-        await loadRun({ id: "warm-up", nodes: size, workload, spread: "all" }, warmup)
-      }
+    // warm-up: JIT and connections of every process, both workloads; every cluster (and
+    // the bare counter) at once, which is enough for the JIT and keeps the run short
+    for (const workload of ["hot", "random"] as const) {
+      const warm = sizes.flatMap((size): ReadonlyArray<ClusterCase> =>
+        cases.some((c) => c.nodes === size && c.workload === workload)
+          ? [{ id: "warm-up", nodes: size, workload, spread: "all" }]
+          : []
+      )
+      if (workload === "hot") warm.push(...gatewaySizes.map((size): ClusterCase => ({ id: "warm-up", nodes: size, workload, spread: "gateway" })))
+      await Promise.all([
+        ...warm.map((c) => loadRun(c, warmup)),
+        ...(workload === "hot" ? [generator.run(bareTarget, warmup, CONNECTIONS)] : [])
+      ])
     }
-    for (const size of gatewaySizes) await loadRun({ id: "warm-up", nodes: size, workload: "hot", spread: "gateway" }, warmup)
     log(`cluster: warmed up at ${elapsed().toFixed(1)} s`)
 
     const bareRuns: Array<LoadResult & { readonly cpuUs?: number | undefined }> = []
@@ -644,7 +658,7 @@ export const run = async (options: ClusterBenchOptions = {}): Promise<ReadonlyAr
     return results
   } finally {
     await Promise.all(started.map((p) => stopProcess(p.process)))
-    Fs.rmSync(root, { recursive: true, force: true })
+    removeDirectory(root)
   }
 }
 
