@@ -39,6 +39,7 @@
  * stderr, the markdown table to stdout.
  */
 import * as Fs from "node:fs"
+import * as Os from "node:os"
 import * as Path from "node:path"
 import type { BenchOptions, BenchResult, Figure } from "./BenchResult.js"
 import { figure, formatNumber, isMain, main, median, ratioOf } from "./BenchResult.js"
@@ -498,6 +499,9 @@ const onTmpfs = (dir: string): boolean => {
   }
 }
 
+/** The 1, 5 and 15 minute load averages: how busy the machine was (it is shared and noisy). */
+const loadAverage = (): string => Os.loadavg().map((x) => x.toFixed(2)).join(" / ")
+
 export const run = async (options: ClusterBenchOptions = {}): Promise<ReadonlyArray<BenchResult>> => {
   const log = options.log ?? ((line: string) => process.stderr.write(line + "\n"))
   const t0 = performance.now()
@@ -523,7 +527,8 @@ export const run = async (options: ClusterBenchOptions = {}): Promise<ReadonlyAr
   log(
     `cluster: ${cases.map((c) => c.id).join(", ")}; ${rounds} round(s) of ${seconds} s per case, wrk -t1 ` +
       `-c${CONNECTIONS}; clusters of ${sizes.join(", ")} node(s)` +
-      `${gatewaySizes.length > 0 ? `, gateways in front of ${gatewaySizes.join(", ")}` : ""}; budget ${budget} s`
+      `${gatewaySizes.length > 0 ? `, gateways in front of ${gatewaySizes.join(", ")}` : ""}; budget ${budget} s; ` +
+      `load average ${loadAverage()}`
   )
   const started: Array<RoleProcess> = []
   try {
@@ -617,7 +622,7 @@ export const run = async (options: ClusterBenchOptions = {}): Promise<ReadonlyAr
         )
       }
     }
-    log(`cluster: measured in ${elapsed().toFixed(1)} s`)
+    log(`cluster: measured in ${elapsed().toFixed(1)} s; load average ${loadAverage()}`)
 
     const measured = cases.filter((c) => byCase.get(c.id)!.length > 0)
     const goals = clusterGoals(byCase)
