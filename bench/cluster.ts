@@ -26,9 +26,13 @@
  * node, node and gateway throughput relative to the bare counter) are printed and reported
  * as rows with `goal`/`met`; they are never asserted.
  *
- * All clusters run at once (idle ones cost little), so that rounds can go over every case;
- * the hot-counter cases run first in each round, the random-counter ones (which leave up to
- * tens of thousands of counters in the clusters' state for anti-entropy to carry) last.
+ * All clusters run at once (idle ones cost little: what an idle node spends is read during
+ * the bare runs and reported), so that rounds can go over every case; the hot-counter cases
+ * run first in each round, the random-counter ones (which leave tens of thousands of counters
+ * in the clusters' state for anti-entropy to carry) last. The whole run keeps to a wall-time
+ * budget (140 s by default, under its 180 s bound in the suite): runs that would end past it
+ * are left out, with a note. The cases and the figures of a run are in ClusterCases.ts, the
+ * goals and rows in ClusterReport.ts.
  *
  *     npm run build && node dist/bench/cluster.js [--quick] [--only hot-1,hot-3,...] [--rounds N]
  *       [--seconds S] [--budget S] [--node-args "--push-window 5ms"] [--gateway-args "..."]
@@ -41,12 +45,14 @@
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
-import type { BenchOptions, BenchResult, Figure } from "./BenchResult.js"
-import { figure, formatNumber, isMain, main, median, ratioOf } from "./BenchResult.js"
+import type { BenchOptions, BenchResult } from "./BenchResult.js"
+import { figure, isMain, main, median, ratioOf } from "./BenchResult.js"
+import type { CaseRound, ClusterCase, Snapshot } from "./ClusterCases.js"
+import { BARE_EVERY, BARE_NAME, busiestPeer, CASES, caseRound, caseTitle, randomCountersLua, roundPlan } from "./ClusterCases.js"
+import { caseResult, clusterGoals, compactTable, goalLines, goalResult } from "./ClusterReport.js"
 import type { LoadGenerator, LoadResult, Target } from "./LoadGenerator.js"
 import { combineLoads, hasWrk, splitConnections, wrk } from "./LoadGenerator.js"
-import type { Sample } from "./MetricsText.js"
-import { parseMetrics, sumOf } from "./MetricsText.js"
+import { parseMetrics } from "./MetricsText.js"
 import type { RoleProcess } from "./Processes.js"
 import {
   cpuSeconds,
@@ -59,308 +65,6 @@ import {
   stopProcess,
   temporaryDirectory
 } from "./Processes.js"
-
-// ---------------------------------------------------------------------------------------
-// the cases
-
-export type Workload = "hot" | "random"
-/** Load on the first node, on every node (one wrk each), or on the gateway. */
-export type Spread = "one" | "all" | "gateway"
-
-export interface ClusterCase {
-  readonly id: string
-  readonly nodes: number
-  readonly workload: Workload
-  readonly spread: Spread
-  /** throughput ratio to the bare counter this case should reach */
-  readonly goal?: number
-}
-
-/** Every case, in the order a round runs them (hot counter first). */
-export const CASES: ReadonlyArray<ClusterCase> = [
-  { id: "hot-1", nodes: 1, workload: "hot", spread: "one", goal: 0.8 },
-  { id: "gw-1", nodes: 1, workload: "hot", spread: "gateway", goal: 0.6 },
-  { id: "hot-3", nodes: 3, workload: "hot", spread: "one", goal: 0.55 },
-  { id: "hot-3-all", nodes: 3, workload: "hot", spread: "all" },
-  { id: "gw-3", nodes: 3, workload: "hot", spread: "gateway", goal: 0.45 },
-  { id: "hot-5", nodes: 5, workload: "hot", spread: "one" },
-  { id: "hot-5-all", nodes: 5, workload: "hot", spread: "all" },
-  { id: "rand-1", nodes: 1, workload: "random", spread: "one" },
-  { id: "rand-3", nodes: 3, workload: "random", spread: "one" },
-  { id: "rand-3-all", nodes: 3, workload: "random", spread: "all" },
-  { id: "rand-5", nodes: 5, workload: "random", spread: "one" },
-  { id: "rand-5-all", nodes: 5, workload: "random", spread: "all" }
-]
-
-/** How many counters the random workload draws its names from. */
-export const RANDOM_COUNTERS = 1_000_000
-
-/** The bare counter is measured again before every this many cases of a round. */
-const BARE_EVERY = 4
-
-export const BARE_NAME = "bare node:http counter"
-
-export const caseTitle = (c: ClusterCase): string => {
-  const nodes = `${c.nodes} node${c.nodes === 1 ? "" : "s"}`
-  const what = c.workload === "hot" ? "hot counter" : `random counters of ${formatNumber(RANDOM_COUNTERS)}`
-  switch (c.spread) {
-    case "one":
-      return c.nodes === 1 ? `${nodes}, ${what}, durable POST` : `${nodes}, ${what}, load on one node`
-    case "all":
-      return `${nodes}, ${what}, load spread over all nodes`
-    case "gateway":
-      return `gateway in front of ${nodes}, ${what}`
-  }
-}
-
-/** The Lua `request` builder of the random workload: a counter name drawn per request. */
-export const randomCountersLua = (seed: number, counters = RANDOM_COUNTERS): string =>
-  [
-    `math.randomseed(${Math.floor(seed)})`,
-    "request = function()",
-    `  return wrk.format(nil, "/counters/c" .. math.random(0, ${counters - 1}) .. "/increment")`,
-    "end"
-  ].join("\n")
-
-const body = JSON.stringify({ by: 1 })
-
-// ---------------------------------------------------------------------------------------
-// figures of one run (pure)
-
-/** What is read from the processes before and after a run. */
-export interface Snapshot {
-  /** CPU seconds of each node process (undefined where /proc cannot tell) */
-  readonly nodeCpu: ReadonlyArray<number | undefined>
-  readonly gatewayCpu?: number | undefined
-  /** each node's /metrics samples */
-  readonly nodeMetrics: ReadonlyArray<ReadonlyArray<Sample>>
-}
-
-export interface CaseRound {
-  readonly load: LoadResult
-  /** writes the nodes acknowledged (durable), from their `dcounter_writes_total` */
-  readonly writes: number
-  /** CPU µs per write of the node taking the writes (load on one node, or a lone node behind a gateway) */
-  readonly writerCpuUs?: number | undefined
-  /** CPU µs per remote write of each other node (load on one node) */
-  readonly peerCpuUs: ReadonlyArray<number>
-  /** CPU µs per write of every node process, summed */
-  readonly nodesCpuUs?: number | undefined
-  readonly gatewayCpuUs?: number | undefined
-  /** over all nodes, per write */
-  readonly pushesPerWrite: number
-  readonly gossipBytesPerWrite: number
-  readonly walAppendsPerWrite: number
-  /** throughput / the bare counter's in the same round */
-  readonly ratio?: number | undefined
-}
-
-const delta = (a: number | undefined, b: number | undefined): number | undefined =>
-  a === undefined || b === undefined ? undefined : b - a
-
-/** The sum over nodes of a counter's increase between the snapshots. */
-const increase = (before: Snapshot, after: Snapshot, name: string): number =>
-  after.nodeMetrics.reduce((n, samples, i) => n + sumOf(samples, name) - sumOf(before.nodeMetrics[i] ?? [], name), 0)
-
-/**
- * The figures of one run of a case from the load generator's result and the snapshots
- * around it. The writer is node 0 when the load is on one node (or a lone node behind a
- * gateway); with the load spread, every node is both writer and peer and only the sum is
- * meaningful.
- */
-export const caseRound = (c: ClusterCase, load: LoadResult, before: Snapshot, after: Snapshot): CaseRound => {
-  const counted = increase(before, after, "dcounter_writes_total")
-  const writes = counted > 0 ? counted : Math.max(0, load.requests - load.failures)
-  const perWrite = (seconds: number | undefined): number | undefined =>
-    seconds === undefined || writes === 0 ? undefined : (seconds * 1e6) / writes
-  const cpu = after.nodeCpu.map((c1, i) => delta(before.nodeCpu[i], c1))
-  const hasWriter = c.spread === "one" || c.nodes === 1
-  const nodesCpu = cpu.some((x) => x === undefined) ? undefined : cpu.reduce((n: number, x) => n + x!, 0)
-  const per = (x: number): number => (writes === 0 ? NaN : x / writes)
-  return {
-    load,
-    writes,
-    writerCpuUs: hasWriter ? perWrite(cpu[0]) : undefined,
-    peerCpuUs: c.spread === "one" ? cpu.slice(1).flatMap((x) => (x === undefined || writes === 0 ? [] : [perWrite(x)!])) : [],
-    nodesCpuUs: perWrite(nodesCpu),
-    gatewayCpuUs: c.spread === "gateway" ? perWrite(delta(before.gatewayCpu, after.gatewayCpu)) : undefined,
-    pushesPerWrite: per(increase(before, after, "dcounter_gossip_pushes_sent_total")),
-    gossipBytesPerWrite: per(increase(before, after, "dcounter_bytes_out_total")),
-    walAppendsPerWrite: per(increase(before, after, "dcounter_wal_appends_total"))
-  }
-}
-
-/** The median over rounds of a figure, undefined when a round lacks it. */
-export const medianOf = (
-  rounds: ReadonlyArray<CaseRound>,
-  pick: (r: CaseRound) => number | undefined
-): number | undefined => {
-  const xs = rounds.map(pick)
-  if (xs.length === 0 || xs.some((x) => x === undefined || !Number.isFinite(x))) return undefined
-  return median(xs as ReadonlyArray<number>)
-}
-
-/** The busiest other node's CPU per remote write. */
-export const busiestPeer = (r: CaseRound): number | undefined =>
-  r.peerCpuUs.length === 0 ? undefined : Math.max(...r.peerCpuUs)
-
-// ---------------------------------------------------------------------------------------
-// goals (pure)
-
-export interface GoalOutcome {
-  readonly id: string
-  /** what is measured, in words */
-  readonly name: string
-  /** e.g. "<= 1.15x" */
-  readonly goal: string
-  readonly value: number | undefined
-  readonly unit: "x" | "us"
-  /** undefined when a case it needs was not measured */
-  readonly met: boolean | undefined
-  /** the cases it compares */
-  readonly cases: ReadonlyArray<string>
-  /** the case it is relative to, for ratios */
-  readonly relativeTo?: string
-}
-
-type ByCase = ReadonlyMap<string, ReadonlyArray<CaseRound>>
-
-/** Per round, `pick(a) / pick(b)` (rounds paired by index), then the median. */
-const pairedRatio = (
-  byCase: ByCase,
-  a: string,
-  b: string,
-  pick: (r: CaseRound) => number | undefined
-): number | undefined => {
-  const ra = byCase.get(a) ?? []
-  const rb = byCase.get(b) ?? []
-  const n = Math.min(ra.length, rb.length)
-  const ratios: Array<number> = []
-  for (let i = 0; i < n; i++) {
-    const x = pick(ra[i]!)
-    const y = pick(rb[i]!)
-    const r = x === undefined || y === undefined ? undefined : ratioOf(x, y)
-    if (r === undefined) return undefined
-    ratios.push(r)
-  }
-  return ratios.length === 0 ? undefined : median(ratios)
-}
-
-const atMost = (
-  id: string,
-  name: string,
-  max: number,
-  unit: "x" | "us",
-  value: number | undefined,
-  cases: ReadonlyArray<string>,
-  relativeTo?: string
-): GoalOutcome => ({
-  id,
-  name,
-  goal: `<= ${max}${unit === "x" ? "x" : " µs"}`,
-  value,
-  unit,
-  met: value === undefined ? undefined : value <= max,
-  cases,
-  ...(relativeTo === undefined ? {} : { relativeTo })
-})
-
-const atLeast = (id: string, name: string, min: number, value: number | undefined, cases: ReadonlyArray<string>): GoalOutcome => ({
-  id,
-  name,
-  goal: `>= ${min}x bare`,
-  value,
-  unit: "x",
-  met: value === undefined ? undefined : value >= min,
-  cases,
-  relativeTo: "bare"
-})
-
-/** The worst (highest) of the medians over rounds of `pick` in the given cases that were measured. */
-const worstOf = (byCase: ByCase, ids: ReadonlyArray<string>, pick: (r: CaseRound) => number | undefined) => {
-  const values = ids.flatMap((id) => {
-    const rounds = byCase.get(id)
-    const v = rounds === undefined ? undefined : medianOf(rounds, pick)
-    return v === undefined ? [] : [v]
-  })
-  return values.length === 0 ? undefined : Math.max(...values)
-}
-
-/** The goals of the cluster write path, from the measured rounds of each case. */
-export const clusterGoals = (byCase: ByCase): ReadonlyArray<GoalOutcome> => {
-  const writer = (r: CaseRound) => r.writerCpuUs
-  const nodes = (r: CaseRound) => r.nodesCpuUs
-  const ratio = (id: string) => {
-    const rounds = byCase.get(id)
-    return rounds === undefined ? undefined : medianOf(rounds, (r) => r.ratio)
-  }
-  return [
-    atMost("writer-hot-2", "writer CPU per write, 2 peers / alone, hot counter", 1.15, "x",
-      pairedRatio(byCase, "hot-3", "hot-1", writer), ["hot-3", "hot-1"], "hot-1"),
-    atMost("writer-hot-4", "writer CPU per write, 4 peers / alone, hot counter", 1.15, "x",
-      pairedRatio(byCase, "hot-5", "hot-1", writer), ["hot-5", "hot-1"], "hot-1"),
-    atMost("writer-rand-2", "writer CPU per write, 2 peers / alone, random counters", 1.3, "x",
-      pairedRatio(byCase, "rand-3", "rand-1", writer), ["rand-3", "rand-1"], "rand-1"),
-    atMost("writer-rand-4", "writer CPU per write, 4 peers / alone, random counters", 1.3, "x",
-      pairedRatio(byCase, "rand-5", "rand-1", writer), ["rand-5", "rand-1"], "rand-1"),
-    atMost("peer-hot", "a peer's CPU per remote write, hot counter (busiest peer, 3 and 5 nodes)", 3, "us",
-      worstOf(byCase, ["hot-3", "hot-5"], busiestPeer), ["hot-3", "hot-5"]),
-    atMost("peer-rand", "a peer's CPU per remote write, random counters (busiest peer, 3 and 5 nodes)", 8, "us",
-      worstOf(byCase, ["rand-3", "rand-5"], busiestPeer), ["rand-3", "rand-5"]),
-    atMost("nodes-hot-3", "all nodes' CPU per write summed, 3 nodes / lone node, hot counter", 1.3, "x",
-      pairedRatio(byCase, "hot-3", "hot-1", nodes), ["hot-3", "hot-1"], "hot-1"),
-    atLeast("post-1", "node durable POST alone / bare", 0.8, ratio("hot-1"), ["hot-1"]),
-    atLeast("post-3", "node durable POST in the 3-node cluster / bare", 0.55, ratio("hot-3"), ["hot-3"]),
-    atLeast("gw-1", "gateway in front of 1 node / bare", 0.6, ratio("gw-1"), ["gw-1"]),
-    atLeast("gw-3", "gateway in front of 3 nodes / bare", 0.45, ratio("gw-3"), ["gw-3"])
-  ]
-}
-
-const formatGoalValue = (g: GoalOutcome): string =>
-  g.value === undefined ? "not measured" : g.unit === "x" ? `${g.value.toFixed(2)}x` : `${g.value.toFixed(1)} µs`
-
-/** One line per goal: what, the goal, the measured value, met/missed. */
-export const goalLines = (goals: ReadonlyArray<GoalOutcome>): ReadonlyArray<string> =>
-  goals.map((g) =>
-    `${g.met === undefined ? "  -   " : g.met ? "  met " : "MISSED"} ${g.name}: ${formatGoalValue(g)} (goal ${g.goal})`
-  )
-
-// ---------------------------------------------------------------------------------------
-// the compact table (stderr)
-
-const cellOf = (x: number | undefined, digits: number): string =>
-  x === undefined || !Number.isFinite(x) ? "-" : x.toFixed(digits)
-
-/** A fixed-width table of the cases, one line each. */
-export const compactTable = (
-  rows: ReadonlyArray<{ readonly id: string; readonly rounds: ReadonlyArray<CaseRound> }>,
-  bareRps: number | undefined
-): string => {
-  const header = ["case", "req/s", "x bare", "p50 ms", "p99 ms", "writer µs/w", "peer µs/rw", "nodes µs/w", "gw µs/req",
-    "push/w", "gossip B/w", "wal/w", "fail"]
-  const lines: Array<ReadonlyArray<string>> = [header]
-  if (bareRps !== undefined) lines.push(["bare", bareRps.toFixed(0), "1.00", "", "", "", "", "", "", "", "", "", ""])
-  for (const { id, rounds } of rows) {
-    const m = (pick: (r: CaseRound) => number | undefined) => medianOf(rounds, pick)
-    lines.push([
-      id,
-      cellOf(m((r) => r.load.rps), 0),
-      cellOf(m((r) => r.ratio), 2),
-      cellOf(m((r) => r.load.p50ms), 2),
-      cellOf(m((r) => r.load.p99ms), 2),
-      cellOf(m((r) => r.writerCpuUs), 1),
-      cellOf(m(busiestPeer), 1),
-      cellOf(m((r) => r.nodesCpuUs), 1),
-      cellOf(m((r) => r.gatewayCpuUs), 1),
-      cellOf(m((r) => r.pushesPerWrite), 3),
-      cellOf(m((r) => r.gossipBytesPerWrite), 1),
-      cellOf(m((r) => r.walAppendsPerWrite), 3),
-      String(rounds.reduce((n, r) => n + r.load.failures, 0))
-    ])
-  }
-  const widths = header.map((_, i) => Math.max(...lines.map((l) => (l[i] ?? "").length)))
-  return lines.map((l) => l.map((s, i) => (i === 0 ? s.padEnd(widths[i]!) : s.padStart(widths[i]!))).join("  ")).join("\n")
-}
 
 // ---------------------------------------------------------------------------------------
 // processes
@@ -482,13 +186,10 @@ export interface ClusterBenchOptions extends BenchOptions {
 }
 
 const CONNECTIONS = 50
+const body = JSON.stringify({ by: 1 })
 const DEFAULT_BUDGET_SECONDS = 140
 /** A run's wall time beyond its `-d` seconds: wrk start-up and report, the /metrics reads. */
 const RUN_OVERHEAD_SECONDS = 0.8
-
-/** The cases of a round in order, with the bare counter before every `BARE_EVERY` of them. */
-export const roundPlan = (cases: ReadonlyArray<ClusterCase>): ReadonlyArray<ClusterCase | "bare"> =>
-  cases.flatMap((c, i) => (i % BARE_EVERY === 0 ? ["bare" as const, c] : [c]))
 
 /** Whether the temporary directory is on tmpfs (memory), where fdatasync costs nothing. */
 const onTmpfs = (dir: string): boolean => {
@@ -581,6 +282,8 @@ export const run = async (options: ClusterBenchOptions = {}): Promise<ReadonlyAr
     log(`cluster: warmed up at ${elapsed().toFixed(1)} s`)
 
     const bareRuns: Array<LoadResult & { readonly cpuUs?: number | undefined }> = []
+    /** CPU ms per second of each idle node during the bare runs */
+    const idleNodeMillis: Array<number> = []
     const byCase = new Map<string, Array<CaseRound>>(cases.map((c) => [c.id, []]))
     const plan = roundPlan(cases)
     let cut = ""
@@ -594,11 +297,18 @@ export const run = async (options: ClusterBenchOptions = {}): Promise<ReadonlyAr
         }
         if (step === "bare") {
           const pid = bare.process.pid
+          // the nodes are idle meanwhile: what they spend on timers (heartbeats, anti-entropy)
+          const idle = [...clusters.values()].flatMap((c) => c.nodes.map((n) => n.process.pid))
           const c0 = cpuSeconds(pid)
+          const i0 = idle.map(cpuSeconds)
+          const w0 = performance.now()
           const r = await generator.run(bareTarget, seconds, CONNECTIONS)
           const c1 = cpuSeconds(pid)
+          const i1 = idle.map(cpuSeconds)
+          const wall = (performance.now() - w0) / 1000
           const cpuUs = c0 === undefined || c1 === undefined || r.requests === 0 ? undefined : ((c1 - c0) * 1e6) / r.requests
           bareRuns.push({ ...r, cpuUs })
+          idleNodeMillis.push(...i1.flatMap((c, i) => (c === undefined || i0[i] === undefined ? [] : [((c - i0[i]!) * 1000) / wall])))
           lastBare = r.rps
           log(`  round ${round}/${rounds} bare: ${r.rps.toFixed(0)} req/s, p99 ${r.p99ms.toFixed(2)} ms`)
           continue
@@ -631,6 +341,11 @@ export const run = async (options: ClusterBenchOptions = {}): Promise<ReadonlyAr
     log(compactTable(measured.map((c) => ({ id: c.id, rounds: byCase.get(c.id)! })), bareRps))
     log("")
     for (const line of goalLines(goals)) log(line)
+    const idleNote = idleNodeMillis.length === 0
+      ? ""
+      : `an idle node (while the bare counter ran) spent ${median(idleNodeMillis).toFixed(1)} ms of CPU per second ` +
+        `(median; max ${Math.max(...idleNodeMillis).toFixed(1)}): part of every node's CPU per write, more so at low throughput`
+    if (idleNote !== "") log(`note: ${idleNote}`)
 
     const tmpfs = onTmpfs(root)
     const setup = `wrk -t1 -c${CONNECTIONS}, POST {"by":1}; nodes with --peers, gossip and eager push on (defaults)` +
@@ -651,11 +366,12 @@ export const run = async (options: ClusterBenchOptions = {}): Promise<ReadonlyAr
         ],
         notes: [
           `median of ${bareRuns.length} runs of ${seconds} s, one before every ${BARE_EVERY} cases of a round`,
+          idleNote,
           cut
         ].filter((s) => s !== "").join("; ")
       })
     }
-    for (const c of measured) results.push(caseResult(c, byCase.get(c.id)!, seconds, setup))
+    for (const c of measured) results.push(caseResult(c, byCase.get(c.id)!, { seconds, connections: CONNECTIONS, setup }))
     for (const g of goals) {
       if (g.value === undefined || g.relativeTo === "bare") continue // ratios to bare are on their case's row
       results.push(goalResult(g))
@@ -664,60 +380,6 @@ export const run = async (options: ClusterBenchOptions = {}): Promise<ReadonlyAr
   } finally {
     await Promise.all(started.map((p) => stopProcess(p.process)))
     removeDirectory(root)
-  }
-}
-
-const caseResult = (c: ClusterCase, rounds: ReadonlyArray<CaseRound>, seconds: number, setup: string): BenchResult => {
-  const m = (pick: (r: CaseRound) => number | undefined) => medianOf(rounds, pick)
-  const opt = (name: string, value: number | undefined, unit: string): ReadonlyArray<Figure> =>
-    value === undefined ? [] : [figure(name, value, unit, "lower")]
-  const ratio = m((r) => r.ratio)
-  const failures = rounds.reduce((n, r) => n + r.load.failures, 0)
-  const peers = rounds.map((r) => r.peerCpuUs.map((x) => x.toFixed(1)).join("/")).filter((s) => s !== "")
-  const result: BenchResult = {
-    bench: "cluster",
-    name: caseTitle(c),
-    figures: [
-      figure("throughput", m((r) => r.load.rps) ?? NaN, "req/s", "higher"),
-      ...opt("p50", m((r) => r.load.p50ms), "ms"),
-      ...opt("p99", m((r) => r.load.p99ms), "ms"),
-      ...opt("writer CPU", m((r) => r.writerCpuUs), "us/write"),
-      ...opt("busiest peer CPU", m(busiestPeer), "us/remote write"),
-      ...opt("all nodes CPU", m((r) => r.nodesCpuUs), "us/write"),
-      ...opt("gateway CPU", m((r) => r.gatewayCpuUs), "us/req"),
-      ...opt("gossip pushes", m((r) => r.pushesPerWrite), "/write"),
-      ...opt("gossip bytes sent", m((r) => r.gossipBytesPerWrite), "B/write"),
-      ...opt("WAL appends", m((r) => r.walAppendsPerWrite), "/write")
-    ],
-    notes: [
-      `case ${c.id}`,
-      setup,
-      c.spread === "all" ? `one wrk per node (${splitConnections(CONNECTIONS, c.nodes).join("+")} connections; p50 request-weighted, p99 the worst)` : "",
-      c.workload === "random" ? "counter name drawn per request in the wrk Lua script" : "",
-      `median of ${rounds.length} interleaved round(s) of ${seconds} s`,
-      rounds.length > 1 && rounds.every((r) => r.ratio !== undefined)
-        ? `per-round ratios ${rounds.map((r) => r.ratio!.toFixed(2)).join(", ")}`
-        : "",
-      peers.length > 0 ? `each peer's CPU per remote write by round (us): ${peers.join("; ")}` : "",
-      `${rounds.reduce((n, r) => n + r.writes, 0)} writes counted by the nodes`,
-      failures > 0 ? `${failures} failed requests` : ""
-    ].filter((s) => s !== "").join("; ")
-  }
-  if (ratio === undefined) return result
-  const withRatio: BenchResult = { ...result, baseline: BARE_NAME, ratio }
-  return c.goal === undefined ? withRatio : { ...withRatio, goal: `>= ${c.goal}x baseline`, met: ratio >= c.goal }
-}
-
-const goalResult = (g: GoalOutcome): BenchResult => {
-  const relative = g.relativeTo === undefined ? undefined : CASES.find((c) => c.id === g.relativeTo)
-  return {
-    bench: "cluster",
-    name: `goal: ${g.name}`,
-    figures: [g.unit === "x" ? figure("ratio", g.value!, "x", "lower") : figure("CPU", g.value!, "us/remote write", "lower")],
-    ...(relative === undefined ? {} : { baseline: caseTitle(relative), ratio: g.value! }),
-    goal: g.goal,
-    met: g.met!,
-    notes: `from cases ${g.cases.join(", ")}${g.unit === "x" ? " (per-round ratios, median)" : " (median over rounds, the worst case)"}`
   }
 }
 

@@ -1,21 +1,11 @@
 import { describe, expect, it } from "@effect/vitest"
-import { FastCheck } from "effect"
-import type { CaseRound, ClusterCase, Snapshot } from "../../bench/cluster.js"
-import {
-  CASES,
-  caseRound,
-  clusterGoals,
-  compactTable,
-  goalLines,
-  parseArgs,
-  randomCountersLua,
-  roundPlan
-} from "../../bench/cluster.js"
+import { parseArgs } from "../../bench/cluster.js"
+import type { CaseRound, ClusterCase, Snapshot } from "../../bench/ClusterCases.js"
+import { CASES, caseRound, roundPlan } from "../../bench/ClusterCases.js"
+import { caseResult, clusterGoals, compactTable, goalLines, goalResult } from "../../bench/ClusterReport.js"
 import type { LoadResult } from "../../bench/LoadGenerator.js"
-import { combineLoads, parseWrkResult, splitConnections, wrkScript } from "../../bench/LoadGenerator.js"
 import type { Sample } from "../../bench/MetricsText.js"
-import { parseMetrics, sumOf } from "../../bench/MetricsText.js"
-import { parseProcStat } from "../../bench/Processes.js"
+import { parseMetrics } from "../../bench/MetricsText.js"
 
 const caseOf = (id: string): ClusterCase => CASES.find((c) => c.id === id)!
 
@@ -38,98 +28,6 @@ const metrics = (writes: number, eager: number, sync: number, bytes: number, app
     `dcounter_bytes_out_total ${bytes}`,
     `dcounter_wal_appends_total ${appends}`
   ].join("\n"))
-
-describe("bench/Processes", () => {
-  it("reads user + system CPU seconds from /proc/<pid>/stat, after the last parenthesis of the name", () => {
-    const rest = "S 1 2 3 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 11 0 1234 1000000 5000 18446744073709551615"
-    expect(parseProcStat(`4242 (node) ${rest}`)).toBe(3)
-    // a command name with spaces and parentheses
-    expect(parseProcStat(`4242 (we (ird) name) ${rest}`)).toBe(3)
-    expect(parseProcStat("")).toBeUndefined()
-    expect(parseProcStat("4242 (node) S 1 2")).toBeUndefined()
-  })
-})
-
-describe("bench/MetricsText", () => {
-  const text = [
-    "# HELP dcounter_gossip_pushes_sent_total Push messages sent",
-    "# TYPE dcounter_gossip_pushes_sent_total counter",
-    `dcounter_gossip_pushes_sent_total{kind="eager"} 1543`,
-    `dcounter_gossip_pushes_sent_total{kind="sync",peer="a\\"b"} 7`,
-    "dcounter_bytes_out_total 824 1700000000000",
-    "process_start NaN",
-    "up +Inf",
-    "",
-    "not a sample line",
-    `broken{kind="x} 3`
-  ].join("\n")
-
-  it("parses samples with labels, escaped label values, timestamps, NaN and Inf; skips the rest", () => {
-    const samples = parseMetrics(text)
-    expect(samples.map((s) => s.name)).toEqual([
-      "dcounter_gossip_pushes_sent_total",
-      "dcounter_gossip_pushes_sent_total",
-      "dcounter_bytes_out_total",
-      "process_start",
-      "up"
-    ])
-    expect(samples[1]!.labels).toEqual([["kind", "sync"], ["peer", `a"b`]])
-    expect(samples[2]!.value).toBe(824)
-    expect(samples[3]!.value).toBeNaN()
-    expect(samples[4]!.value).toBe(Infinity)
-  })
-
-  it("sums a metric over its series, optionally restricted by label, 0 when absent", () => {
-    const samples = parseMetrics(text)
-    expect(sumOf(samples, "dcounter_gossip_pushes_sent_total")).toBe(1550)
-    expect(sumOf(samples, "dcounter_gossip_pushes_sent_total", { kind: "eager" })).toBe(1543)
-    expect(sumOf(samples, "dcounter_gossip_pushes_sent_total", { kind: "full" })).toBe(0)
-    expect(sumOf(samples, "dcounter_frames_out_total")).toBe(0)
-  })
-})
-
-describe("bench/LoadGenerator", () => {
-  it("splits connections evenly over load generators, every one getting some", () => {
-    expect(splitConnections(50, 3)).toEqual([17, 17, 16])
-    expect(splitConnections(50, 1)).toEqual([50])
-    FastCheck.assert(
-      FastCheck.property(FastCheck.integer({ min: 1, max: 500 }), FastCheck.integer({ min: 1, max: 20 }), (total, parts) => {
-        const split = splitConnections(total, parts)
-        expect(split).toHaveLength(parts)
-        expect(Math.min(...split)).toBeGreaterThanOrEqual(1)
-        expect(Math.max(...split) - Math.min(...split)).toBeLessThanOrEqual(1)
-        if (total >= parts) expect(split.reduce((a, b) => a + b, 0)).toBe(total)
-      })
-    )
-  })
-
-  it("combines side-by-side runs: counts add up, p50 weighted by requests, p99 the worst", () => {
-    const a = { rps: 1000, p50ms: 2, p99ms: 10, requests: 3000, failures: 1 }
-    const b = { rps: 500, p50ms: 4, p99ms: 30, requests: 1000, failures: 2 }
-    expect(combineLoads([a, b])).toEqual({ rps: 1500, p50ms: 2.5, p99ms: 30, requests: 4000, failures: 3 })
-    expect(combineLoads([a])).toBe(a)
-  })
-
-  it("writes a wrk script with the request builder and reads its RESULT line", () => {
-    const script = wrkScript({
-      name: "rand",
-      url: "http://127.0.0.1:1/counters/c0/increment",
-      method: "POST",
-      body: `{"by":1}`,
-      requestLua: randomCountersLua(42, 1000)
-    })
-    expect(script).toContain(`wrk.body = "{\\"by\\":1}"`)
-    expect(script).toContain("math.randomseed(42)")
-    expect(script).toContain(`"/counters/c" .. math.random(0, 999) .. "/increment"`)
-    expect(script).toContain("done = function(summary, latency, requests)")
-    expect(wrkScript({ name: "hot", url: "http://127.0.0.1:1/increment" })).not.toContain("request = function")
-    const r = parseWrkResult(
-      `Running 3s test\nRESULT {"requests":30000,"duration_us":3000000,"p50_us":1500.5,"p99_us":9000,"status":2,"socket":1}\n`
-    )
-    expect(r).toEqual({ rps: 10000, p50ms: 1.5005, p99ms: 9, requests: 30000, failures: 3 })
-    expect(() => parseWrkResult("Running 3s test\n")).toThrow(/no result/)
-  })
-})
 
 describe("bench/cluster figures", () => {
   const before: Snapshot = {
@@ -228,6 +126,34 @@ describe("bench/cluster goals", () => {
     expect(lines.find((l) => l.includes("2 peers / alone, hot"))).toMatch(/^ {2}met .*1\.15x \(goal <= 1\.15x\)$/)
     expect(lines.find((l) => l.includes("peer's CPU per remote write, hot"))).toMatch(/^MISSED .*3\.5 µs \(goal <= 3 µs\)$/)
     expect(lines.find((l) => l.includes("gateway in front of 1 node"))).toContain("not measured")
+  })
+
+  it("makes a row per case with its medians and own goal, and a row per cross-case goal", () => {
+    const rounds = [round({ writerCpuUs: 40, nodesCpuUs: 40, ratio: 0.7 }), round({ writerCpuUs: 60, nodesCpuUs: 60, ratio: 0.9 })]
+    const row = caseResult(caseOf("hot-1"), rounds, { seconds: 3, connections: 50, setup: "setup" })
+    expect(row.name).toBe("1 node, hot counter, durable POST")
+    expect(row.figures.map((f) => f.name)).toEqual([
+      "throughput", "p50", "p99", "writer CPU", "all nodes CPU", "gossip pushes", "gossip bytes sent", "WAL appends"
+    ])
+    expect(row.figures.find((f) => f.name === "writer CPU")!.value).toBe(50)
+    expect(row.ratio).toBeCloseTo(0.8, 9)
+    expect(row.goal).toBe(">= 0.8x baseline")
+    expect(row.met).toBe(true)
+    expect(row.notes).toContain("per-round ratios 0.70, 0.90")
+    const spread = caseResult(caseOf("rand-3-all"), [round({ nodesCpuUs: 90 })], { seconds: 3, connections: 50, setup: "s" })
+    expect(spread.ratio).toBeUndefined()
+    expect(spread.goal).toBeUndefined()
+    expect(spread.notes).toContain("17+17+16 connections")
+    const goals = clusterGoals(new Map([
+      ["hot-1", [round({ writerCpuUs: 40 })]],
+      ["hot-3", [round({ writerCpuUs: 60, peerCpuUs: [2] })]]
+    ]))
+    const writer = goalResult(goals.find((g) => g.id === "writer-hot-2")!)
+    expect(writer).toMatchObject({ ratio: 1.5, goal: "<= 1.15x", met: false, baseline: "1 node, hot counter, durable POST" })
+    const peer = goalResult(goals.find((g) => g.id === "peer-hot")!)
+    expect(peer).toMatchObject({ goal: "<= 3 µs", met: true })
+    expect(peer.figures[0]!.value).toBe(2)
+    expect(peer.baseline).toBeUndefined()
   })
 
   it("prints one line per case, dashes for figures a case has not", () => {

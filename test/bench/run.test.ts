@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import type { BenchReport, BenchResult } from "../../bench/BenchResult.js"
-import { isBenchResult, markdownTable } from "../../bench/BenchResult.js"
+import { isBenchResult, markdownTable, median } from "../../bench/BenchResult.js"
 import { boundOf, MODULES, normalize, parseArgs, reportMarkdown } from "../../bench/run.js"
 import { END, replaceSection, section, START } from "../../scripts/bench-table.js"
 
@@ -76,6 +76,12 @@ describe("bench runner", () => {
     const md = reportMarkdown({ ...report, benchSeconds: { http: 90, cluster: 150 }, benchBoundSeconds: 120 })
     expect(md).toContain("http 90 s, cluster 150 s. Bounds other than 120 s: cluster 180 s.")
     expect(reportMarkdown({ ...report, benchSeconds: { cluster: 181 }, benchBoundSeconds: 120 })).toContain("cluster 181 s (over)")
+  })
+
+  it("median: the middle value, the mean of the two middle ones, NaN for none", () => {
+    expect(median([3, 1, 2])).toBe(2)
+    expect(median([4, 1, 3, 2])).toBe(2.5)
+    expect(median([])).toBeNaN()
   })
 
   it("escapes pipes in table cells", () => {
