@@ -61,8 +61,8 @@ import {
   removeDirectory,
   startBaseline,
   startRole,
+  stopAll,
   stopAllOnSignals,
-  stopProcess,
   temporaryDirectory
 } from "./Processes.js"
 
@@ -378,7 +378,8 @@ export const run = async (options: ClusterBenchOptions = {}): Promise<ReadonlyAr
     }
     return results
   } finally {
-    await Promise.all(started.map((p) => stopProcess(p.process)))
+    // every process started here, also one still starting when another failed to
+    await stopAll()
     removeDirectory(root)
   }
 }
