@@ -274,8 +274,12 @@ export const make = (options: GossipOptions = {}) =>
     const onPush = (from: HostPort, push: Push) =>
       Effect.gen(function*() {
         stats.pushesReceived++
-        // a Push with a digest comes from anti-entropy; eager deltas carry none
-        const changed = yield* store.merge(push.entries, { from, repair: push.digest !== "" })
+        // A Push with a digest comes from anti-entropy, eager deltas carry none. What a
+        // delta answer teaches is news the eager pushes missed, forwarded once (see 2.);
+        // a whole state, sent because this node held no watermark of the sender (it is
+        // new or restarted), is what the others hold already.
+        const wholeState = push.sync !== undefined && watermarks.get(from)?.incarnation !== push.sync.upTo.incarnation
+        const changed = yield* store.merge(push.entries, { from, repair: push.digest !== "" && !wholeState })
         if (changed.length > 0) stats.pushesThatChanged++
         yield* Metric.increment(changed.length > 0 ? pushesChanged : pushesUnchanged)
         if (push.sync !== undefined) received(from, push.sync)

@@ -128,6 +128,22 @@ describe("anti-entropy", () => {
       expect(after0.entriesSent - before0.entriesSent).toBe(0)
     })))
 
+  it.scoped("a node that catches up by whole state forwards none of it (the others hold it already)", () =>
+    run(Effect.gen(function*() {
+      const cl = yield* MemoryCluster.make({ size: 3, config: { ...quiet, eagerPush: true, pushWindow: Duration.millis(2) } })
+      yield* settle
+      for (let i = 0; i < 30; i++) yield* cl.increment(0, c(`s${i}`), 1)
+      yield* TestClock.adjust(Duration.millis(20))
+      expect(yield* cl.converged).toBe(true)
+      yield* cl.stop(2)
+      yield* cl.restart(2, { freshDisk: true })
+      yield* TestClock.adjust(Duration.millis(20))
+      yield* cl.node(2).gossip.syncNow
+      yield* TestClock.adjust(Duration.millis(20))
+      expect(yield* cl.converged).toBe(true)
+      expect((yield* sent(cl, 2)).pushesSent.forward).toBe(0)
+    })))
+
   it.scoped("a state larger than one frame goes in parts, and the pull-back brings what the asker has more", () =>
     run(Effect.gen(function*() {
       const cl = yield* MemoryCluster.make({ size: 2, config: quiet, services: { gossip: { maxPushEntries: 2 } } })
