@@ -193,12 +193,17 @@ export const httpGet = (url: string, timeoutMs = 5_000): Promise<{ readonly stat
 
 /**
  * `node [...nodeOptions] bin/dcounter.js ...args --log-level warn`, resolved once `GET
- * url/health` answers 200 and `ready` (if given) accepts its body (30 s bound).
+ * url/health` answers 200 and `ready` (if given) accepts its body, within `withinMs`
+ * (default 30 s).
  */
 export const startRole = (
   args: ReadonlyArray<string>,
   url: string,
-  options: { readonly nodeOptions?: ReadonlyArray<string>; readonly ready?: (health: unknown) => boolean } = {}
+  options: {
+    readonly nodeOptions?: ReadonlyArray<string>
+    readonly ready?: (health: unknown) => boolean
+    readonly withinMs?: number
+  } = {}
 ): Promise<RoleProcess> => {
   const child = spawnTracked(
     process.execPath,
@@ -207,13 +212,14 @@ export const startRole = (
   )
   let err = ""
   child.stderr!.on("data", (d: Buffer) => (err = (err + d.toString()).slice(-2000)))
-  const deadline = Date.now() + 30_000
+  const within = options.withinMs ?? 30_000
+  const deadline = Date.now() + within
   return new Promise((resolve, reject) => {
     const poll = (): void => {
       if (child.exitCode !== null) return reject(new Error(`dcounter ${args.join(" ")} exited: ${err}`))
       if (Date.now() > deadline) {
         child.kill("SIGKILL")
-        return reject(new Error(`dcounter ${args.join(" ")} not ready within 30 s: ${err}`))
+        return reject(new Error(`dcounter ${args.join(" ")} not ready within ${within / 1000} s: ${err}`))
       }
       httpGet(`${url}/health`, 2_000).then(
         ({ status, body }) => {

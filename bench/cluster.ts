@@ -81,6 +81,12 @@ interface ProcessOptions {
   readonly profileDir: string | undefined
 }
 
+/**
+ * How long a node may take to be ready (its peers alive to it), a gateway to see its nodes:
+ * a dozen processes start at once, and on a loaded 2-core machine that takes a while.
+ */
+const READY_WITHIN_MS = 90_000
+
 const profileOptions = (dir: string | undefined, name: string): ReadonlyArray<string> =>
   dir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${dir}`, `--cpu-prof-name=${name}.cpuprofile`]
 
@@ -116,7 +122,8 @@ const startCluster = async (size: number, o: ProcessOptions, started: Array<Role
       `http://${http[i]!}`,
       {
         nodeOptions: profileOptions(o.profileDir, `node-${size}-${i}`),
-        ready: (health) => alivePeers(health) >= size - 1
+        ready: (health) => alivePeers(health) >= size - 1,
+        withinMs: READY_WITHIN_MS
       }
     )
     started.push(node)
@@ -138,7 +145,8 @@ const startGateway = async (cluster: Cluster, o: ProcessOptions, started: Array<
     `http://127.0.0.1:${port}`,
     {
       nodeOptions: profileOptions(o.profileDir, `gateway-${cluster.size}`),
-      ready: (health) => healthyNodes(health) >= cluster.size
+      ready: (health) => healthyNodes(health) >= cluster.size,
+      withinMs: READY_WITHIN_MS
     }
   )
   started.push(gateway)
