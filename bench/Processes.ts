@@ -36,9 +36,43 @@ export const freePort = (): Promise<number> =>
     })
   })
 
-/** `count` distinct free ports (bounded: gives up after 10 x count tries). */
+/** Whether a TCP port on 127.0.0.1 can be listened on now. */
+const canListen = (port: number): Promise<boolean> =>
+  new Promise((resolve) => {
+    const server = Net.createServer()
+    server.once("error", () => resolve(false))
+    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)))
+  })
+
+/** The first port of the range the kernel picks ephemeral ports from (32768 if unknown). */
+export const ephemeralLow = (range: string | undefined): number => {
+  const low = Number(range?.trim().split(/\s+/)[0])
+  return Number.isInteger(low) && low > 1024 ? low : 32768
+}
+
+const ephemeralRange = (): string | undefined => {
+  try {
+    return Fs.readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8")
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * `count` distinct free ports, drawn at random below the kernel's ephemeral range (from
+ * 10000): a port the kernel handed out for listening and that was closed again can be taken
+ * by any outgoing connection on this busy machine before the server binds it; ports below
+ * the range are never handed out that way. Bounded: falls back to ephemeral ports after
+ * 20 x count draws.
+ */
 export const freePorts = async (count: number): Promise<ReadonlyArray<number>> => {
+  const low = 10_000
+  const high = ephemeralLow(ephemeralRange())
   const out: Array<number> = []
+  for (let tries = 0; out.length < count && tries < 20 * count && high > low; tries++) {
+    const p = low + Math.floor(Math.random() * (high - low))
+    if (!out.includes(p) && (await canListen(p))) out.push(p)
+  }
   for (let tries = 0; out.length < count; tries++) {
     if (tries >= 10 * count) throw new Error(`could not find ${count} distinct free ports`)
     const p = await freePort()

@@ -104,9 +104,16 @@ const healthyNodes = (health: unknown): number => {
   return typeof n === "number" ? n : 0
 }
 
-/** `size` nodes knowing each other by `--peers`, each ready once every peer is alive to it. */
-const startCluster = async (size: number, o: ProcessOptions, started: Array<RoleProcess>): Promise<Cluster> => {
-  const ports = await freePorts(2 * size)
+/**
+ * `size` nodes knowing each other by `--peers`, each ready once every peer is alive to it;
+ * `ports`: 2 x size free ports (gossip, then HTTP).
+ */
+const startCluster = async (
+  size: number,
+  ports: ReadonlyArray<number>,
+  o: ProcessOptions,
+  started: Array<RoleProcess>
+): Promise<Cluster> => {
   const gossip = ports.slice(0, size).map((p) => `127.0.0.1:${p}`)
   const http = ports.slice(size).map((p) => `127.0.0.1:${p}`)
   const nodes = await Promise.all(gossip.map(async (addr, i) => {
@@ -132,8 +139,12 @@ const startCluster = async (size: number, o: ProcessOptions, started: Array<Role
   return { size, nodes }
 }
 
-const startGateway = async (cluster: Cluster, o: ProcessOptions, started: Array<RoleProcess>): Promise<RoleProcess> => {
-  const [port] = await freePorts(1)
+const startGateway = async (
+  cluster: Cluster,
+  port: number,
+  o: ProcessOptions,
+  started: Array<RoleProcess>
+): Promise<RoleProcess> => {
   const gateway = await startRole(
     [
       "--role", "gateway",
@@ -243,10 +254,19 @@ export const run = async (options: ClusterBenchOptions = {}): Promise<ReadonlyAr
   try {
     const bare = await startBaseline()
     started.push(bare)
+    // every port at once, so that no two processes are given the same one
+    const ports = [...(await freePorts(2 * sizes.reduce((a, b) => a + b, 0) + gatewaySizes.length))]
+    const take = (n: number): ReadonlyArray<number> => ports.splice(0, n)
     const clusters = new Map<number, Cluster>()
-    await Promise.all(sizes.map(async (size) => clusters.set(size, await startCluster(size, o, started))))
+    await Promise.all(sizes.map((size) => {
+      const mine = take(2 * size)
+      return startCluster(size, mine, o, started).then((c) => clusters.set(size, c))
+    }))
     const gateways = new Map<number, RoleProcess>()
-    await Promise.all(gatewaySizes.map(async (size) => gateways.set(size, await startGateway(clusters.get(size)!, o, started))))
+    await Promise.all(gatewaySizes.map((size) => {
+      const [port] = take(1)
+      return startGateway(clusters.get(size)!, port!, o, started).then((g) => gateways.set(size, g))
+    }))
     log(`cluster: ${started.length} processes up in ${elapsed().toFixed(1)} s`)
 
     let seed = 1
