@@ -49,7 +49,7 @@ import type { BenchOptions, BenchResult } from "./BenchResult.js"
 import { figure, isMain, main, median, ratioOf } from "./BenchResult.js"
 import type { CaseRound, ClusterCase, Snapshot } from "./ClusterCases.js"
 import { BARE_EVERY, BARE_NAME, busiestPeer, CASES, caseRound, caseTitle, randomCountersLua, roundPlan } from "./ClusterCases.js"
-import { caseResult, clusterGoals, compactTable, goalLines, goalResult } from "./ClusterReport.js"
+import { caseResult, clusterGoals, compactTable, goalLines, goalResult, noiseWarning } from "./ClusterReport.js"
 import type { LoadGenerator, LoadResult, Target } from "./LoadGenerator.js"
 import { combineLoads, hasWrk, splitConnections, wrk } from "./LoadGenerator.js"
 import { parseMetrics } from "./MetricsText.js"
@@ -225,6 +225,7 @@ const loadAverage = (): string => Os.loadavg().map((x) => x.toFixed(2)).join(" /
 export const run = async (options: ClusterBenchOptions = {}): Promise<ReadonlyArray<BenchResult>> => {
   const log = options.log ?? ((line: string) => process.stderr.write(line + "\n"))
   const t0 = performance.now()
+  const loadAtStart = Os.loadavg()[0] ?? 0
   const elapsed = () => (performance.now() - t0) / 1000
   const quick = options.quick === true
   const rounds = options.rounds ?? (quick ? 1 : 2)
@@ -374,6 +375,12 @@ export const run = async (options: ClusterBenchOptions = {}): Promise<ReadonlyAr
       : `an idle node (while the bare counter ran) spent ${median(idleNodeMillis).toFixed(1)} ms of CPU per second ` +
         `(median; max ${Math.max(...idleNodeMillis).toFixed(1)}): part of every node's CPU per write, more so at low throughput`
     if (idleNote !== "") log(`note: ${idleNote}`)
+    const noise = noiseWarning(
+      bareRuns.map((r) => r.rps),
+      Math.max(loadAtStart, Os.loadavg()[0] ?? 0),
+      Os.cpus().length
+    ) ?? ""
+    if (noise !== "") log(`warning: ${noise}`)
 
     const tmpfs = onTmpfs(root)
     const setup = `wrk -t1 -c${CONNECTIONS}, POST {"by":1}; nodes with --peers, gossip and eager push on (defaults)` +
@@ -395,6 +402,7 @@ export const run = async (options: ClusterBenchOptions = {}): Promise<ReadonlyAr
         notes: [
           `median of ${bareRuns.length} runs of ${seconds} s, one before every ${BARE_EVERY} cases of a round`,
           idleNote,
+          noise,
           cut
         ].filter((s) => s !== "").join("; ")
       })
