@@ -168,6 +168,29 @@ export const compactTable = (
 }
 
 // ---------------------------------------------------------------------------------------
+// how far the run can be trusted
+
+/**
+ * Why this run's figures are unreliable, or undefined: the bare counter's runs of one round
+ * set differ by more than 1.5x (the machine's capacity changed under the run), or the load
+ * average (the busiest of the start and end readings) exceeds twice the cores.
+ */
+export const noiseWarning = (
+  bareRps: ReadonlyArray<number>,
+  loadAverage: number,
+  cores: number
+): string | undefined => {
+  const reasons: Array<string> = []
+  if (bareRps.length > 1) {
+    const lo = Math.min(...bareRps)
+    const hi = Math.max(...bareRps)
+    if (lo <= 0 || hi / lo > 1.5) reasons.push(`the bare counter's runs ranged from ${lo.toFixed(0)} to ${hi.toFixed(0)} req/s`)
+  }
+  if (loadAverage > 2 * cores) reasons.push(`load average ${loadAverage.toFixed(1)} on ${cores} cores`)
+  return reasons.length === 0 ? undefined : `the machine was too busy for these figures to mean much: ${reasons.join(", ")}`
+}
+
+// ---------------------------------------------------------------------------------------
 // result rows
 
 /**

@@ -54,7 +54,8 @@ export const runProcess = (command: string, args: ReadonlyArray<string>, timeout
       clearTimeout(timer)
       reject(e)
     })
-    child.once("exit", (code) => {
+    // "close", not "exit": the exit can be reported before the last of its output is read
+    child.once("close", (code) => {
       clearTimeout(timer)
       if (code === 0) resolve(out)
       else reject(new Error(`${command} exited with ${code}: ${err.slice(-500)}`))

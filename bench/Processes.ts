@@ -36,9 +36,43 @@ export const freePort = (): Promise<number> =>
     })
   })
 
-/** `count` distinct free ports (bounded: gives up after 10 x count tries). */
+/** Whether a TCP port on 127.0.0.1 can be listened on now. */
+const canListen = (port: number): Promise<boolean> =>
+  new Promise((resolve) => {
+    const server = Net.createServer()
+    server.once("error", () => resolve(false))
+    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)))
+  })
+
+/** The first port of the range the kernel picks ephemeral ports from (32768 if unknown). */
+export const ephemeralLow = (range: string | undefined): number => {
+  const low = Number(range?.trim().split(/\s+/)[0])
+  return Number.isInteger(low) && low > 1024 ? low : 32768
+}
+
+const ephemeralRange = (): string | undefined => {
+  try {
+    return Fs.readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8")
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * `count` distinct free ports, drawn at random below the kernel's ephemeral range (from
+ * 10000): a port the kernel handed out for listening and that was closed again can be taken
+ * by any outgoing connection on this busy machine before the server binds it; ports below
+ * the range are never handed out that way. Bounded: falls back to ephemeral ports after
+ * 20 x count draws.
+ */
 export const freePorts = async (count: number): Promise<ReadonlyArray<number>> => {
+  const low = 10_000
+  const high = ephemeralLow(ephemeralRange())
   const out: Array<number> = []
+  for (let tries = 0; out.length < count && tries < 20 * count && high > low; tries++) {
+    const p = low + Math.floor(Math.random() * (high - low))
+    if (!out.includes(p) && (await canListen(p))) out.push(p)
+  }
   for (let tries = 0; out.length < count; tries++) {
     if (tries >= 10 * count) throw new Error(`could not find ${count} distinct free ports`)
     const p = await freePort()
@@ -193,12 +227,17 @@ export const httpGet = (url: string, timeoutMs = 5_000): Promise<{ readonly stat
 
 /**
  * `node [...nodeOptions] bin/dcounter.js ...args --log-level warn`, resolved once `GET
- * url/health` answers 200 and `ready` (if given) accepts its body (30 s bound).
+ * url/health` answers 200 and `ready` (if given) accepts its body, within `withinMs`
+ * (default 30 s).
  */
 export const startRole = (
   args: ReadonlyArray<string>,
   url: string,
-  options: { readonly nodeOptions?: ReadonlyArray<string>; readonly ready?: (health: unknown) => boolean } = {}
+  options: {
+    readonly nodeOptions?: ReadonlyArray<string>
+    readonly ready?: (health: unknown) => boolean
+    readonly withinMs?: number
+  } = {}
 ): Promise<RoleProcess> => {
   const child = spawnTracked(
     process.execPath,
@@ -207,13 +246,14 @@ export const startRole = (
   )
   let err = ""
   child.stderr!.on("data", (d: Buffer) => (err = (err + d.toString()).slice(-2000)))
-  const deadline = Date.now() + 30_000
+  const within = options.withinMs ?? 30_000
+  const deadline = Date.now() + within
   return new Promise((resolve, reject) => {
     const poll = (): void => {
       if (child.exitCode !== null) return reject(new Error(`dcounter ${args.join(" ")} exited: ${err}`))
       if (Date.now() > deadline) {
         child.kill("SIGKILL")
-        return reject(new Error(`dcounter ${args.join(" ")} not ready within 30 s: ${err}`))
+        return reject(new Error(`dcounter ${args.join(" ")} not ready within ${within / 1000} s: ${err}`))
       }
       httpGet(`${url}/health`, 2_000).then(
         ({ status, body }) => {

@@ -49,7 +49,7 @@ import type { BenchOptions, BenchResult } from "./BenchResult.js"
 import { figure, isMain, main, median, ratioOf } from "./BenchResult.js"
 import type { CaseRound, ClusterCase, Snapshot } from "./ClusterCases.js"
 import { BARE_EVERY, BARE_NAME, busiestPeer, CASES, caseRound, caseTitle, randomCountersLua, roundPlan } from "./ClusterCases.js"
-import { caseResult, clusterGoals, compactTable, goalLines, goalResult } from "./ClusterReport.js"
+import { caseResult, clusterGoals, compactTable, goalLines, goalResult, noiseWarning } from "./ClusterReport.js"
 import type { LoadGenerator, LoadResult, Target } from "./LoadGenerator.js"
 import { combineLoads, hasWrk, splitConnections, wrk } from "./LoadGenerator.js"
 import { parseMetrics } from "./MetricsText.js"
@@ -81,6 +81,12 @@ interface ProcessOptions {
   readonly profileDir: string | undefined
 }
 
+/**
+ * How long a node may take to be ready (its peers alive to it), a gateway to see its nodes:
+ * a dozen processes start at once, and on a loaded 2-core machine that takes a while.
+ */
+const READY_WITHIN_MS = 90_000
+
 const profileOptions = (dir: string | undefined, name: string): ReadonlyArray<string> =>
   dir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${dir}`, `--cpu-prof-name=${name}.cpuprofile`]
 
@@ -98,9 +104,16 @@ const healthyNodes = (health: unknown): number => {
   return typeof n === "number" ? n : 0
 }
 
-/** `size` nodes knowing each other by `--peers`, each ready once every peer is alive to it. */
-const startCluster = async (size: number, o: ProcessOptions, started: Array<RoleProcess>): Promise<Cluster> => {
-  const ports = await freePorts(2 * size)
+/**
+ * `size` nodes knowing each other by `--peers`, each ready once every peer is alive to it;
+ * `ports`: 2 x size free ports (gossip, then HTTP).
+ */
+const startCluster = async (
+  size: number,
+  ports: ReadonlyArray<number>,
+  o: ProcessOptions,
+  started: Array<RoleProcess>
+): Promise<Cluster> => {
   const gossip = ports.slice(0, size).map((p) => `127.0.0.1:${p}`)
   const http = ports.slice(size).map((p) => `127.0.0.1:${p}`)
   const nodes = await Promise.all(gossip.map(async (addr, i) => {
@@ -116,7 +129,8 @@ const startCluster = async (size: number, o: ProcessOptions, started: Array<Role
       `http://${http[i]!}`,
       {
         nodeOptions: profileOptions(o.profileDir, `node-${size}-${i}`),
-        ready: (health) => alivePeers(health) >= size - 1
+        ready: (health) => alivePeers(health) >= size - 1,
+        withinMs: READY_WITHIN_MS
       }
     )
     started.push(node)
@@ -125,8 +139,12 @@ const startCluster = async (size: number, o: ProcessOptions, started: Array<Role
   return { size, nodes }
 }
 
-const startGateway = async (cluster: Cluster, o: ProcessOptions, started: Array<RoleProcess>): Promise<RoleProcess> => {
-  const [port] = await freePorts(1)
+const startGateway = async (
+  cluster: Cluster,
+  port: number,
+  o: ProcessOptions,
+  started: Array<RoleProcess>
+): Promise<RoleProcess> => {
   const gateway = await startRole(
     [
       "--role", "gateway",
@@ -138,7 +156,8 @@ const startGateway = async (cluster: Cluster, o: ProcessOptions, started: Array<
     `http://127.0.0.1:${port}`,
     {
       nodeOptions: profileOptions(o.profileDir, `gateway-${cluster.size}`),
-      ready: (health) => healthyNodes(health) >= cluster.size
+      ready: (health) => healthyNodes(health) >= cluster.size,
+      withinMs: READY_WITHIN_MS
     }
   )
   started.push(gateway)
@@ -206,6 +225,7 @@ const loadAverage = (): string => Os.loadavg().map((x) => x.toFixed(2)).join(" /
 export const run = async (options: ClusterBenchOptions = {}): Promise<ReadonlyArray<BenchResult>> => {
   const log = options.log ?? ((line: string) => process.stderr.write(line + "\n"))
   const t0 = performance.now()
+  const loadAtStart = Os.loadavg()[0] ?? 0
   const elapsed = () => (performance.now() - t0) / 1000
   const quick = options.quick === true
   const rounds = options.rounds ?? (quick ? 1 : 2)
@@ -235,10 +255,19 @@ export const run = async (options: ClusterBenchOptions = {}): Promise<ReadonlyAr
   try {
     const bare = await startBaseline()
     started.push(bare)
+    // every port at once, so that no two processes are given the same one
+    const ports = [...(await freePorts(2 * sizes.reduce((a, b) => a + b, 0) + gatewaySizes.length))]
+    const take = (n: number): ReadonlyArray<number> => ports.splice(0, n)
     const clusters = new Map<number, Cluster>()
-    await Promise.all(sizes.map(async (size) => clusters.set(size, await startCluster(size, o, started))))
+    await Promise.all(sizes.map((size) => {
+      const mine = take(2 * size)
+      return startCluster(size, mine, o, started).then((c) => clusters.set(size, c))
+    }))
     const gateways = new Map<number, RoleProcess>()
-    await Promise.all(gatewaySizes.map(async (size) => gateways.set(size, await startGateway(clusters.get(size)!, o, started))))
+    await Promise.all(gatewaySizes.map((size) => {
+      const [port] = take(1)
+      return startGateway(clusters.get(size)!, port!, o, started).then((g) => gateways.set(size, g))
+    }))
     log(`cluster: ${started.length} processes up in ${elapsed().toFixed(1)} s`)
 
     let seed = 1
@@ -346,6 +375,12 @@ export const run = async (options: ClusterBenchOptions = {}): Promise<ReadonlyAr
       : `an idle node (while the bare counter ran) spent ${median(idleNodeMillis).toFixed(1)} ms of CPU per second ` +
         `(median; max ${Math.max(...idleNodeMillis).toFixed(1)}): part of every node's CPU per write, more so at low throughput`
     if (idleNote !== "") log(`note: ${idleNote}`)
+    const noise = noiseWarning(
+      bareRuns.map((r) => r.rps),
+      Math.max(loadAtStart, Os.loadavg()[0] ?? 0),
+      Os.cpus().length
+    ) ?? ""
+    if (noise !== "") log(`warning: ${noise}`)
 
     const tmpfs = onTmpfs(root)
     const setup = `wrk -t1 -c${CONNECTIONS}, POST {"by":1}; nodes with --peers, gossip and eager push on (defaults)` +
@@ -367,6 +402,7 @@ export const run = async (options: ClusterBenchOptions = {}): Promise<ReadonlyAr
         notes: [
           `median of ${bareRuns.length} runs of ${seconds} s, one before every ${BARE_EVERY} cases of a round`,
           idleNote,
+          noise,
           cut
         ].filter((s) => s !== "").join("; ")
       })

@@ -2,7 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { parseArgs } from "../../bench/cluster.js"
 import type { CaseRound, ClusterCase, Snapshot } from "../../bench/ClusterCases.js"
 import { CASES, caseRound, roundPlan } from "../../bench/ClusterCases.js"
-import { caseResult, clusterGoals, compactTable, goalLines, goalResult } from "../../bench/ClusterReport.js"
+import { caseResult, clusterGoals, compactTable, goalLines, goalResult, noiseWarning } from "../../bench/ClusterReport.js"
 import type { LoadResult } from "../../bench/LoadGenerator.js"
 import type { Sample } from "../../bench/MetricsText.js"
 import { parseMetrics } from "../../bench/MetricsText.js"
@@ -154,6 +154,14 @@ describe("bench/cluster goals", () => {
     expect(peer).toMatchObject({ goal: "<= 3 µs", met: true })
     expect(peer.figures[0]!.value).toBe(2)
     expect(peer.baseline).toBeUndefined()
+  })
+
+  it("warns when the bare counter's runs differ by more than 1.5x or the load average is over twice the cores", () => {
+    expect(noiseWarning([18_000, 16_000, 17_500], 1.2, 2)).toBeUndefined()
+    expect(noiseWarning([18_000], 3.9, 2)).toBeUndefined()
+    expect(noiseWarning([43, 179], 1, 2)).toMatch(/ranged from 43 to 179 req\/s$/)
+    expect(noiseWarning([18_000, 17_000], 20.5, 2)).toMatch(/: load average 20\.5 on 2 cores$/)
+    expect(noiseWarning([0, 100], 30, 2)).toMatch(/ranged from 0 to 100 req\/s, load average 30\.0 on 2 cores$/)
   })
 
   it("prints one line per case, dashes for figures a case has not", () => {
