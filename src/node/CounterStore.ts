@@ -179,12 +179,16 @@ export const make = (options: CounterStoreOptions = {}) =>
     const dataDir = yield* DataDir
     const replicaId = dataDir.replicaId
     const map = new CounterMap()
-    map.apply(wal.recovered)
-
-    const own = map.entries().filter((e) => e[1] === replicaId)
+    // read once (see `Wal.recovered`), merged without a tuple per entry
+    const recovered = wal.recovered
+    let own = 0
+    for (const [name, replica, inc, dec] of recovered) {
+      map.applyOne(name, replica, inc, dec)
+      if (replica === replicaId) own++
+    }
     yield* Effect.logInfo(
-      `CounterStore: replica ${replicaId}${dataDir.fresh ? " (new)" : ""}, recovered ${wal.recovered.length} ` +
-        `entries (${map.size} counters, ${own.length} with own writes) from ${dataDir.path}`
+      `CounterStore: replica ${replicaId}${dataDir.fresh ? " (new)" : ""}, recovered ${recovered.length} ` +
+        `entries (${map.size} counters, ${own} with own writes) from ${dataDir.path}`
     )
 
     const hub = yield* PubSub.sliding<Change>(options.changeCapacity ?? 4096)

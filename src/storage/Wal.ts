@@ -37,7 +37,12 @@ export interface WalStats {
 export class Wal extends Context.Tag("dcounter/Wal")<
   Wal,
   {
-    /** The state recovered at start: latest snapshot plus every later record. */
+    /**
+     * The state recovered at start: latest snapshot plus every later record. Read it once,
+     * before the first append (the node's store does when it is built): an implementation
+     * may compute it when read instead of keeping a copy of the whole state for the
+     * node's life (`WalFile` does; read later, it is the durable state then).
+     */
     readonly recovered: ReadonlyArray<Entry>
     /**
      * Durable append: resolves after the entries are written and fdatasynced. Appends are
