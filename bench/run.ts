@@ -38,7 +38,8 @@ export const MODULES: ReadonlyArray<string> = [
   "http",
   "convergence",
   "gossip",
-  "footprint"
+  "footprint",
+  "counterMap"
 ]
 
 const here = path.dirname(fileURLToPath(import.meta.url))

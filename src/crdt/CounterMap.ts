@@ -8,9 +8,9 @@
  * bottom (`merge`, `fromEntries`, ...) are the pure view used by tests and tools.
  *
  * Layout: a node holds millions of entries, so they are not objects. Counter names are
- * interned once (`index`: name -> counter number, `counterNames`: the reverse) and replica
- * ids in a small table (a cluster has few replicas); everything else lives in typed arrays
- * grown by half when full (a "slot" is one entry):
+ * kept once (`counterNames`: counter number -> name) and found through a hash index in a
+ * typed array (`index`), replica ids in a small table (a cluster has few replicas);
+ * everything else lives in typed arrays grown by half when full (a "slot" is one entry):
  *
  *   - per counter: its first slot, and the sums of its increments and decrements;
  *   - per slot: its counter, its replica, the next slot of the same counter, its older and
@@ -198,6 +198,13 @@ const entryHash = (name: string, replicaHashes: ReadonlyArray<number>, replica: 
   }
 }
 
+/** The hash of a counter name in the name index (FNV-1a, then spread over every bit). */
+const nameHash = (name: string): number => {
+  let h = 0x811c9dc5 ^ name.length
+  for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193)
+  return fmix(h)
+}
+
 /** acc += hashOut (mod 2^256), little-endian 32-bit words. */
 const addHash = (acc: Uint32Array): void => {
   let carry = 0
@@ -227,8 +234,11 @@ const hex = (acc: Uint32Array): string => {
 // ---------------------------------------------------------------------------------------
 
 export class CounterMap {
-  /** name -> counter number */
-  private index = new Map<CounterName, number>()
+  /**
+   * name -> counter number: open addressing with linear probing, each cell the counter
+   * number + 1 (0: empty), at most half full. A `Map` cost several times more per name.
+   */
+  private index: Int32Array = new Int32Array(INITIAL_CAPACITY * 2)
   /** counter number -> name; its length is the number of counters */
   private counterNames: Array<CounterName> = []
   /** counter number -> its first slot */
@@ -277,13 +287,13 @@ export class CounterMap {
   }
 
   has(name: CounterName): boolean {
-    return this.index.has(name)
+    return this.counterOf(name) !== NONE
   }
 
   /** The counter's value; 0 for a counter never written. */
   value(name: CounterName): number {
-    const c = this.index.get(name)
-    if (c === undefined) return 0
+    const c = this.counterOf(name)
+    if (c === NONE) return 0
     const sumInc = this.sums[c * C_NUMS]!
     const sumDec = this.sums[c * C_NUMS + 1]!
     if (sumInc <= Number.MAX_SAFE_INTEGER && sumDec <= Number.MAX_SAFE_INTEGER) return sumInc - sumDec
@@ -297,8 +307,8 @@ export class CounterMap {
 
   /** The counter as an immutable PN-counter value. */
   counter(name: CounterName): PNCounter.PNCounter {
-    const c = this.index.get(name)
-    if (c === undefined) return PNCounter.empty
+    const c = this.counterOf(name)
+    if (c === NONE) return PNCounter.empty
     // in creation order, as the slots were added
     const slots: Array<number> = []
     for (let s = this.firstSlot[c]!; s !== NONE; s = this.slotInts[s * S_INTS + S_NEXT]!) slots.push(s)
@@ -327,12 +337,12 @@ export class CounterMap {
     if (!Number.isSafeInteger(by) || by <= 0) {
       return Either.left(new PNCounter.Overflow({ message: `by must be a positive safe integer, got ${by}` }))
     }
-    const c = this.index.get(name)
-    const s = c === undefined ? NONE : this.slotOf(name, replica)
+    const c = this.counterOf(name)
+    const s = c === NONE ? NONE : this.slotOf(name, replica)
     const inc = s === NONE ? 0 : this.slotNums[s * S_NUMS]!
     const dec = s === NONE ? 0 : this.slotNums[s * S_NUMS + 1]!
     const current = kind === "inc" ? inc : dec
-    const sum = c === undefined ? 0 : this.sums[c * C_NUMS + (kind === "inc" ? 0 : 1)]!
+    const sum = c === NONE ? 0 : this.sums[c * C_NUMS + (kind === "inc" ? 0 : 1)]!
     if (current + by > Number.MAX_SAFE_INTEGER || sum + by > Number.MAX_SAFE_INTEGER) {
       return Either.left(
         new PNCounter.Overflow({
@@ -437,7 +447,7 @@ export class CounterMap {
   clone(): CounterMap {
     const m = new CounterMap()
     const counters = this.counterNames.length
-    m.index = new Map(this.index)
+    m.index = this.index.slice()
     m.counterNames = this.counterNames.slice()
     m.firstSlot = this.firstSlot.slice(0, Math.max(counters, INITIAL_CAPACITY))
     m.sums = this.sums.slice(0, Math.max(counters, INITIAL_CAPACITY) * C_NUMS)
@@ -474,11 +484,37 @@ export class CounterMap {
     ]
   }
 
+  /** The counter number of `name`, or NONE. */
+  private counterOf(name: CounterName): number {
+    const index = this.index
+    const mask = index.length - 1
+    for (let i = nameHash(name) & mask; ; i = (i + 1) & mask) {
+      const v = index[i]!
+      if (v === 0) return NONE
+      if (this.counterNames[v - 1] === name) return v - 1
+    }
+  }
+
+  private insert(name: CounterName, c: number): void {
+    const index = this.index
+    const mask = index.length - 1
+    let i = nameHash(name) & mask
+    while (index[i] !== 0) i = (i + 1) & mask
+    index[i] = c + 1
+  }
+
+  /** A new index of `size` cells (a power of two) holding every counter. */
+  private rehash(size: number): void {
+    this.index = new Int32Array(size)
+    const names = this.counterNames
+    for (let c = 0; c < names.length; c++) this.insert(names[c]!, c)
+  }
+
   /** The slot of `(name, replica)`, or NONE. */
   private slotOf(name: CounterName, replica: ReplicaId): number {
-    const c = this.index.get(name)
+    const c = this.counterOf(name)
     const r = this.replicaIndex.get(replica)
-    if (c === undefined || r === undefined) return NONE
+    if (c === NONE || r === undefined) return NONE
     return this.slotOfCounter(c, r)
   }
 
@@ -492,12 +528,12 @@ export class CounterMap {
 
   /** Merges one entry; returns the slot it raised, or NONE when it raised nothing. */
   private merge(name: CounterName, replica: ReplicaId, inc: number, dec: number): number {
-    let c = this.index.get(name)
+    let c = this.counterOf(name)
     let r = this.replicaIndex.get(replica)
-    const s = c === undefined || r === undefined ? NONE : this.slotOfCounter(c, r)
+    const s = c === NONE || r === undefined ? NONE : this.slotOfCounter(c, r)
     if (s === NONE) {
       if (inc === 0 && dec === 0) return NONE
-      if (c === undefined) c = this.newCounter(name)
+      if (c === NONE) c = this.newCounter(name)
       if (r === undefined) r = this.newReplica(replica)
       const slot = this.newSlot(c, r, inc, dec)
       this.sums[c * C_NUMS] += inc
@@ -516,8 +552,8 @@ export class CounterMap {
     }
     const ni = inc > oldInc ? inc : oldInc
     const nd = dec > oldDec ? dec : oldDec
-    this.sums[c! * C_NUMS] += ni - oldInc
-    this.sums[c! * C_NUMS + 1] += nd - oldDec
+    this.sums[c * C_NUMS] += ni - oldInc
+    this.sums[c * C_NUMS + 1] += nd - oldDec
     nums[s * S_NUMS] = ni
     nums[s * S_NUMS + 1] = nd
     nums[s * S_NUMS + S_VERSION] = ++this.currentVersion
@@ -534,8 +570,9 @@ export class CounterMap {
       this.firstSlot = growInt32(this.firstSlot, capacity)
       this.sums = growFloat64(this.sums, capacity * C_NUMS)
     }
-    this.index.set(name, c)
     this.counterNames.push(name)
+    if (this.counterNames.length * 2 > this.index.length) this.rehash(this.index.length * 2)
+    else this.insert(name, c)
     this.firstSlot[c] = NONE
     return c
   }
