@@ -178,17 +178,11 @@ export const make = (options: CounterStoreOptions = {}) =>
     const wal = yield* Wal
     const dataDir = yield* DataDir
     const replicaId = dataDir.replicaId
-    const map = new CounterMap()
-    // read once (see `Wal.recovered`), merged without a tuple per entry
-    const recovered = wal.recovered
-    let own = 0
-    for (const [name, replica, inc, dec] of recovered) {
-      map.applyOne(name, replica, inc, dec)
-      if (replica === replicaId) own++
-    }
+    // a copy of the recovered state, with no tuple per entry (see `Wal.recoveredMap`)
+    const map = wal.recoveredMap()
     yield* Effect.logInfo(
-      `CounterStore: replica ${replicaId}${dataDir.fresh ? " (new)" : ""}, recovered ${recovered.length} ` +
-        `entries (${map.size} counters, ${own} with own writes) from ${dataDir.path}`
+      `CounterStore: replica ${replicaId}${dataDir.fresh ? " (new)" : ""}, recovered ${map.entryCount} ` +
+        `entries (${map.size} counters) from ${dataDir.path}`
     )
 
     const hub = yield* PubSub.sliding<Change>(options.changeCapacity ?? 4096)

@@ -778,6 +778,7 @@ export const make = (options: WalFileOptions = {}) =>
       get recovered() {
         return fold.entries()
       },
+      recoveredMap: () => fold.clone(),
       append: (entries) => enqueue(entries, 1),
       offer: (entries, resume) => offer(entries, 1, resume),
       appendLazy: (entries) =>
