@@ -173,7 +173,7 @@ const putString = (s: string, at: number): number => {
   return at
 }
 
-/** The 128-bit hash of a replica id (kept in the replica table): 4 words into `out` at `at`. */
+/** The 128-bit hash of a replica id (kept in the replica table): 4 words appended to `out`. */
 const replicaHash = (replica: string, out: Array<number>): void => {
   murmur128(putString(replica, 0), 0x5bd1e995)
   out.push(hashOut[0]!, hashOut[1]!, hashOut[2]!, hashOut[3]!)
