@@ -40,7 +40,8 @@ export const MODULES: ReadonlyArray<string> = [
   "cluster",
   "convergence",
   "gossip",
-  "footprint"
+  "footprint",
+  "counterMap"
 ]
 
 const here = path.dirname(fileURLToPath(import.meta.url))

@@ -3,69 +3,223 @@
  *
  * State is a set of entries `(name, replica) -> {inc, dec}`; merge is the pointwise
  * maximum, so it is commutative, associative and idempotent. The class keeps its data in
- * mutable maps so the node's hot path updates one entry in O(1); every method that
+ * mutable storage so the node's hot path updates one entry in O(1); every method that
  * changes it says so, and `clone` gives an independent copy. The free functions at the
  * bottom (`merge`, `fromEntries`, ...) are the pure view used by tests and tools.
  *
- * Versions: every entry remembers the map's version at which it last grew, so
- * `deltaSince(v)` lists exactly the entries that changed after version `v`: merging that
- * delta into any replica that had seen version `v` yields the full state. Entries are
- * also kept in a list ordered by version, so `deltaSince(v)` costs O(entries changed
- * since v), not O(state): the eager push after each write stays cheap on a large map.
+ * Layout: a node holds millions of entries, so they are not objects. Counter names are
+ * kept once (`counterNames`: counter number -> name) and found through a hash index in a
+ * typed array (`index`), replica ids in a small table (a cluster has few replicas);
+ * everything else lives in typed arrays grown by half when full (a "slot" is one entry):
  *
- * Digest: the sum modulo 2^256 of SHA-256(entry) over all entries. A sum does not depend
- * on order, so equal states have equal digests however they were built, and it is kept
- * up to date incrementally: `digest()` rehashes only the entries changed since the last
- * call (one subtraction and one addition each), not the whole state.
+ *   - per counter: its first slot, and the sums of its increments and decrements;
+ *   - per slot: its counter, its replica, the next slot of the same counter, its older and
+ *     newer neighbour in the version-ordered list (see below), and inc, dec and version.
+ *
+ * Counters and slots are never removed (totals only grow), so a counter or slot number is
+ * stable for the map's life, and a slot's number is its creation order.
+ *
+ * Versions: every slot remembers the map's version at which it last grew, so
+ * `deltaSince(v)` lists exactly the entries that changed after version `v`: merging that
+ * delta into any replica that had seen version `v` yields the full state. Slots are also
+ * kept in a doubly linked list ordered by version, so `deltaSince(v)` costs O(entries
+ * changed since v), not O(state): the eager push after each write stays cheap on a large map.
+ *
+ * Digest: the sum modulo 2^256 of a 256-bit hash of each entry. A sum does not depend on
+ * order, so equal states have equal digests however they were built, and it is kept up
+ * to date incrementally: `digest()` hashes only the slots changed since the last call. The
+ * contribution a slot had to the sum is taken out when it first grows after a digest (its
+ * totals are still the hashed ones then), so no slot stores what it was hashed with.
+ * The entry hash is not SHA-256 any more but a MurmurHash3-style 128-bit mix (spread to
+ * 256 bits) computed in JS: rebuilding the digest of a million entries at start-up took
+ * seconds with SHA-256, and the digest only has to tell states apart between nodes that
+ * trust each other (not resist forgery). The digest string keeps its shape (64 hex
+ * characters) but its value changed: every node of a cluster must run a build with the
+ * same digest, or anti-entropy sees every state as different (and ships full states).
  */
-import { hash } from "node:crypto"
 import { Either } from "effect"
 import type { CounterName } from "./CounterName.js"
 import type { Entry } from "./Entry.js"
 import * as PNCounter from "./PNCounter.js"
 import type { ReplicaId } from "./ReplicaId.js"
 
-interface Slot {
-  readonly name: CounterName
-  readonly replica: ReplicaId
-  inc: number
-  dec: number
-  version: number
-  /** The neighbours in the version-ordered list: `older` has a lower version. */
-  older: Slot | undefined
-  newer: Slot | undefined
-  /** The totals this slot currently contributes to the digest sum; -1: none yet. */
-  hashedInc: number
-  hashedDec: number
+const NONE = -1
+
+// per-slot Int32 fields, interleaved: [counter, replica, nextOfCounter, older, newer]
+const S_COUNTER = 0
+const S_REPLICA = 1
+const S_NEXT = 2
+const S_OLDER = 3
+const S_NEWER = 4
+const S_INTS = 5
+// per-slot Float64 fields: [inc, dec, version] (inc at +0, dec at +1)
+const S_VERSION = 2
+const S_NUMS = 3
+// per-counter Float64 fields: [sumInc, sumDec]
+const C_NUMS = 2
+
+const INITIAL_CAPACITY = 4
+
+const grownCapacity = (capacity: number, needed: number): number =>
+  Math.max(needed, capacity + (capacity >> 1) + INITIAL_CAPACITY)
+
+const growInt32 = (a: Int32Array, length: number): Int32Array => {
+  const b = new Int32Array(length)
+  b.set(a)
+  return b
 }
 
-interface Counter {
-  readonly slots: Map<ReplicaId, Slot>
-  sumInc: number
-  sumDec: number
+const growFloat64 = (a: Float64Array, length: number): Float64Array => {
+  const b = new Float64Array(length)
+  b.set(a)
+  return b
 }
+
+// ---------------------------------------------------------------------------------------
+// entry hash (MurmurHash3 x86_128 over 32-bit words, then spread to 8 words)
 
 const DIGEST_WORDS = 8
+const TWO_32 = 4294967296
+const C1 = 0x239b961b
+const C2 = 0xab0e9789
+const C3 = 0x38b34ae5
+const C4 = 0xa1e38b93
 
-/** SHA-256 of one entry; names and replica ids never contain NUL, so this is unambiguous. */
-const entryHash = (name: string, replica: string, inc: number, dec: number): Buffer =>
-  hash("sha256", `${name}\u0000${replica}\u0000${inc}\u0000${dec}`, "buffer")
+const rotl = (x: number, r: number): number => (x << r) | (x >>> (32 - r))
 
-/** acc += h (mod 2^256), both little-endian 32-bit words. */
-const addHash = (acc: Uint32Array, h: Buffer): void => {
+const fmix = (h: number): number => {
+  h ^= h >>> 16
+  h = Math.imul(h, 0x85ebca6b)
+  h ^= h >>> 13
+  h = Math.imul(h, 0xc2b2ae35)
+  h ^= h >>> 16
+  return h >>> 0
+}
+
+/**
+ * The words hashed for one entry: the name's characters two per word, its length, the
+ * replica's 128-bit hash, inc and dec as two words each. Names are at most 128 characters
+ * (longer ones only cost a bigger buffer).
+ */
+let words = new Uint32Array(80)
+/** The last hash: 8 words. */
+const hashOut = new Uint32Array(DIGEST_WORDS)
+
+/** MurmurHash3 x86_128 of `words[0, n)` with `seed`, into `hashOut[0..3]`. */
+const murmur128 = (n: number, seed: number): void => {
+  let h1 = seed
+  let h2 = seed
+  let h3 = seed
+  let h4 = seed
+  let i = 0
+  for (; i + 4 <= n; i += 4) {
+    let k1 = words[i]!
+    let k2 = words[i + 1]!
+    let k3 = words[i + 2]!
+    let k4 = words[i + 3]!
+    k1 = Math.imul(rotl(Math.imul(k1, C1), 15), C2)
+    h1 ^= k1
+    h1 = (Math.imul(rotl(h1, 19) + h2, 5) + 0x561ccd1b) | 0
+    k2 = Math.imul(rotl(Math.imul(k2, C2), 16), C3)
+    h2 ^= k2
+    h2 = (Math.imul(rotl(h2, 17) + h3, 5) + 0x0bcaa747) | 0
+    k3 = Math.imul(rotl(Math.imul(k3, C3), 17), C4)
+    h3 ^= k3
+    h3 = (Math.imul(rotl(h3, 15) + h4, 5) + 0x96cd1c35) | 0
+    k4 = Math.imul(rotl(Math.imul(k4, C4), 18), C1)
+    h4 ^= k4
+    h4 = (Math.imul(rotl(h4, 13) + h1, 5) + 0x32ac3b17) | 0
+  }
+  // the tail: up to 3 words
+  const left = n - i
+  if (left >= 3) h3 ^= Math.imul(rotl(Math.imul(words[i + 2]!, C3), 17), C4)
+  if (left >= 2) h2 ^= Math.imul(rotl(Math.imul(words[i + 1]!, C2), 16), C3)
+  if (left >= 1) h1 ^= Math.imul(rotl(Math.imul(words[i]!, C1), 15), C2)
+  const len = n * 4
+  h1 ^= len
+  h2 ^= len
+  h3 ^= len
+  h4 ^= len
+  h1 = (h1 + h2 + h3 + h4) | 0
+  h2 = (h2 + h1) | 0
+  h3 = (h3 + h1) | 0
+  h4 = (h4 + h1) | 0
+  h1 = fmix(h1)
+  h2 = fmix(h2)
+  h3 = fmix(h3)
+  h4 = fmix(h4)
+  h1 = (h1 + h2 + h3 + h4) | 0
+  h2 = (h2 + h1) | 0
+  h3 = (h3 + h1) | 0
+  h4 = (h4 + h1) | 0
+  hashOut[0] = h1
+  hashOut[1] = h2
+  hashOut[2] = h3
+  hashOut[3] = h4
+}
+
+/** Puts `s` into `words` from `at`, two characters per word; returns the next free index. */
+const putString = (s: string, at: number): number => {
+  const n = s.length
+  if (at + (n >> 1) + 16 > words.length) {
+    const bigger = new Uint32Array(at + (n >> 1) + 64)
+    bigger.set(words)
+    words = bigger
+  }
+  let i = 0
+  for (; i + 1 < n; i += 2) words[at++] = s.charCodeAt(i) | (s.charCodeAt(i + 1) << 16)
+  if (i < n) words[at++] = s.charCodeAt(i)
+  words[at++] = n
+  return at
+}
+
+/** The 128-bit hash of a replica id (kept in the replica table): 4 words appended to `out`. */
+const replicaHash = (replica: string, out: Array<number>): void => {
+  murmur128(putString(replica, 0), 0x5bd1e995)
+  out.push(hashOut[0]!, hashOut[1]!, hashOut[2]!, hashOut[3]!)
+}
+
+/** The hash of one entry into `hashOut` (8 words). */
+const entryHash = (name: string, replicaHashes: ReadonlyArray<number>, replica: number, inc: number, dec: number): void => {
+  let n = putString(name, 0)
+  const r = replica * 4
+  words[n++] = replicaHashes[r]!
+  words[n++] = replicaHashes[r + 1]!
+  words[n++] = replicaHashes[r + 2]!
+  words[n++] = replicaHashes[r + 3]!
+  words[n++] = inc >>> 0
+  words[n++] = Math.floor(inc / TWO_32)
+  words[n++] = dec >>> 0
+  words[n++] = Math.floor(dec / TWO_32)
+  murmur128(n, 0x9747b28c)
+  // spread to 256 bits: each upper word mixes two lanes with its own constant
+  for (let i = 0; i < 4; i++) {
+    hashOut[4 + i] = fmix((hashOut[i]! ^ Math.imul(i + 1, 0x9e3779b9)) + rotl(hashOut[(i + 1) & 3]!, 7 + i))
+  }
+}
+
+/** The hash of a counter name in the name index (FNV-1a, then spread over every bit). */
+const nameHash = (name: string): number => {
+  let h = 0x811c9dc5 ^ name.length
+  for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193)
+  return fmix(h)
+}
+
+/** acc += hashOut (mod 2^256), little-endian 32-bit words. */
+const addHash = (acc: Uint32Array): void => {
   let carry = 0
   for (let i = 0; i < DIGEST_WORDS; i++) {
-    const s = acc[i]! + h.readUInt32LE(i * 4) + carry
+    const s = acc[i]! + hashOut[i]! + carry
     acc[i] = s >>> 0
     carry = s > 0xffffffff ? 1 : 0
   }
 }
 
-/** acc -= h (mod 2^256). */
-const subHash = (acc: Uint32Array, h: Buffer): void => {
+/** acc -= hashOut (mod 2^256). */
+const subHash = (acc: Uint32Array): void => {
   let borrow = 0
   for (let i = 0; i < DIGEST_WORDS; i++) {
-    const d = acc[i]! - h.readUInt32LE(i * 4) - borrow
+    const d = acc[i]! - hashOut[i]! - borrow
     acc[i] = d >>> 0
     borrow = d < 0 ? 1 : 0
   }
@@ -77,15 +231,39 @@ const hex = (acc: Uint32Array): string => {
   return out
 }
 
+// ---------------------------------------------------------------------------------------
+
 export class CounterMap {
-  private readonly counters = new Map<CounterName, Counter>()
-  private currentVersion = 0
-  private entryTotal = 0
+  /**
+   * name -> counter number: open addressing with linear probing, each cell the counter
+   * number + 1 (0: empty), at most half full. A `Map` cost several times more per name.
+   */
+  private index: Int32Array = new Int32Array(INITIAL_CAPACITY * 2)
+  /** counter number -> name; its length is the number of counters */
+  private counterNames: Array<CounterName> = []
+  /** counter number -> its first slot */
+  private firstSlot: Int32Array = new Int32Array(INITIAL_CAPACITY)
+  /** counter number -> [sumInc, sumDec] */
+  private sums: Float64Array = new Float64Array(INITIAL_CAPACITY * C_NUMS)
+
+  /** replica id -> replica number */
+  private replicaIndex = new Map<ReplicaId, number>()
+  private replicaIds: Array<ReplicaId> = []
+  /** 4 words per replica: the replica id's hash, part of every entry hash */
+  private replicaHashes: Array<number> = []
+
+  private slotCount = 0
+  /** slot -> S_INTS int fields */
+  private slotInts: Int32Array = new Int32Array(INITIAL_CAPACITY * S_INTS)
+  /** slot -> S_NUMS number fields */
+  private slotNums: Float64Array = new Float64Array(INITIAL_CAPACITY * S_NUMS)
   /** Oldest and newest slot of the version-ordered list. */
-  private oldest: Slot | undefined = undefined
-  private newest: Slot | undefined = undefined
+  private oldest = NONE
+  private newest = NONE
+
+  private currentVersion = 0
   private readonly digestSum = new Uint32Array(DIGEST_WORDS)
-  /** The map version `digestSum` reflects. */
+  /** The map version `digestSum` reflects: slots of a higher version are not in it. */
   private digestVersion = 0
   private digestCache: string = hex(new Uint32Array(DIGEST_WORDS))
 
@@ -96,41 +274,52 @@ export class CounterMap {
 
   /** The number of counters. */
   get size(): number {
-    return this.counters.size
+    return this.counterNames.length
   }
 
   /** The number of entries, i.e. of (counter, replica) pairs: what `entries()` would return. */
   get entryCount(): number {
-    return this.entryTotal
+    return this.slotCount
   }
 
   names(): ReadonlyArray<CounterName> {
-    return [...this.counters.keys()]
+    return this.counterNames.slice()
   }
 
   has(name: CounterName): boolean {
-    return this.counters.has(name)
+    return this.counterOf(name) !== NONE
   }
 
   /** The counter's value; 0 for a counter never written. */
   value(name: CounterName): number {
-    const c = this.counters.get(name)
-    if (c === undefined) return 0
-    if (c.sumInc <= Number.MAX_SAFE_INTEGER && c.sumDec <= Number.MAX_SAFE_INTEGER) return c.sumInc - c.sumDec
+    const c = this.counterOf(name)
+    if (c === NONE) return 0
+    const sumInc = this.sums[c * C_NUMS]!
+    const sumDec = this.sums[c * C_NUMS + 1]!
+    if (sumInc <= Number.MAX_SAFE_INTEGER && sumDec <= Number.MAX_SAFE_INTEGER) return sumInc - sumDec
     return PNCounter.value(this.counter(name))
   }
 
   totals(name: CounterName, replica: ReplicaId): PNCounter.Totals {
-    const s = this.counters.get(name)?.slots.get(replica)
-    return s === undefined ? { inc: 0, dec: 0 } : { inc: s.inc, dec: s.dec }
+    const s = this.slotOf(name, replica)
+    return s === NONE ? { inc: 0, dec: 0 } : { inc: this.slotNums[s * S_NUMS]!, dec: this.slotNums[s * S_NUMS + 1]! }
   }
 
   /** The counter as an immutable PN-counter value. */
   counter(name: CounterName): PNCounter.PNCounter {
-    const c = this.counters.get(name)
-    if (c === undefined) return PNCounter.empty
+    const c = this.counterOf(name)
+    if (c === NONE) return PNCounter.empty
+    // in creation order, as the slots were added
+    const slots: Array<number> = []
+    for (let s = this.firstSlot[c]!; s !== NONE; s = this.slotInts[s * S_INTS + S_NEXT]!) slots.push(s)
     const replicas = new Map<ReplicaId, PNCounter.Totals>()
-    for (const [r, s] of c.slots) replicas.set(r, { inc: s.inc, dec: s.dec })
+    for (let i = slots.length - 1; i >= 0; i--) {
+      const s = slots[i]!
+      replicas.set(this.replicaIds[this.slotInts[s * S_INTS + S_REPLICA]!]!, {
+        inc: this.slotNums[s * S_NUMS]!,
+        dec: this.slotNums[s * S_NUMS + 1]!
+      })
+    }
     return { replicas }
   }
 
@@ -148,12 +337,12 @@ export class CounterMap {
     if (!Number.isSafeInteger(by) || by <= 0) {
       return Either.left(new PNCounter.Overflow({ message: `by must be a positive safe integer, got ${by}` }))
     }
-    const c = this.counters.get(name)
-    const s = c?.slots.get(replica)
-    const inc = s?.inc ?? 0
-    const dec = s?.dec ?? 0
+    const c = this.counterOf(name)
+    const s = c === NONE ? NONE : this.slotOf(name, replica)
+    const inc = s === NONE ? 0 : this.slotNums[s * S_NUMS]!
+    const dec = s === NONE ? 0 : this.slotNums[s * S_NUMS + 1]!
     const current = kind === "inc" ? inc : dec
-    const sum = kind === "inc" ? (c?.sumInc ?? 0) : (c?.sumDec ?? 0)
+    const sum = c === NONE ? 0 : this.sums[c * C_NUMS + (kind === "inc" ? 0 : 1)]!
     if (current + by > Number.MAX_SAFE_INTEGER || sum + by > Number.MAX_SAFE_INTEGER) {
       return Either.left(
         new PNCounter.Overflow({
@@ -172,47 +361,18 @@ export class CounterMap {
   apply(entries: Iterable<Entry>): Array<Entry> {
     const changed: Array<Entry> = []
     for (const [name, replica, inc, dec] of entries) {
-      let c = this.counters.get(name)
-      const s = c?.slots.get(replica)
-      if (s !== undefined && s.inc >= inc && s.dec >= dec) continue
-      if (s === undefined && inc === 0 && dec === 0) continue
-      if (c === undefined) {
-        c = { slots: new Map(), sumInc: 0, sumDec: 0 }
-        this.counters.set(name, c)
-      }
-      const version = ++this.currentVersion
-      if (s === undefined) {
-        const slot: Slot = {
-          name,
-          replica,
-          inc,
-          dec,
-          version,
-          older: undefined,
-          newer: undefined,
-          hashedInc: -1,
-          hashedDec: -1
-        }
-        c.slots.set(replica, slot)
-        this.append(slot)
-        this.entryTotal++
-        c.sumInc += inc
-        c.sumDec += dec
-        changed.push([name, replica, inc, dec])
-      } else {
-        const ni = Math.max(s.inc, inc)
-        const nd = Math.max(s.dec, dec)
-        c.sumInc += ni - s.inc
-        c.sumDec += nd - s.dec
-        s.inc = ni
-        s.dec = nd
-        s.version = version
-        this.unlink(s)
-        this.append(s)
-        changed.push([name, replica, ni, nd])
-      }
+      const s = this.merge(name, replica, inc, dec)
+      if (s !== NONE) changed.push([name, replica, this.slotNums[s * S_NUMS]!, this.slotNums[s * S_NUMS + 1]!])
     }
     return changed
+  }
+
+  /**
+   * `apply` of one entry given as its parts, without allocating: for replay, which merges
+   * millions of decoded entries. Mutates; returns whether it raised something.
+   */
+  applyOne(name: CounterName, replica: ReplicaId, inc: number, dec: number): boolean {
+    return this.merge(name, replica, inc, dec) !== NONE
   }
 
   /** Every entry, oldest change first. */
@@ -225,29 +385,58 @@ export class CounterMap {
    * full state. Costs O(result), not O(state).
    */
   deltaSince(version: number): Array<Entry> {
-    const out: Array<Entry> = []
     const from = Number.isNaN(version) ? 0 : version
-    if (from >= this.currentVersion) return out
+    if (from >= this.currentVersion) return []
+    const ints = this.slotInts
+    const nums = this.slotNums
     let first = this.newest
-    while (first !== undefined && first.older !== undefined && first.older.version > from) first = first.older
-    for (let s = first; s !== undefined; s = s.newer) {
-      if (s.version > from) out.push([s.name, s.replica, s.inc, s.dec])
+    if (first === NONE) return []
+    let n = 1
+    for (;;) {
+      const older = ints[first * S_INTS + S_OLDER]!
+      if (older === NONE || nums[older * S_NUMS + S_VERSION]! <= from) break
+      first = older
+      n++
     }
+    const out = new Array<Entry>(n)
+    let i = 0
+    for (let s = first; s !== NONE; s = ints[s * S_INTS + S_NEWER]!) out[i++] = this.entryAt(s)
+    return out
+  }
+
+  /**
+   * Up to `max` entries in creation order, starting with the `position`-th entry ever
+   * created (0: the first). Entries are never removed, so walking the positions from 0 to
+   * `entryCount` in chunks, while the map keeps changing, sees every entry that existed
+   * when the walk began, each with totals at least as high as it had then (a snapshot
+   * written in the background needs exactly that, without a copy of the whole state).
+   */
+  entriesAt(position: number, max: number): Array<Entry> {
+    const end = Math.min(this.slotCount, position + Math.max(0, max))
+    const out: Array<Entry> = []
+    for (let s = Math.max(0, position); s < end; s++) out.push(this.entryAt(s))
     return out
   }
 
   /**
    * A digest of the state (64 hex characters): equal states have equal digests whatever
-   * order they were built in, and different states differ (barring a 2^-256 accident).
-   * Rehashes only the entries changed since the previous call.
+   * order they were built in, and different states differ (barring an accident of about
+   * 2^-128). Hashes only the entries changed since the previous call.
    */
   digest(): string {
     if (this.digestVersion === this.currentVersion) return this.digestCache
-    for (let s = this.newest; s !== undefined && s.version > this.digestVersion; s = s.older) {
-      if (s.hashedInc >= 0) subHash(this.digestSum, entryHash(s.name, s.replica, s.hashedInc, s.hashedDec))
-      addHash(this.digestSum, entryHash(s.name, s.replica, s.inc, s.dec))
-      s.hashedInc = s.inc
-      s.hashedDec = s.dec
+    const ints = this.slotInts
+    const nums = this.slotNums
+    for (let s = this.newest; s !== NONE && nums[s * S_NUMS + S_VERSION]! > this.digestVersion; s = ints[s * S_INTS + S_OLDER]!) {
+      const i = s * S_INTS
+      entryHash(
+        this.counterNames[ints[i + S_COUNTER]!]!,
+        this.replicaHashes,
+        ints[i + S_REPLICA]!,
+        nums[s * S_NUMS]!,
+        nums[s * S_NUMS + 1]!
+      )
+      addHash(this.digestSum)
     }
     this.digestVersion = this.currentVersion
     this.digestCache = hex(this.digestSum)
@@ -257,19 +446,21 @@ export class CounterMap {
   /** An independent copy with the same entries, versions and digest. */
   clone(): CounterMap {
     const m = new CounterMap()
-    for (let s = this.oldest; s !== undefined; s = s.newer) {
-      let c = m.counters.get(s.name)
-      if (c === undefined) {
-        const orig = this.counters.get(s.name)!
-        c = { slots: new Map(), sumInc: orig.sumInc, sumDec: orig.sumDec }
-        m.counters.set(s.name, c)
-      }
-      const copy: Slot = { ...s, older: undefined, newer: undefined }
-      c.slots.set(s.replica, copy)
-      m.append(copy)
-    }
+    const counters = this.counterNames.length
+    m.index = this.index.slice()
+    m.counterNames = this.counterNames.slice()
+    m.firstSlot = this.firstSlot.slice(0, Math.max(counters, INITIAL_CAPACITY))
+    m.sums = this.sums.slice(0, Math.max(counters, INITIAL_CAPACITY) * C_NUMS)
+    m.replicaIndex = new Map(this.replicaIndex)
+    m.replicaIds = this.replicaIds.slice()
+    m.replicaHashes = this.replicaHashes.slice()
+    const slots = Math.max(this.slotCount, INITIAL_CAPACITY)
+    m.slotCount = this.slotCount
+    m.slotInts = this.slotInts.slice(0, slots * S_INTS)
+    m.slotNums = this.slotNums.slice(0, slots * S_NUMS)
+    m.oldest = this.oldest
+    m.newest = this.newest
     m.currentVersion = this.currentVersion
-    m.entryTotal = this.entryTotal
     m.digestSum.set(this.digestSum)
     m.digestVersion = this.digestVersion
     m.digestCache = this.digestCache
@@ -278,24 +469,160 @@ export class CounterMap {
 
   /** `{name: value}` for every counter, sorted by name. */
   values(): Array<{ readonly name: CounterName; readonly value: number }> {
-    return [...this.counters.keys()].sort().map((name) => ({ name, value: this.value(name) }))
+    return this.counterNames.slice().sort().map((name) => ({ name, value: this.value(name) }))
   }
 
-  private append(s: Slot): void {
-    s.older = this.newest
-    s.newer = undefined
-    if (this.newest === undefined) this.oldest = s
-    else this.newest.newer = s
+  // -------------------------------------------------------------------------------------
+
+  private entryAt(s: number): Entry {
+    const i = s * S_INTS
+    return [
+      this.counterNames[this.slotInts[i + S_COUNTER]!]!,
+      this.replicaIds[this.slotInts[i + S_REPLICA]!]!,
+      this.slotNums[s * S_NUMS]!,
+      this.slotNums[s * S_NUMS + 1]!
+    ]
+  }
+
+  /** The counter number of `name`, or NONE. */
+  private counterOf(name: CounterName): number {
+    const index = this.index
+    const mask = index.length - 1
+    for (let i = nameHash(name) & mask; ; i = (i + 1) & mask) {
+      const v = index[i]!
+      if (v === 0) return NONE
+      if (this.counterNames[v - 1] === name) return v - 1
+    }
+  }
+
+  private insert(name: CounterName, c: number): void {
+    const index = this.index
+    const mask = index.length - 1
+    let i = nameHash(name) & mask
+    while (index[i] !== 0) i = (i + 1) & mask
+    index[i] = c + 1
+  }
+
+  /** A new index of `size` cells (a power of two) holding every counter. */
+  private rehash(size: number): void {
+    this.index = new Int32Array(size)
+    const names = this.counterNames
+    for (let c = 0; c < names.length; c++) this.insert(names[c]!, c)
+  }
+
+  /** The slot of `(name, replica)`, or NONE. */
+  private slotOf(name: CounterName, replica: ReplicaId): number {
+    const c = this.counterOf(name)
+    const r = this.replicaIndex.get(replica)
+    if (c === NONE || r === undefined) return NONE
+    return this.slotOfCounter(c, r)
+  }
+
+  private slotOfCounter(c: number, r: number): number {
+    const ints = this.slotInts
+    for (let s = this.firstSlot[c]!; s !== NONE; s = ints[s * S_INTS + S_NEXT]!) {
+      if (ints[s * S_INTS + S_REPLICA] === r) return s
+    }
+    return NONE
+  }
+
+  /** Merges one entry; returns the slot it raised, or NONE when it raised nothing. */
+  private merge(name: CounterName, replica: ReplicaId, inc: number, dec: number): number {
+    let c = this.counterOf(name)
+    let r = this.replicaIndex.get(replica)
+    const s = c === NONE || r === undefined ? NONE : this.slotOfCounter(c, r)
+    if (s === NONE) {
+      if (inc === 0 && dec === 0) return NONE
+      if (c === NONE) c = this.newCounter(name)
+      if (r === undefined) r = this.newReplica(replica)
+      const slot = this.newSlot(c, r, inc, dec)
+      this.sums[c * C_NUMS] += inc
+      this.sums[c * C_NUMS + 1] += dec
+      return slot
+    }
+    const nums = this.slotNums
+    const oldInc = nums[s * S_NUMS]!
+    const oldDec = nums[s * S_NUMS + 1]!
+    if (oldInc >= inc && oldDec >= dec) return NONE
+    const version = nums[s * S_NUMS + S_VERSION]!
+    if (version <= this.digestVersion) {
+      // in the digest with its current totals: take that contribution out now
+      entryHash(name, this.replicaHashes, r!, oldInc, oldDec)
+      subHash(this.digestSum)
+    }
+    const ni = inc > oldInc ? inc : oldInc
+    const nd = dec > oldDec ? dec : oldDec
+    this.sums[c * C_NUMS] += ni - oldInc
+    this.sums[c * C_NUMS + 1] += nd - oldDec
+    nums[s * S_NUMS] = ni
+    nums[s * S_NUMS + 1] = nd
+    nums[s * S_NUMS + S_VERSION] = ++this.currentVersion
+    this.unlink(s)
+    this.append(s)
+    return s
+  }
+
+  /** The one place a counter is created. */
+  private newCounter(name: CounterName): number {
+    const c = this.counterNames.length
+    if (c === this.firstSlot.length) {
+      const capacity = grownCapacity(this.firstSlot.length, c + 1)
+      this.firstSlot = growInt32(this.firstSlot, capacity)
+      this.sums = growFloat64(this.sums, capacity * C_NUMS)
+    }
+    this.counterNames.push(name)
+    if (this.counterNames.length * 2 > this.index.length) this.rehash(this.index.length * 2)
+    else this.insert(name, c)
+    this.firstSlot[c] = NONE
+    return c
+  }
+
+  private newReplica(replica: ReplicaId): number {
+    const r = this.replicaIds.length
+    this.replicaIndex.set(replica, r)
+    this.replicaIds.push(replica)
+    replicaHash(replica, this.replicaHashes)
+    return r
+  }
+
+  /** A new slot at the newest end of the version list; the counter's sums are the caller's. */
+  private newSlot(c: number, r: number, inc: number, dec: number): number {
+    const s = this.slotCount
+    if (s * S_INTS === this.slotInts.length) {
+      const capacity = grownCapacity(s, s + 1)
+      this.slotInts = growInt32(this.slotInts, capacity * S_INTS)
+      this.slotNums = growFloat64(this.slotNums, capacity * S_NUMS)
+    }
+    this.slotCount++
+    const i = s * S_INTS
+    this.slotInts[i + S_COUNTER] = c
+    this.slotInts[i + S_REPLICA] = r
+    this.slotInts[i + S_NEXT] = this.firstSlot[c]!
+    this.firstSlot[c] = s
+    this.slotNums[s * S_NUMS] = inc
+    this.slotNums[s * S_NUMS + 1] = dec
+    this.slotNums[s * S_NUMS + S_VERSION] = ++this.currentVersion
+    this.append(s)
+    return s
+  }
+
+  private append(s: number): void {
+    const ints = this.slotInts
+    ints[s * S_INTS + S_OLDER] = this.newest
+    ints[s * S_INTS + S_NEWER] = NONE
+    if (this.newest === NONE) this.oldest = s
+    else ints[this.newest * S_INTS + S_NEWER] = s
     this.newest = s
   }
 
-  private unlink(s: Slot): void {
-    if (s.older === undefined) this.oldest = s.newer
-    else s.older.newer = s.newer
-    if (s.newer === undefined) this.newest = s.older
-    else s.newer.older = s.older
-    s.older = undefined
-    s.newer = undefined
+  private unlink(s: number): void {
+    const ints = this.slotInts
+    const older = ints[s * S_INTS + S_OLDER]!
+    const newer = ints[s * S_INTS + S_NEWER]!
+    if (older === NONE) this.oldest = newer
+    else ints[older * S_INTS + S_NEWER] = newer
+    if (newer === NONE) this.newest = older
+    else ints[newer * S_INTS + S_OLDER] = older
   }
 }
 

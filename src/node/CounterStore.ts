@@ -177,13 +177,11 @@ export const make = (options: CounterStoreOptions = {}) =>
     const wal = yield* Wal
     const dataDir = yield* DataDir
     const replicaId = dataDir.replicaId
-    const map = new CounterMap()
-    map.apply(wal.recovered)
-
-    const own = map.entries().filter((e) => e[1] === replicaId)
+    // a copy of the recovered state, with no tuple per entry (see `Wal.recoveredMap`)
+    const map = wal.recoveredMap()
     yield* Effect.logInfo(
-      `CounterStore: replica ${replicaId}${dataDir.fresh ? " (new)" : ""}, recovered ${wal.recovered.length} ` +
-        `entries (${map.size} counters, ${own.length} with own writes) from ${dataDir.path}`
+      `CounterStore: replica ${replicaId}${dataDir.fresh ? " (new)" : ""}, recovered ${map.entryCount} ` +
+        `entries (${map.size} counters) from ${dataDir.path}`
     )
 
     const hub = yield* PubSub.sliding<Change>(options.changeCapacity ?? 4096)

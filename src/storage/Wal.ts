@@ -7,6 +7,7 @@
  */
 import type { Effect, Exit } from "effect"
 import { Context, Data } from "effect"
+import type { CounterMap } from "../crdt/CounterMap.js"
 import type { Entry } from "../crdt/Entry.js"
 
 /** A failure of the disk under the WAL: the append was not made durable. */
@@ -37,8 +38,19 @@ export interface WalStats {
 export class Wal extends Context.Tag("dcounter/Wal")<
   Wal,
   {
-    /** The state recovered at start: latest snapshot plus every later record. */
+    /**
+     * The state recovered at start: latest snapshot plus every later record. Read it once,
+     * before the first append (the node's store does when it is built): an implementation
+     * may compute it when read instead of keeping a copy of the whole state for the
+     * node's life (`WalFile` does; read later, it is the durable state then).
+     */
     readonly recovered: ReadonlyArray<Entry>
+    /**
+     * `recovered` as a map of the caller's own (a fresh copy it may keep and change): what
+     * the node's store starts from, without a tuple per entry. Read it before the first
+     * append, like `recovered`.
+     */
+    readonly recoveredMap: () => CounterMap
     /**
      * Durable append: resolves after the entries are written and fdatasynced. Appends are
      * durable in the order they were made, and a failed write fails every append waiting

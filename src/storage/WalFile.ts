@@ -41,7 +41,6 @@ import { DataDir } from "./DataDir.js"
 import { Batcher, type Waiter } from "../util/Batcher.js"
 import { Coalescer } from "./internal/Coalescer.js"
 import { type FileIo, nodeIo } from "./internal/FileIo.js"
-import { Fold } from "./internal/Fold.js"
 import { errorCode, errorMessage, fsyncDir } from "./internal/fsync.js"
 import {
   encodeEntries,
@@ -144,10 +143,10 @@ const recover = Effect.fn("WalFile.recover")(function*(dataDir: string, walDir: 
         fs.mkdirSync(walDir)
         fsyncDir(dataDir)
       }
-      const replay = new Fold()
-      const inspection = WalDir.inspect(walDir, replay.add)
-      fold.apply(replay.entries())
-      return inspection
+      // straight into the map: no object or tuple per decoded entry
+      return WalDir.inspect(walDir, (name, replica, inc, dec) => {
+        fold.applyOne(name, replica, inc, dec)
+      })
     },
     catch: walError(`cannot read the WAL in ${walDir}`)
   })
@@ -230,7 +229,6 @@ export const make = (options: WalFileOptions = {}) =>
     /** The durable state: everything in the snapshot and the segments after it. */
     const fold = new CounterMap()
     let segment = yield* recover(dataDir.path, walDir, fold)
-    const recovered = fold.entries()
 
     // statistics
     let appends = 0
@@ -582,7 +580,14 @@ export const make = (options: WalFileOptions = {}) =>
       dirty = true
     }
 
-    const writeSnapshot = (seq: number, state: ReadonlyArray<Entry>) =>
+    /**
+     * Writes the fold's first `count` entries (all it held when segment `seq` began) as
+     * snapshot `seq`, a chunk at a time straight from the fold, with no copy of the state:
+     * the fold only ever holds durable entries and never loses one, so an entry that grew
+     * meanwhile is written with totals that are durable in segment `seq` or later, which
+     * replay merges anyway.
+     */
+    const writeSnapshot = (seq: number, count: number) =>
       Effect.gen(function*() {
         const final = path.join(walDir, WalDir.snapshotFile(seq))
         const tmp = `${final}.tmp`
@@ -592,14 +597,14 @@ export const make = (options: WalFileOptions = {}) =>
           yield* callSync("snapshot write failed", () => io.write(fd, SNAPSHOT_MAGIC, 0))
           bytes = MAGIC_BYTES
           const perWrite = Math.max(1, Math.floor(maxRecordBytes / 64))
-          for (let i = 0; i < state.length; i += perWrite) {
-            const chunk = encodeEntries(state.slice(i, i + perWrite), maxRecordBytes)
+          for (let i = 0; i < count; i += perWrite) {
+            const chunk = encodeEntries(fold.entriesAt(i, Math.min(perWrite, count - i)), maxRecordBytes)
             const at = bytes
             yield* callSync("snapshot write failed", () => io.write(fd, chunk, at))
             bytes += chunk.length
             yield* Effect.yieldNow()
           }
-          const end = encodeSnapshotEnd(state.length, seq)
+          const end = encodeSnapshotEnd(count, seq)
           const at = bytes
           yield* callSync("snapshot write failed", () => io.write(fd, end, at))
           bytes += end.length
@@ -621,7 +626,7 @@ export const make = (options: WalFileOptions = {}) =>
         ]
         for (const name of obsolete) yield* call(`cannot delete ${name}`, () => io.unlink(path.join(walDir, name)))
         if (obsolete.length > 0) yield* call(`cannot sync WAL directory ${walDir}`, () => io.syncDir(walDir))
-        yield* Effect.logDebug(`WAL snapshot ${WalDir.snapshotFile(seq)}: ${state.length} entries, ${bytes} bytes; deleted ${obsolete.length} files`)
+        yield* Effect.logDebug(`WAL snapshot ${WalDir.snapshotFile(seq)}: ${count} entries, ${bytes} bytes; deleted ${obsolete.length} files`)
       })
 
     /** Whether a snapshot should start now. */
@@ -641,11 +646,11 @@ export const make = (options: WalFileOptions = {}) =>
         return yield* Effect.logWarning(`WAL snapshot postponed: ${rotated.left.message}`)
       }
       const seq = segment.seq
-      const state = fold.entries()
+      const count = fold.entryCount
       const pendingRecords = recordsSinceSnapshot
       recordsSinceSnapshot = 0
       lastSnapshotAt = now
-      snapshotFiber = yield* writeSnapshot(seq, state).pipe(
+      snapshotFiber = yield* writeSnapshot(seq, count).pipe(
         Effect.catchAll((e) =>
           Effect.gen(function*() {
             recordsSinceSnapshot += pendingRecords
@@ -768,7 +773,12 @@ export const make = (options: WalFileOptions = {}) =>
     }))
 
     return Wal.of({
-      recovered,
+      // computed when read (once, by the store, before any append), not kept for the
+      // node's life: a million-entry array would cost more than the fold itself
+      get recovered() {
+        return fold.entries()
+      },
+      recoveredMap: () => fold.clone(),
       append: (entries) => enqueue(entries, 1),
       offer: (entries, resume) => offer(entries, 1, resume),
       appendLazy: (entries) =>

@@ -6,6 +6,7 @@
  * makes appends fail with reason `r`.
  */
 import { Duration, Effect, Exit, Layer, Queue } from "effect"
+import { fromEntries } from "../crdt/CounterMap.js"
 import type { Entry } from "../crdt/Entry.js"
 import { Coalescer, coalesce } from "./internal/Coalescer.js"
 import type { MemoryDisk } from "./MemoryDisk.js"
@@ -108,6 +109,7 @@ export const make = (disk: MemoryDisk, options: WalMemoryOptions = {}) =>
 
     return Wal.of({
       recovered,
+      recoveredMap: () => fromEntries(recovered),
       append: (entries) => write(coalesce(entries), 1),
       offer: (entries, resume) => {
         const error = writeNow(coalesce(entries), 1)

@@ -355,3 +355,192 @@ describe("CounterMap names", () => {
     expect(m.apply([[n("a"), r("x"), 4, 3]])).toEqual([[n("a"), r("x"), 5, 3]])
   })
 })
+
+/**
+ * The compact map against a plain reference model: a Map of entries with the version at
+ * which each last grew, written independently of the class.
+ */
+describe("CounterMap against a reference model", () => {
+  interface Model {
+    readonly entries: Map<string, { name: CounterName; replica: ReplicaId; inc: number; dec: number; version: number }>
+    /** counter names in the order they were first created */
+    readonly names: Array<CounterName>
+    version: number
+  }
+  const emptyModel = (): Model => ({ entries: new Map(), names: [], version: 0 })
+  const copyModel = (m: Model): Model => ({
+    entries: new Map([...m.entries].map(([k, e]) => [k, { ...e }])),
+    names: [...m.names],
+    version: m.version
+  })
+  /** The model's apply: the raised entries with their resulting totals. */
+  const modelApply = (m: Model, es: ReadonlyArray<Entry>): Array<Entry> => {
+    const out: Array<Entry> = []
+    for (const [name, replica, inc, dec] of es) {
+      const k = `${name}\u0000${replica}`
+      const e = m.entries.get(k)
+      if (e === undefined) {
+        if (inc === 0 && dec === 0) continue
+        if (!m.names.includes(name)) m.names.push(name)
+        m.entries.set(k, { name, replica, inc, dec, version: ++m.version })
+        out.push([name, replica, inc, dec])
+      } else if (inc > e.inc || dec > e.dec) {
+        e.inc = Math.max(e.inc, inc)
+        e.dec = Math.max(e.dec, dec)
+        e.version = ++m.version
+        out.push([name, replica, e.inc, e.dec])
+      }
+    }
+    return out
+  }
+  const modelDelta = (m: Model, v: number): Array<Entry> =>
+    [...m.entries.values()]
+      .filter((e) => e.version > v)
+      .sort((a, b) => a.version - b.version)
+      .map((e): Entry => [e.name, e.replica, e.inc, e.dec])
+
+  const expectLikeModel = (cm: CounterMap.CounterMap, m: Model) => {
+    expect(cm.version).toBe(m.version)
+    expect(cm.entryCount).toBe(m.entries.size)
+    expect(cm.size).toBe(m.names.length)
+    expect(cm.names()).toEqual(m.names)
+    for (let v = 0; v <= m.version + 1; v++) expect(cm.deltaSince(v)).toEqual(modelDelta(m, v))
+    expect(cm.entries()).toEqual(modelDelta(m, 0))
+    expect(cm.values().map((x) => x.name)).toEqual([...m.names].sort())
+    for (const name of m.names) {
+      const own = [...m.entries.values()].filter((e) => e.name === name)
+      expect([...cm.counter(name).replicas]).toEqual(own.map((e) => [e.replica, { inc: e.inc, dec: e.dec }]))
+      let si = 0n
+      let sd = 0n
+      for (const e of own) {
+        si += BigInt(e.inc)
+        sd += BigInt(e.dec)
+        expect(cm.totals(name, e.replica)).toEqual({ inc: e.inc, dec: e.dec })
+      }
+      const v = si - sd
+      const max = BigInt(MAX)
+      expect(cm.value(name)).toBe(Number(v > max ? max : v < -max ? -max : v))
+    }
+    // the digest of the same state built at once, in another order
+    expect(state([...modelDelta(m, 0)].reverse()).digest()).toBe(cm.digest())
+  }
+
+  const op = fc.oneof(
+    { weight: 4, arbitrary: fc.record({ _tag: fc.constant("apply" as const), entries }) },
+    { weight: 2, arbitrary: fc.record({ _tag: fc.constant("applyOne" as const), entry: fc.tuple(counterName, replicaId, count, count) }) },
+    {
+      weight: 3,
+      arbitrary: fc.record({
+        _tag: fc.constant("write" as const),
+        name: counterName,
+        replica: replicaId,
+        kind: fc.constantFrom("inc" as const, "dec" as const),
+        by: fc.oneof(fc.integer({ min: 1, max: 100 }), fc.maxSafeNat())
+      })
+    },
+    { weight: 1, arbitrary: fc.constant({ _tag: "digest" as const }) },
+    { weight: 1, arbitrary: fc.constant({ _tag: "clone" as const }) }
+  )
+
+  it.prop("behaves exactly like the model under apply, applyOne, writes, digests and clones", [fc.array(op, { maxLength: 25 })], ([ops]) => {
+    let cm = new CounterMap.CounterMap()
+    let m = emptyModel()
+    for (const o of ops) {
+      switch (o._tag) {
+        case "apply":
+          expect(cm.apply(o.entries)).toEqual(modelApply(m, o.entries))
+          break
+        case "applyOne": {
+          const [name, replica, inc, dec] = o.entry
+          expect(cm.applyOne(name, replica, inc, dec)).toBe(modelApply(m, [o.entry]).length === 1)
+          break
+        }
+        case "write": {
+          const p = cm.prepare(o.name, o.replica, o.kind, o.by)
+          if (Either.isRight(p)) expect(cm.apply([p.right])).toEqual(modelApply(m, [p.right]))
+          break
+        }
+        case "digest":
+          cm.digest()
+          break
+        case "clone": {
+          // carry on with the clone: the original keeps its state whatever the clone does
+          const original = cm
+          const before = { entries: original.entries(), digest: original.digest() }
+          cm = original.clone()
+          m = copyModel(m)
+          cm.apply([[n("clone-only"), r("x"), 1, 0]])
+          modelApply(m, [[n("clone-only"), r("x"), 1, 0]])
+          expect({ entries: original.entries(), digest: original.digest() }).toEqual(before)
+          break
+        }
+      }
+    }
+    expectLikeModel(cm, m)
+  }, { fastCheck: { numRuns: 300 } })
+
+  it.prop("entriesAt walks every entry in creation order, in chunks of any size", [entries, fc.integer({ min: 1, max: 7 })], ([es, chunk]) => {
+    const cm = state(es)
+    const walked: Array<Entry> = []
+    for (let at = 0; at < cm.entryCount; at += chunk) walked.push(...cm.entriesAt(at, chunk))
+    expect(walked.length).toBe(cm.entryCount)
+    expect(canonical(walked)).toBe(canonical(cm.entries()))
+    expect(cm.entriesAt(cm.entryCount, chunk)).toEqual([])
+  }, RUNS)
+
+  it.prop("entriesAt sees every entry that existed when a walk began, at least as high, while the map changes", [entries, entries], ([a, b]) => {
+    const cm = state(a)
+    const before = cm.clone()
+    const count = cm.entryCount
+    const walked: Array<Entry> = []
+    for (let at = 0; at < count; at += 2) {
+      walked.push(...cm.entriesAt(at, Math.min(2, count - at)))
+      cm.apply(b.slice(at, at + 2))
+    }
+    // everything it held at the start is covered by the walk
+    const covered = state(walked)
+    for (const [name, replica, inc, dec] of before.entries()) {
+      const t = covered.totals(name, replica)
+      expect(t.inc >= inc && t.dec >= dec).toBe(true)
+    }
+    expect(walked.length).toBe(count)
+  }, RUNS)
+
+  it.prop(
+    "digests are equal exactly when the states are, however each was built",
+    [entries, entries, fc.nat({ max: 30 })],
+    ([a, b, cut]) => {
+      const x = state(a)
+      const y = new CounterMap.CounterMap()
+      const reordered = [...b].reverse()
+      y.apply(reordered.slice(0, cut))
+      y.digest()
+      for (const [name, replica, inc, dec] of reordered.slice(cut)) y.applyOne(name, replica, inc, dec)
+      const same = canonical(x.entries()) === canonical(y.entries())
+      expect(x.digest() === y.digest()).toBe(same)
+      // a near miss: one total one higher is another digest
+      const first = x.entries()[0]
+      if (first !== undefined && first[2] < MAX) {
+        const z = x.clone()
+        z.apply([[first[0], first[1], first[2] + 1, first[3]]])
+        expect(z.digest()).not.toBe(x.digest())
+      }
+    },
+    RUNS
+  )
+
+  it("keeps 10,000 counters of 3 replicas each exactly (growth of every table)", () => {
+    const cm = new CounterMap.CounterMap()
+    const es: Array<Entry> = []
+    for (let i = 0; i < 10_000; i++) {
+      for (const rep of ["a", "b", "c"]) es.push([n(`c:${i}`), r(rep), i + 1, i % 3])
+    }
+    expect(cm.apply(es).length).toBe(30_000)
+    expect(cm.size).toBe(10_000)
+    expect(cm.entryCount).toBe(30_000)
+    expect(cm.value(n("c:9999"))).toBe(3 * 10_000 - 3 * (9999 % 3))
+    expect(cm.deltaSince(30_000 - 3)).toEqual(es.slice(-3))
+    expect(state([...es].reverse()).digest()).toBe(cm.digest())
+    expect(cm.clone().entries()).toEqual(es)
+  })
+})

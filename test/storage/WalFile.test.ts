@@ -85,6 +85,29 @@ describe("WalFile snapshots and compaction", () => {
       expect(digest(recovered)).toBe(digest(expected))
     }))
 
+  it.scopedLive("a snapshot written in chunks while appends go on loses nothing; recoveredMap is a copy of the caller's own", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      // a snapshot every 3 records, written 3 entries per chunk (the smallest record size)
+      const options = { snapshotEveryRecords: 3, maxRecordBytes: 211 }
+      const expected: Array<Entry> = []
+      const stats = yield* withWal(dir, (wal) =>
+        Effect.forEach(Array.from({ length: 300 }, (_, i) => i), (i) => {
+          const e = entry(`c${i % 40}`, `r${i % 2}`, i + 1)
+          expected.push(e)
+          return wal.append([e])
+        }, { concurrency: 8, discard: true }).pipe(Effect.zipRight(wal.stats)), options)
+      expect(stats.snapshots).toBeGreaterThan(0)
+      yield* withWal(dir, (wal) =>
+        Effect.sync(() => {
+          const copy = wal.recoveredMap()
+          expect(digest(copy.entries())).toBe(digest(expected))
+          expect(digest(wal.recovered)).toBe(digest(expected))
+          copy.apply([entry("only-in-the-copy", "r0", 1)])
+          expect(wal.recoveredMap().entryCount).toBe(copy.entryCount - 1)
+        }), options)
+    }))
+
   it.scoped("snapshot by time when the record count is not reached", () =>
     Effect.gen(function*() {
       const dir = yield* tempDir
