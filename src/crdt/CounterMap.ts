@@ -22,6 +22,7 @@ import { hash } from "node:crypto"
 import { Either } from "effect"
 import type { CounterName } from "./CounterName.js"
 import type { Entry } from "./Entry.js"
+import { NameIndex, type PageRequest } from "./NameIndex.js"
 import * as PNCounter from "./PNCounter.js"
 import type { ReplicaId } from "./ReplicaId.js"
 
@@ -77,6 +78,15 @@ const hex = (acc: Uint32Array): string => {
   return out
 }
 
+/** One page of `CounterMap.page`. */
+export interface CounterPage {
+  readonly counters: ReadonlyArray<{ readonly name: CounterName; readonly value: number }>
+  /** the last name of this page, present when more counters follow */
+  readonly next?: CounterName
+}
+
+export type { PageRequest } from "./NameIndex.js"
+
 export class CounterMap {
   private readonly counters = new Map<CounterName, Counter>()
   private currentVersion = 0
@@ -88,6 +98,8 @@ export class CounterMap {
   /** The map version `digestSum` reflects. */
   private digestVersion = 0
   private digestCache: string = hex(new Uint32Array(DIGEST_WORDS))
+  /** The names in sorted order for `page` (cold until the first page; see NameIndex). */
+  private readonly nameIndex = new NameIndex()
 
   /** Increases by one on every change; 0 for an empty map. */
   get version(): number {
@@ -179,6 +191,7 @@ export class CounterMap {
       if (c === undefined) {
         c = { slots: new Map(), sumInc: 0, sumDec: 0 }
         this.counters.set(name, c)
+        this.nameIndex.add(name)
       }
       const version = ++this.currentVersion
       if (s === undefined) {
@@ -279,6 +292,16 @@ export class CounterMap {
   /** `{name: value}` for every counter, sorted by name. */
   values(): Array<{ readonly name: CounterName; readonly value: number }> {
     return [...this.counters.keys()].sort().map((name) => ({ name, value: this.value(name) }))
+  }
+
+  /**
+   * One page of counters sorted by name (see `NameIndex`): at most `limit` counters after
+   * `after` whose names start with `prefix`; `next` (the page's last name) when more follow.
+   */
+  page(request: PageRequest): CounterPage {
+    const page = this.nameIndex.page(() => this.counters.keys(), request)
+    const counters = page.names.map((name) => ({ name: name as CounterName, value: this.value(name as CounterName) }))
+    return page.next === undefined ? { counters } : { counters, next: page.next as CounterName }
   }
 
   private append(s: Slot): void {
