@@ -258,7 +258,7 @@ const stopChild = (child: Child): Promise<void> =>
 const repoRoot = Path.resolve(Path.dirname(thisFile), "..", "..")
 
 /** A free TCP port on 127.0.0.1 (closed again before it is used). */
-const freePort = (): Promise<number> =>
+export const freePort = (): Promise<number> =>
   new Promise((resolve, reject) => {
     const server = Net.createServer()
     server.once("error", reject)
@@ -360,7 +360,7 @@ export interface Target {
 }
 
 /** CPU time (user + system, seconds) a process has used so far, from /proc; undefined elsewhere. */
-const cpuSeconds = (pid: number | undefined): number | undefined => {
+export const cpuSeconds = (pid: number | undefined): number | undefined => {
   if (pid === undefined) return undefined
   try {
     const stat = Fs.readFileSync(`/proc/${pid}/stat`, "utf8")

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import type { BenchReport, BenchResult } from "../../bench/BenchResult.js"
 import { isBenchResult, markdownTable } from "../../bench/BenchResult.js"
-import { normalize, parseArgs, reportMarkdown } from "../../bench/run.js"
+import { MODULES, moduleTimeoutSeconds, normalize, parseArgs, reportMarkdown } from "../../bench/run.js"
 import { END, replaceSection, section, START } from "../../scripts/bench-table.js"
 
 const result: BenchResult = {
@@ -66,6 +66,13 @@ describe("bench runner", () => {
     const md = reportMarkdown({ ...report, benchSeconds: { codec: 30.5, http: 121.2 }, benchBoundSeconds: 120 })
     expect(md).toContain("Wall time per bench (bound 120 s each): codec 30.5 s, http 121 s (over).")
     expect(reportMarkdown(report)).not.toContain("Wall time")
+  })
+
+  it("runs the scale bench last, under a bound of its own unless --timeout is larger", () => {
+    expect(MODULES[MODULES.length - 1]).toBe("scale")
+    expect(moduleTimeoutSeconds("scale", 120)).toBe(300)
+    expect(moduleTimeoutSeconds("scale", 600)).toBe(600)
+    expect(moduleTimeoutSeconds("codec", 120)).toBe(120)
   })
 
   it("escapes pipes in table cells", () => {
