@@ -154,13 +154,18 @@ describe("bench/scale helpers", () => {
       create: "seed",
       createSeconds: 5,
       emptyRssKiB: 70 * 1024,
-      failure: "catch-up: node C held 10 of 1000000 counters 60 s after its spawn",
+      catchUpServingSeconds: 2,
+      catchUpMissed: { reached: 10, boundSeconds: 60 },
+      failure: "restart: node A did not serve its 1000000 counters within 90 s",
       notes: []
     })
     const catchUp = stopped.find((r) => r.name.endsWith("catch-up of a fresh node"))!
     expect(catchUp.met).toBe(false)
     expect(catchUp.figures[0]!.value).toBe(Number.POSITIVE_INFINITY)
-    expect(stopped[stopped.length - 1]!.notes).toContain("stopped early: catch-up")
+    expect(catchUp.figures[1]).toMatchObject({ name: "counters held 60 s after spawn", value: 10 })
+    const restart = stopped.find((r) => r.name.endsWith("restart to serving (node A)"))!
+    expect(restart.met).toBe(false)
+    expect(stopped[stopped.length - 1]!.notes).toContain("stopped early: restart")
     const nothing = caseResults({ size: "10k", counters: 10_000, create: "http", failure: "start: node A did not serve", notes: [] })
     expect(nothing).toEqual([
       { bench: "scale", name: "10k counters: not measured", figures: [], notes: "stopped early: start: node A did not serve" }
