@@ -478,11 +478,18 @@ const countOf = async (p: NodeProc): Promise<number | undefined> => {
   }
 }
 
+/** The node's replica id from /health (three tries: a loaded machine can be slow to answer). */
 const nodeIdOf = async (p: NodeProc): Promise<string> => {
-  const r = await request("GET", `${p.url}/health`, 5_000)
-  const id = r?.status === 200 ? (JSON.parse(r.text) as { nodeId?: unknown }).nodeId : undefined
-  if (typeof id !== "string") throw new Error(`${p.spec.label}: /health gave no nodeId`)
-  return id
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const r = await request("GET", `${p.url}/health`, 10_000)
+    try {
+      const id = r?.status === 200 ? (JSON.parse(r.text) as { nodeId?: unknown }).nodeId : undefined
+      if (typeof id === "string") return id
+    } catch {
+      // not JSON: try again
+    }
+  }
+  throw new Error(`${p.spec.label}: /health gave no nodeId in three tries: ${p.tail()}`)
 }
 
 /**
@@ -572,7 +579,7 @@ const timing = (quick: boolean): Timing => ({
 
 /** The bound of each waiting phase, by size: generous, so a loaded machine still finishes. */
 const bounds = (counters: number) => ({
-  startMs: counters >= 1_000_000 ? 90_000 : 30_000,
+  startMs: counters >= 1_000_000 ? 120_000 : 60_000,
   createMs: counters >= 1_000_000 ? 150_000 : counters >= 100_000 ? 60_000 : 30_000,
   replicateMs: counters >= 1_000_000 ? 90_000 : 30_000,
   catchUpMs: counters >= 1_000_000 ? 60_000 : 30_000
@@ -802,6 +809,7 @@ const runCase = async (
       throw new Error(`start: node B did not serve within ${b.startMs / 1000} s: ${nodeB.tail()}`)
     }
     const idA = await nodeIdOf(a)
+    const idB = await nodeIdOf(nodeB)
 
     if (create === "http") {
       step(`creating ${counters} counters on A over HTTP (wrk, 64 connections, at most ${b.createMs / 1000} s)`)
@@ -842,24 +850,26 @@ const runCase = async (
 
     step("starting node C empty; waiting for it to catch up")
     const c = started(startNode(specC))
-    const cServing = await awaitServing(c, b.catchUpMs)
-    const caughtUp = await awaitCount(c, counters, c.spawnedAt, Math.max(0, c.spawnedAt + b.catchUpMs - performance.now()), 100)
-    if (cServing === undefined) throw new Error(`start: node C did not serve within ${b.catchUpMs / 1000} s: ${c.tail()}`)
+    const cServing = await awaitServing(c, b.startMs)
+    if (cServing === undefined) throw new Error(`start: node C did not serve within ${b.startMs / 1000} s: ${c.tail()}`)
     m = { ...m, catchUpServingSeconds: cServing }
+    // bounded from when C serves: a loaded machine can take long just to start a process
+    const caughtUp = await awaitCount(c, counters, c.spawnedAt, b.catchUpMs, 100)
+    const idC = await nodeIdOf(c)
     if (caughtUp === undefined) {
       // missed: say how far it got, and go on (the later phases do not need C complete)
       const reached = (await countOf(c)) ?? 0
-      m = { ...m, catchUpMissed: { reached, boundSeconds: b.catchUpMs / 1000 } }
-      notes.push(`node C held ${reached} of ${counters} counters ${b.catchUpMs / 1000} s after its spawn` +
+      m = { ...m, catchUpMissed: { reached, boundSeconds: cServing + b.catchUpMs / 1000 } }
+      notes.push(`node C held ${reached} of ${counters} counters ${formatNumber(cServing + b.catchUpMs / 1000)} s after its spawn` +
         (c.tail() === "" ? "" : ` (its last log lines: ${c.tail()})`))
-      step(`C held ${reached} of ${counters} counters after ${b.catchUpMs / 1000} s`)
+      step(`C held ${reached} of ${counters} counters ${formatNumber(cServing + b.catchUpMs / 1000)} s after its spawn`)
     } else {
       m = { ...m, catchUpSeconds: caughtUp }
       step(`C caught up in ${formatNumber(caughtUp)} s`)
     }
 
     step(`${t.loadSeconds} s of 100 writes/s on random counters`)
-    const ids = [idA, await nodeIdOf(nodeB), await nodeIdOf(c)]
+    const ids = [idA, idB, idC]
     const load = await steadyLoad(
       [{ proc: a, replicaId: ids[0]! }, { proc: nodeB, replicaId: ids[1]! }, { proc: c, replicaId: ids[2]! }],
       counters,
