@@ -590,7 +590,7 @@ const measureEmptyRss = async (dir: string): Promise<number> => {
   const [gossip, http] = [await freePort(), await freePort()]
   const p = startNode({ label: "empty", gossip, http, dataDir: Path.join(dir, "empty"), peers: [] })
   try {
-    if ((await awaitServing(p, 30_000)) === undefined) throw new Error(`an empty node did not serve within 30 s: ${p.tail()}`)
+    if ((await awaitServing(p, 60_000)) === undefined) throw new Error(`an empty node did not serve within 60 s: ${p.tail()}`)
     await sleep(2_000)
     const reads: Array<number> = []
     for (let i = 0; i < 5; i++) {
