@@ -142,6 +142,12 @@ describe("bench/scale helpers", () => {
     expect(perCounter.goal).toBe(`<= ${GOALS.rssPerCounterBytes} B per counter`)
     const gossip = rows.find((r) => r.name.endsWith("gossip bytes per node"))!
     expect(gossip.figures[0]!.value).toBeCloseTo(3)
+    // a node whose /metrics did not answer: no figure for it, and the goal is not met
+    const unread = caseResults({ ...base, load: { ...base.load!, bytesOut: { a: 100_000, b: Number.NaN, c: 90_000 } } })
+      .find((r) => r.name.endsWith("gossip bytes per node"))!
+    expect(unread.met).toBe(false)
+    expect(unread.figures.map((f) => f.name)).toEqual(["node A sent", "node C sent", "entries written"])
+    expect(unread.notes).toContain("/metrics of node B did not answer")
     expect(rows.every((r) => r.bench === "scale")).toBe(true)
   })
 
