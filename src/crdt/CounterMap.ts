@@ -40,6 +40,7 @@
 import { Either } from "effect"
 import type { CounterName } from "./CounterName.js"
 import type { Entry } from "./Entry.js"
+import { NameIndex, type PageRequest } from "./NameIndex.js"
 import * as PNCounter from "./PNCounter.js"
 import type { ReplicaId } from "./ReplicaId.js"
 
@@ -231,6 +232,15 @@ const hex = (acc: Uint32Array): string => {
   return out
 }
 
+/** One page of `CounterMap.page`. */
+export interface CounterPage {
+  readonly counters: ReadonlyArray<{ readonly name: CounterName; readonly value: number }>
+  /** the last name of this page, present when more counters follow */
+  readonly next?: CounterName
+}
+
+export type { PageRequest } from "./NameIndex.js"
+
 // ---------------------------------------------------------------------------------------
 
 export class CounterMap {
@@ -266,6 +276,8 @@ export class CounterMap {
   /** The map version `digestSum` reflects: slots of a higher version are not in it. */
   private digestVersion = 0
   private digestCache: string = hex(new Uint32Array(DIGEST_WORDS))
+  /** The names in sorted order for `page` (cold until the first page; see NameIndex). */
+  private readonly nameIndex = new NameIndex()
 
   /** Increases by one on every change; 0 for an empty map. */
   get version(): number {
@@ -472,6 +484,16 @@ export class CounterMap {
     return this.counterNames.slice().sort().map((name) => ({ name, value: this.value(name) }))
   }
 
+  /**
+   * One page of counters sorted by name (see `NameIndex`): at most `limit` counters after
+   * `after` whose names start with `prefix`; `next` (the page's last name) when more follow.
+   */
+  page(request: PageRequest): CounterPage {
+    const page = this.nameIndex.page(() => this.counterNames, request)
+    const counters = page.names.map((name) => ({ name: name as CounterName, value: this.value(name as CounterName) }))
+    return page.next === undefined ? { counters } : { counters, next: page.next as CounterName }
+  }
+
   // -------------------------------------------------------------------------------------
 
   private entryAt(s: number): Entry {
@@ -571,6 +593,7 @@ export class CounterMap {
       this.sums = growFloat64(this.sums, capacity * C_NUMS)
     }
     this.counterNames.push(name)
+    this.nameIndex.add(name)
     if (this.counterNames.length * 2 > this.index.length) this.rehash(this.index.length * 2)
     else this.insert(name, c)
     this.firstSlot[c] = NONE

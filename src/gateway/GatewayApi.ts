@@ -13,6 +13,7 @@ import { Schema } from "effect"
 import { CounterName } from "../crdt/CounterName.js"
 import { ApiError } from "../http/ApiError.js"
 import { CountBody } from "../http/CountBody.js"
+import { PageQuery } from "../http/PageQuery.js"
 
 // ---------------------------------------------------------------------------------------
 // errors
@@ -71,8 +72,13 @@ export type NamedCounterValue = typeof NamedCounterValue.Type
 
 export const CounterList = Schema.Struct({
   counters: Schema.Array(Schema.Struct({ name: Schema.String, value: Schema.Int })),
+  /** present when more counters follow: pass it as `after` for the next page */
+  next: Schema.optionalWith(Schema.String, { exact: true }),
   node: Schema.String
-}).annotations({ identifier: "CounterList" })
+}).annotations({
+  identifier: "CounterList",
+  description: "One page of counters sorted by name, as the node that answered holds them"
+})
 export type CounterList = typeof CounterList.Type
 
 export const NodeInfo = Schema.Struct({
@@ -107,7 +113,16 @@ export class CounterGroup extends HttpApiGroup.make("counter")
   .add(HttpApiEndpoint.get("counter", "/counter").addSuccess(CounterValue))
   .add(HttpApiEndpoint.post("increment", "/increment").setPayload(ChangeBody).addSuccess(CounterValue))
   .add(HttpApiEndpoint.post("decrement", "/decrement").setPayload(ChangeBody).addSuccess(CounterValue))
-  .add(HttpApiEndpoint.get("counters", "/counters").addSuccess(CounterList))
+  .add(
+    HttpApiEndpoint.get("counters", "/counters")
+      .setUrlParams(PageQuery)
+      .addSuccess(CounterList)
+      .annotate(
+        OpenApi.Description,
+        "Counters sorted by name, one page at a time (`limit` default 100, max 1000; `after`: the previous " +
+          "page's `next`; `prefix`), from one node; a bad parameter is refused with 400 before any node is asked"
+      )
+  )
   .add(HttpApiEndpoint.get("named", "/counters/:name").setPath(NamePath).addSuccess(NamedCounterValue))
   .add(
     HttpApiEndpoint.post("namedIncrement", "/counters/:name/increment")

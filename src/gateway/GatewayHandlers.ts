@@ -7,6 +7,7 @@
 import type { HttpApiGroup } from "@effect/platform"
 import { Duration, Effect, Either, Exit, Layer, Option, Schema } from "effect"
 import { byOf } from "../http/CountBody.js"
+import { searchOf } from "../http/PageQuery.js"
 import * as ApiServer from "../http/ApiServer.js"
 import type { NodeView } from "./NodePool.js"
 import { NodePool } from "./NodePool.js"
@@ -22,7 +23,8 @@ const NodeNamedCounter = Schema.Struct({
   nodeId: Schema.optional(Schema.String)
 })
 const NodeCounterList = Schema.Struct({
-  counters: Schema.Array(Schema.Struct({ name: Schema.String, value: Schema.Int }))
+  counters: Schema.Array(Schema.Struct({ name: Schema.String, value: Schema.Int })),
+  next: Schema.optionalWith(Schema.String, { exact: true })
 })
 /** A node's error body. */
 const NodeError = Schema.Struct({ error: Schema.String, message: Schema.optional(Schema.String) })
@@ -91,7 +93,10 @@ const namedValue = (name: string) => (answer: Answer) =>
   }))
 
 const counterList = (answer: Answer) =>
-  Exit.map(relay(decodeNodeCounterList, answer), (body) => ({ counters: body.counters, node: answer.node }))
+  Exit.map(relay(decodeNodeCounterList, answer), (body) =>
+    body.next === undefined
+      ? { counters: body.counters, node: answer.node }
+      : { counters: body.counters, next: body.next, node: answer.node })
 
 export const layerCounter = ApiServer.group(GatewayApi, "counter", (handlers) =>
   Effect.gen(function*() {
@@ -100,7 +105,7 @@ export const layerCounter = ApiServer.group(GatewayApi, "counter", (handlers) =>
       .handle("counter", () => upstream.read("/counter", counterValue))
       .handle("increment", ({ payload }) => upstream.write("/increment", countBody(byOf(payload)), counterValue))
       .handle("decrement", ({ payload }) => upstream.write("/decrement", countBody(byOf(payload)), counterValue))
-      .handle("counters", () => upstream.read("/counters", counterList))
+      .handle("counters", ({ urlParams }) => upstream.read(`/counters${searchOf(urlParams)}`, counterList))
       .handle("named", ({ path }) => upstream.read(`/counters/${path.name}`, namedValue(path.name)))
       .handle("namedIncrement", ({ path, payload }) =>
         upstream.write(`/counters/${path.name}/increment`, countBody(byOf(payload)), namedValue(path.name)))

@@ -28,6 +28,7 @@ import { randomBytes } from "node:crypto"
 import type { Scope } from "effect"
 import { Cause, Context, Data, Duration, Effect, Either, Exit, Layer, Metric, Option, PubSub, Queue } from "effect"
 import { CounterMap } from "../crdt/CounterMap.js"
+import type { CounterPage, PageRequest } from "../crdt/CounterMap.js"
 import type { CounterName } from "../crdt/CounterName.js"
 import type { Entry } from "../crdt/Entry.js"
 import { Overflow } from "../crdt/PNCounter.js"
@@ -120,6 +121,13 @@ export class CounterStore extends Context.Tag("dcounter/CounterStore")<
     readonly localValue: (name: CounterName) => Effect.Effect<number>
     /** Every counter with its value, sorted by name. */
     readonly values: Effect.Effect<ReadonlyArray<{ readonly name: CounterName; readonly value: number }>>
+    /**
+     * One page of counters sorted by name: at most `limit` after `after` whose names start
+     * with `prefix`, with `next` when more follow. Does not sort every name per call.
+     */
+    readonly page: (request: PageRequest) => Effect.Effect<CounterPage>
+    /** The number of counters. */
+    readonly count: Effect.Effect<number>
     /** One counter's per-replica totals and value. */
     readonly counterState: (name: CounterName) => Effect.Effect<CounterState>
     /** Every entry (the full state). */
@@ -378,6 +386,8 @@ export const make = (options: CounterStoreOptions = {}) =>
           return t.inc - t.dec
         }),
       values: Effect.sync(() => map.values()),
+      page: (request) => Effect.sync(() => map.page(request)),
+      count: Effect.sync(() => map.size),
       counterState,
       entries: Effect.sync(() => map.entries()),
       size: Effect.sync(() => map.entryCount),

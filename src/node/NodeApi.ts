@@ -12,6 +12,7 @@ import { Schema } from "effect"
 import { CounterName } from "../crdt/CounterName.js"
 import { ApiError } from "../http/ApiError.js"
 import { CountBody } from "../http/CountBody.js"
+import { PageQuery } from "../http/PageQuery.js"
 
 // ---------------------------------------------------------------------------------------
 // errors
@@ -67,8 +68,13 @@ export const NamedCounterResponse = Schema.Struct({
 }).annotations({ identifier: "NamedCounterResponse" })
 
 export const CountersResponse = Schema.Struct({
-  counters: Schema.Array(Schema.Struct({ name: Schema.String, value: Int }))
-}).annotations({ identifier: "CountersResponse" })
+  counters: Schema.Array(Schema.Struct({ name: Schema.String, value: Int })),
+  /** present when more counters follow: pass it as `after` for the next page */
+  next: Schema.optionalWith(Schema.String, { exact: true })
+}).annotations({
+  identifier: "CountersResponse",
+  description: "One page of counters sorted by name; `next` (pass it as `after`) when more follow"
+})
 
 export const StateResponse = Schema.Struct({
   nodeId: Schema.String,
@@ -145,7 +151,16 @@ export class CounterGroup extends HttpApiGroup.make("counter")
 
 /** Named counters: `/counters`, `/counters/:name`, `/counters/:name/increment|decrement`. */
 export class CountersGroup extends HttpApiGroup.make("counters")
-  .add(HttpApiEndpoint.get("list", "/counters").addSuccess(CountersResponse))
+  .add(
+    HttpApiEndpoint.get("list", "/counters")
+      .setUrlParams(PageQuery)
+      .addSuccess(CountersResponse)
+      .annotate(
+        OpenApi.Description,
+        "Counters sorted by name, one page at a time: `limit` (default 100, max 1000), `after` (the previous " +
+          "page's `next`), `prefix`; a bad parameter is refused with 400"
+      )
+  )
   .add(HttpApiEndpoint.get("get")`/counters/${nameParam}`.addSuccess(NamedCounterResponse))
   .add(
     HttpApiEndpoint.post("increment")`/counters/${nameParam}/increment`

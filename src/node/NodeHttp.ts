@@ -10,6 +10,7 @@ import { NodeConfig } from "../config/NodeConfig.js"
 import type { CounterName } from "../crdt/CounterName.js"
 import { DEFAULT_COUNTER } from "../crdt/CounterName.js"
 import { byOf } from "../http/CountBody.js"
+import { pageRequestOf } from "../http/PageQuery.js"
 import * as ApiServer from "../http/ApiServer.js"
 import * as Callback from "../http/Callback.js"
 import { PeerManager } from "../membership/PeerManager.js"
@@ -65,7 +66,7 @@ export const CountersHandlers = ApiServer.group(NodeApi, "counters", (handlers) 
     const nodeId: string = store.replicaId
     const answer = (name: CounterName) => (value: number) => ({ name, value, nodeId })
     return handlers
-      .handle("list", () => Effect.map(store.values, (counters) => ({ counters })))
+      .handle("list", ({ urlParams }) => store.page(pageRequestOf(urlParams)))
       .handle("get", ({ path }) => Callback.sync(() => answer(path.name)(store.unsafeValue(path.name))))
       .handle("increment", ({ path, payload }) => write(store, path.name, "inc", byOf(payload), answer(path.name)))
       .handle("decrement", ({ path, payload }) => write(store, path.name, "dec", byOf(payload), answer(path.name)))
@@ -101,7 +102,7 @@ export const ClusterHandlers = ApiServer.group(NodeApi, "cluster", (handlers) =>
             addr: config.addr,
             httpAddr: config.httpAddr,
             peers: { alive: count("alive"), suspect: count("suspect"), dead: count("dead") },
-            counters: (yield* store.values).length
+            counters: yield* store.count
           }
         }))
   }))

@@ -84,6 +84,12 @@ describe("bench runner", () => {
     expect(median([])).toBeNaN()
   })
 
+  it("runs the scale bench last, under a bound of its own", () => {
+    expect(MODULES[MODULES.length - 1]).toBe("scale")
+    expect(boundOf("scale", 120)).toBe(300)
+    expect(boundOf("codec", 120)).toBe(120)
+  })
+
   it("escapes pipes in table cells", () => {
     const table = markdownTable([result])
     expect(table).toContain("Push \\| 10k")

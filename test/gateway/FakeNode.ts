@@ -18,6 +18,8 @@ export interface FakeNode {
   readonly writes: () => number
   /** TCP connections accepted so far */
   readonly connections: () => number
+  /** the URLs of the `GET /counters` (listing) requests it answered, in order */
+  readonly listings: () => ReadonlyArray<string>
   readonly value: () => number
   readonly setMode: (mode: Mode) => void
   /** stops listening and drops every connection: later connections are refused */
@@ -31,6 +33,7 @@ export const make = (id: string) =>
       let mode: Mode = "ok"
       let writes = 0
       let connections = 0
+      const listings: Array<string> = []
       const counters = new Map<string, number>()
       const server = Http.createServer((req, res) => {
         const chunks: Array<Buffer> = []
@@ -58,8 +61,16 @@ export const make = (id: string) =>
           }
           if (url === "/health") return mode === "unhealthy" ? send(503, { error: "unhealthy", message: "no" }) : send(200, { status: "ok" })
           if (url === "/counter") return send(200, { value: counters.get("default") ?? 0, nodeId: id })
-          if (url === "/counters") {
-            return send(200, { counters: [...counters].map(([name, value]) => ({ name, value })) })
+          if (url === "/counters" || url.startsWith("/counters?")) {
+            // a page as the contract defines it, written out plainly (not the product's code)
+            listings.push(url)
+            const q = new URL(url, "http://fake").searchParams
+            const limit = Number(q.get("limit") ?? "100")
+            const after = q.get("after")
+            const prefix = q.get("prefix") ?? ""
+            const matching = [...counters.keys()].sort().filter((n) => n.startsWith(prefix) && (after === null || n > after))
+            const page = matching.slice(0, limit).map((name) => ({ name, value: counters.get(name)! }))
+            return send(200, matching.length > limit ? { counters: page, next: page[page.length - 1]!.name } : { counters: page })
           }
           const named = /^\/counters\/([^/]+)$/.exec(url)
           if (named !== null) return send(200, { name: named[1], value: counters.get(named[1]!) ?? 0, nodeId: id })
@@ -79,6 +90,7 @@ export const make = (id: string) =>
             url: `http://${addr}`,
             writes: () => writes,
             connections: () => connections,
+            listings: () => [...listings],
             value: () => counters.get("default") ?? 0,
             setMode: (m) => {
               mode = m

@@ -162,6 +162,38 @@ describe("gateway", () => {
       expect(list.body).toMatchObject({ counters: [{ name: "page.views:home", value: 6 }] })
     }))
 
+  it.scopedLive("forwards a paged listing's query to a node and relays next; refuses a bad query itself", () =>
+    Effect.gen(function*() {
+      const a = yield* FakeNode.make("a")
+      const { base } = yield* gateway([a.url])
+      for (const name of ["p:3", "p:1", "q:1", "p:2", "p:4"]) yield* post(`${base}/counters/${name}/increment`)
+      const first = yield* call(`${base}/counters?limit=2&prefix=p:`)
+      expect(first).toEqual({
+        status: 200,
+        body: { counters: [{ name: "p:1", value: 1 }, { name: "p:2", value: 1 }], next: "p:2", node: a.addr }
+      })
+      const second = yield* call(`${base}/counters?limit=2&prefix=p:&after=p:2`)
+      expect(second.body).toEqual({ counters: [{ name: "p:3", value: 1 }, { name: "p:4", value: 1 }], node: a.addr })
+      const all = yield* call(`${base}/counters`)
+      expect((all.body?.["counters"] as Array<unknown>).length).toBe(5)
+      expect(all.body).not.toHaveProperty("next")
+      expect(a.listings()).toEqual(["/counters?limit=2&prefix=p%3A", "/counters?limit=2&after=p%3A2&prefix=p%3A", "/counters"])
+      const bad = [
+        "limit=0", "limit=1001", "limit=abc", "limit=1.5", "limit=-1", "limit=", "limit=1&limit=2",
+        "after=", "after=a%20b", `after=${"x".repeat(129)}`, "prefix=a*", `prefix=${"x".repeat(129)}`
+      ]
+      for (const query of bad) {
+        const res = yield* call(`${base}/counters?${query}`)
+        expect({ query, status: res.status, error: res.body?.["error"] }).toEqual({ query, status: 400, error: "bad_request" })
+        expect(res.body?.["message"]).toMatch(/^query\.(limit|after|prefix): (limit|after|prefix) must be /)
+      }
+      expect(a.listings()).toHaveLength(3)
+      const openapi = yield* call(`${base}/openapi.json`)
+      const paths = openapi.body?.["paths"] as Record<string, { get: { parameters: Array<{ name: string; in: string }> } }>
+      expect(paths["/counters"]!.get.parameters.map((p) => `${p.in}:${p.name}`))
+        .toEqual(expect.arrayContaining(["query:limit", "query:after", "query:prefix"]))
+    }))
+
   it.scopedLive("serves the dashboard, OpenAPI and metrics", () =>
     Effect.gen(function*() {
       const a = yield* FakeNode.make("a")

@@ -174,6 +174,67 @@ describe("node HTTP API", () => {
     expect(disk.records).toBe(recordsBefore)
   }))
 
+  live("GET /counters pages by name with limit, after and prefix; a bad query is 400 and changes nothing", Effect.gen(function*() {
+    const { call, disk } = yield* startNode
+    const names = Array.from({ length: 25 }, (_, i) => `c:${String(i).padStart(2, "0")}`)
+    for (const name of [...names].reverse()) yield* call("POST", `/counters/${name}/increment`)
+    yield* call("POST", "/counters/other/increment", JSON.stringify({ by: 4 }))
+    // every page, following next: all counters once, sorted
+    const seen: Array<{ name: string; value: number }> = []
+    let after: string | undefined = undefined
+    for (let i = 0; i < 10; i++) {
+      const reply: Reply = yield* call("GET", `/counters?limit=7${after === undefined ? "" : `&after=${after}`}`)
+      expect(reply.status).toBe(200)
+      expect(reply.body.counters.length).toBeLessThanOrEqual(7)
+      seen.push(...reply.body.counters)
+      if (reply.body.next === undefined) break
+      expect(reply.body.next).toBe(reply.body.counters[6].name)
+      after = reply.body.next
+    }
+    expect(seen).toEqual([...names.map((name) => ({ name, value: 1 })), { name: "other", value: 4 }])
+    expect((yield* call("GET", "/counters?prefix=c:1&limit=3")).body).toEqual({
+      counters: [{ name: "c:10", value: 1 }, { name: "c:11", value: 1 }, { name: "c:12", value: 1 }],
+      next: "c:12"
+    })
+    expect((yield* call("GET", "/counters?prefix=c:1&after=c:17")).body).toEqual({
+      counters: [{ name: "c:18", value: 1 }, { name: "c:19", value: 1 }]
+    })
+    expect((yield* call("GET", "/counters?after=zzz")).body).toEqual({ counters: [] })
+    expect((yield* call("GET", "/counters?prefix=")).body.counters).toHaveLength(26)
+    expect((yield* call("GET", "/counters?limit=1000")).body.counters).toHaveLength(26)
+    // the default limit is 100: a counter created after the first page is listed in order
+    for (let i = 0; i < 100; i++) yield* call("POST", `/counters/d:${String(i).padStart(3, "0")}/increment`)
+    const first = yield* call("GET", "/counters")
+    expect(first.body.counters).toHaveLength(100)
+    // 25 c:* names, then d:000 to d:074
+    expect(first.body.next).toBe("d:074")
+    expect((yield* call("GET", "/counters?after=d:074")).body.counters.map((c: { name: string }) => c.name))
+      .toEqual([...Array.from({ length: 25 }, (_, i) => `d:0${i + 75}`), "other"])
+
+    const before = yield* call("GET", "/counters?limit=1000")
+    const recordsBefore = disk.records
+    const bad: ReadonlyArray<readonly [string, string]> = [
+      ["limit=0", "limit"], ["limit=1001", "limit"], ["limit=abc", "limit"], ["limit=1.5", "limit"],
+      ["limit=-3", "limit"], ["limit=", "limit"], ["limit=1e2", "limit"], ["limit=2&limit=3", "limit"],
+      ["after=", "after"], ["after=a%20b", "after"], [`after=${"x".repeat(129)}`, "after"], ["after=%C3%A9", "after"],
+      ["prefix=a*", "prefix"], [`prefix=${"y".repeat(129)}`, "prefix"], ["prefix=a&prefix=b", "prefix"]
+    ]
+    for (const [query, param] of bad) {
+      const reply = yield* call("GET", `/counters?${query}`)
+      expect({ query, status: reply.status }).toEqual({ query, status: 400 })
+      expect(reply.body).toEqual({ error: "bad_request", message: expect.stringContaining(`${param} must be `) })
+      // one plain sentence: no stack of schema errors
+      expect(reply.body.message).not.toContain(";")
+    }
+    expect(yield* call("GET", "/counters?limit=1000")).toEqual(before)
+    expect(disk.records).toBe(recordsBefore)
+
+    const openapi = yield* call("GET", "/openapi.json")
+    const params = (openapi.body.paths["/counters"].get.parameters as Array<{ name: string; in: string }>)
+      .map((p) => `${p.in}:${p.name}`)
+    expect(params).toEqual(expect.arrayContaining(["query:limit", "query:after", "query:prefix"]))
+  }))
+
   live("a JSON body labelled as a form or text (curl -d) is read as JSON, never miscounted", Effect.gen(function*() {
     const { call } = yield* startNode
     const form = { "content-type": "application/x-www-form-urlencoded" }

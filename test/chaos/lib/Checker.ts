@@ -8,16 +8,28 @@ import { sleep } from "./Proc.js"
 
 export type Values = ReadonlyMap<string, number>
 
-/** Every counter a node reports (GET /counters) plus `default` from GET /counter. */
+/** The most pages `readCounters` follows: far more counters than any scenario writes. */
+const MAX_PAGES = 100
+
+/** Every counter a node reports (GET /counters, every page) plus `default` from GET /counter. */
 export const readCounters = async (node: NodeService): Promise<Map<string, number>> => {
-  const body = (await node.getJson("/counters")) as { counters?: unknown }
-  if (!Array.isArray(body.counters)) throw new Error(`${node.name} /counters: no counters array`)
   const out = new Map<string, number>()
-  for (const c of body.counters as Array<{ name?: unknown; value?: unknown }>) {
-    if (typeof c.name !== "string" || !Number.isSafeInteger(c.value)) {
-      throw new Error(`${node.name} /counters: bad entry ${JSON.stringify(c)}`)
+  let after: string | undefined = undefined
+  for (let page = 0; ; page++) {
+    if (page >= MAX_PAGES) throw new Error(`${node.name} /counters: more than ${MAX_PAGES} pages`)
+    const body = (await node.getJson(`/counters?limit=1000${after === undefined ? "" : `&after=${after}`}`)) as {
+      counters?: unknown
+      next?: unknown
     }
-    out.set(c.name, c.value as number)
+    if (!Array.isArray(body.counters)) throw new Error(`${node.name} /counters: no counters array`)
+    for (const c of body.counters as Array<{ name?: unknown; value?: unknown }>) {
+      if (typeof c.name !== "string" || !Number.isSafeInteger(c.value)) {
+        throw new Error(`${node.name} /counters: bad entry ${JSON.stringify(c)}`)
+      }
+      out.set(c.name, c.value as number)
+    }
+    if (typeof body.next !== "string") break
+    after = body.next
   }
   const d = (await node.getJson("/counter")) as { value?: unknown }
   if (!Number.isSafeInteger(d.value)) throw new Error(`${node.name} /counter: no integer value`)
