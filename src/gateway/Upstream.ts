@@ -41,7 +41,12 @@ export interface UpstreamOptions {
   readonly writeTimeout: Duration.DurationInput
   /** most writes in one batch request (the node takes at most 256) */
   readonly maxBatch?: number | undefined
-  /** most batch requests in flight per node */
+  /**
+   * most batch requests in flight per node. 1 (the default): the writes that arrive while
+   * a batch is in flight all go in the next one, so each WAL commit on the node carries a
+   * full batch; with 2, the second batch was often a small one that cost the node a
+   * commit (an fdatasync) of its own, and throughput dropped (bench/http, gateway rows).
+   */
   readonly maxInFlight?: number | undefined
   /** most writes waiting per node; beyond, a write is answered 503 at once */
   readonly maxQueued?: number | undefined
@@ -51,7 +56,7 @@ export const defaultOptions: UpstreamOptions = {
   readTimeout: Duration.seconds(2),
   writeTimeout: Duration.seconds(10),
   maxBatch: 256,
-  maxInFlight: 2,
+  maxInFlight: 1,
   maxQueued: 4096
 }
 
