@@ -83,6 +83,9 @@ const batches = Metric.counter("dcounter_gateway_batches_total", {
 const noTags: ReadonlyArray<never> = []
 const count = (metric: Metric.Metric.Counter<number>) => metric.unsafeUpdate(1, noTags)
 
+/** How long a node without `POST /batch` (an older version) gets single writes before it is asked again. */
+const SINGLE_WRITES_MILLIS = 60_000
+
 /** Maps a node's answer to the handler's result (an `Exit`: no Effect to run). */
 export type Decode<A, E> = (answer: Answer) => Exit.Exit<A, E>
 
@@ -217,13 +220,13 @@ export const make = (options: UpstreamOptions = defaultOptions, schedule: (f: ()
     const write = <A, E>(path: string, body: string, decode: Decode<A, E>): Callback.Callback<A, E | Unavailable> =>
       Callback.make((resume) => forward("POST", path, body, writeMillis, anyAnswer, judgeWrite, finish(decode, resume)))
 
-    const batchPath = "/batch"
     const batcher = new WriteBatcher({
       candidates: pool.unsafeCandidates,
-      send: (node, body, reply) => {
-        count(batches)
-        client.send(node, { method: "POST", path: batchPath, body, timeoutMillis: writeMillis }, reply)
+      send: (node, path, body, reply) => {
+        if (path === "/batch") count(batches)
+        client.send(node, { method: "POST", path, body, timeoutMillis: writeMillis }, reply)
       },
+      now: () => performance.now(),
       markDown: pool.unsafeMarkDown,
       forwarded: (node, failover) => {
         if (failover) count(failovers)
@@ -240,7 +243,8 @@ export const make = (options: UpstreamOptions = defaultOptions, schedule: (f: ()
     }, {
       maxBatch: options.maxBatch ?? defaultOptions.maxBatch!,
       maxInFlight: options.maxInFlight ?? defaultOptions.maxInFlight!,
-      maxQueued: options.maxQueued ?? defaultOptions.maxQueued!
+      maxQueued: options.maxQueued ?? defaultOptions.maxQueued!,
+      singleMillis: SINGLE_WRITES_MILLIS
     })
 
     const countWrite = <A>(w: Write, map: (counted: Counted) => A): Callback.Callback<A, WriteError> =>

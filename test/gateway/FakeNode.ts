@@ -10,6 +10,8 @@ export type Mode =
   | "die-on-write"
   /** answers /health with 503 */
   | "unhealthy"
+  /** has no POST /batch (404), like a node of an older version */
+  | "no-batch"
 
 export interface FakeNode {
   readonly addr: string
@@ -45,7 +47,7 @@ export const make = (id: string) =>
             res.end(text)
           }
           const url = req.url ?? "/"
-          if (req.method === "POST" && url === "/batch") {
+          if (req.method === "POST" && url === "/batch" && mode !== "no-batch") {
             const body = JSON.parse(Buffer.concat(chunks).toString("utf8")) as {
               writes: ReadonlyArray<{ name: string; kind: "inc" | "dec"; by: number }>
             }

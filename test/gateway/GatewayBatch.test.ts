@@ -91,6 +91,20 @@ describe("gateway: batched writes", () => {
     expect((yield* read("/counters/views")).value).toBe(20)
   }))
 
+  live("in front of a node without /batch (an older version): its writes go one by one, each counted once", Effect.gen(function*() {
+    const old = yield* FakeNode.make("old")
+    old.setMode("no-batch")
+    const base = yield* gateway([old.url])
+    const replies = yield* Effect.all(
+      Array.from({ length: 20 }, (_, i) => post(`${base}${i % 2 === 0 ? "/increment" : "/counters/x/increment"}`)),
+      { concurrency: "unbounded" }
+    )
+    expect(replies.map((r) => r.status)).toEqual(replies.map(() => 200))
+    expect(old.writes()).toBe(20)
+    expect(old.batches()).toBe(0)
+    expect(old.value()).toBe(10)
+  }))
+
   live("a node that dies holding a batch: every write of it is 503 indeterminate, none retried elsewhere", Effect.gen(function*() {
     const [a, b] = yield* Effect.all([FakeNode.make("a"), FakeNode.make("b")])
     const base = yield* gateway([a!.url, b!.url])

@@ -17,9 +17,10 @@ import { decodeBatchAnswer, encodeBatch, WriteBatcher } from "../../src/gateway/
  * - died-after: makes every write durable, then the connection dies (Indeterminate);
  * - died-before: the connection dies before the node read it (Indeterminate, nothing made);
  * - garbage: makes every write durable, then answers a body of the wrong shape;
- * - 503: answers 503 without making anything (the node is stopping).
+ * - 503: answers 503 without making anything (the node is stopping);
+ * - 404: has no /batch (an older node): nothing made; single writes to it are made at once.
  */
-type Outcome = "ok" | "refused" | "busy" | "died-after" | "died-before" | "garbage" | "503"
+type Outcome = "ok" | "refused" | "busy" | "died-after" | "died-before" | "garbage" | "503" | "404"
 
 interface Sent {
   readonly node: string
@@ -43,6 +44,8 @@ const harness = (
   const scheduled: Array<() => void> = []
   const markedDown: Array<string> = []
   const defects: Array<unknown> = []
+  const singles: Array<{ node: string; path: string; body: string }> = []
+  let clock = 0
   const apply = (node: string, writes: ReadonlyArray<Write>) => {
     const state = durable.get(node)!
     return writes.map((w) => {
@@ -57,7 +60,15 @@ const harness = (
       const start = rotation++ % healthy.length
       return [...healthy.slice(start), ...healthy.slice(0, start)]
     },
-    send: (node, body, reply) => {
+    now: () => clock,
+    send: (node, path, body, reply) => {
+      if (path !== "/batch") {
+        // a single write (a node without /batch): made and answered at once
+        singles.push({ node, path, body })
+        const write: Write = { name: path.split("/")[2]!, kind: path.endsWith("/increment") ? "inc" : "dec", by: JSON.parse(body).by }
+        const [result] = apply(node, [write])
+        return reply(Either.right({ status: 200, json: { value: result!.value, nodeId: `id-${node}` }, text: "" }))
+      }
       const n = requests.get(node) ?? 0
       requests.set(node, n + 1)
       const script = scripts[node] ?? []
@@ -102,6 +113,8 @@ const harness = (
         return reply(Either.right({ status: 200, json: { nodeId: "x", results: [] }, text: "{}" }))
       case "503":
         return reply(Either.right({ status: 503, json: { error: "unavailable", message: "stopping" }, text: "" }))
+      case "404":
+        return reply(Either.right({ status: 404, json: { error: "not_found", message: "no route" }, text: "" }))
     }
   }
   const turn = () => {
@@ -116,7 +129,10 @@ const harness = (
     }
     throw new Error("the batcher did not settle")
   }
-  return { batcher, durable, sent, inFlight, scheduled, markedDown, defects, deliver, turn, drain }
+  return {
+    batcher, durable, sent, inFlight, scheduled, markedDown, defects, singles, deliver, turn, drain,
+    advance: (ms: number) => void (clock += ms)
+  }
 }
 
 type Answer = Exit.Exit<Counted, WriteError>
@@ -126,7 +142,7 @@ const failure = (exit: Answer | undefined): WriteError | undefined =>
 
 const inc = (name: string, by = 1): Write => ({ name, kind: "inc", by })
 
-const defaults: BatcherOptions = { maxBatch: 256, maxInFlight: 1, maxQueued: 4096 }
+const defaults: BatcherOptions = { maxBatch: 256, maxInFlight: 1, maxQueued: 4096, singleMillis: 60_000 }
 
 describe("WriteBatcher", () => {
   it("the writes of one turn go to their node in one batch; those arriving while it is in flight go in the next", () => {
@@ -149,7 +165,7 @@ describe("WriteBatcher", () => {
   })
 
   it("a batch holds at most maxBatch writes; a node's queue at most maxQueued, then the next node's", () => {
-    const h = harness(["a", "b"], {}, { maxBatch: 2, maxInFlight: 1, maxQueued: 3 })
+    const h = harness(["a", "b"], {}, { ...defaults, maxBatch: 2, maxQueued: 3 })
     const answers = new Map<string, Answer>()
     // the pool rotates: writes alternate a, b; a's and b's queues fill up to 3 each
     for (let i = 0; i < 7; i++) h.batcher.submit(inc(`w${i}`), (exit) => void answers.set(`w${i}`, exit))
@@ -227,6 +243,30 @@ describe("WriteBatcher", () => {
     expect(Exit.isSuccess(answers[1]!)).toBe(true)
   })
 
+  it("a node without /batch (404) gets the batch's writes one by one, and its later writes too for a while", () => {
+    const h = harness(["old"], {}, defaults)
+    const answers: Array<Answer> = []
+    h.batcher.submit(inc("w0"), (exit) => void answers.push(exit))
+    h.batcher.submit({ name: "w1", kind: "dec", by: 3 }, (exit) => void answers.push(exit))
+    h.turn()
+    h.inFlight.splice(0, 1)[0]!.reply(Either.right({ status: 404, json: { error: "not_found", message: "no route" }, text: "" }))
+    expect(h.singles.map((s) => [s.path, s.body])).toEqual([["/counters/w0/increment", "{\"by\":1}"], ["/counters/w1/decrement", "{\"by\":3}"]])
+    expect(answers).toStrictEqual([
+      Exit.succeed({ value: 1, node: "old", nodeId: "id-old" }),
+      Exit.succeed({ value: -3, node: "old", nodeId: "id-old" })
+    ])
+    h.batcher.submit(inc("w2"), (exit) => void answers.push(exit))
+    h.drain()
+    expect(h.sent).toHaveLength(1) // no second /batch within the minute
+    expect(h.singles).toHaveLength(3)
+    h.advance(60_000)
+    h.batcher.submit(inc("w3"), (exit) => void answers.push(exit))
+    h.drain()
+    expect(h.sent).toHaveLength(2) // asked again after it
+    expect(answers.every(Exit.isSuccess)).toBe(true)
+    expect(h.durable.get("old")!.get("w3")).toBe(1)
+  })
+
   it("encodes the node's batch body and checks its answer's shape", () => {
     const body = encodeBatch([{ write: inc("a.b:c-d_e", 3) }, { write: { name: "x", kind: "dec", by: 2 ** 53 - 1 } }])
     expect(JSON.parse(body)).toEqual({
@@ -250,7 +290,7 @@ describe("WriteBatcher", () => {
   // ---------------------------------------------------------------------------------------
   // the retry rule, as a property
 
-  const outcome = fc.constantFrom<Outcome>("ok", "ok", "refused", "busy", "died-after", "died-before", "garbage", "503")
+  const outcome = fc.constantFrom<Outcome>("ok", "ok", "refused", "busy", "died-after", "died-before", "garbage", "503", "404")
   const step = fc.oneof(
     fc.record({ _tag: fc.constant("submit" as const), count: fc.integer({ min: 1, max: 6 }) }),
     fc.record({ _tag: fc.constant("turn" as const) }),
@@ -266,7 +306,8 @@ describe("WriteBatcher", () => {
       fc.record({
         maxBatch: fc.integer({ min: 1, max: 8 }),
         maxInFlight: fc.integer({ min: 1, max: 3 }),
-        maxQueued: fc.integer({ min: 1, max: 16 })
+        maxQueued: fc.integer({ min: 1, max: 16 }),
+        singleMillis: fc.constant(60_000)
       })
     ],
     ([scripts, steps, options]) => {
@@ -289,7 +330,8 @@ describe("WriteBatcher", () => {
 
       // batches are bounded, and each write was sent on at most until it may have reached a node
       for (const s of h.sent) expect(s.writes.length).toBeLessThanOrEqual(options.maxBatch)
-      const mayHaveReached = (o: Outcome) => o !== "refused" && o !== "busy"
+      // a 404 reached a node without /batch: nothing made there; its writes then go one by one
+      const mayHaveReached = (o: Outcome) => o !== "refused" && o !== "busy" && o !== "404"
       for (const [name, exits] of answers) {
         // answered exactly once
         expect(exits).toHaveLength(1)
@@ -307,7 +349,11 @@ describe("WriteBatcher", () => {
           // acknowledged: durable on the node it names, exactly once
           expect(counted).toBe(1)
           expect(h.durable.get(exit.value.node)!.get(name)).toBe(1)
-          expect(reached[0]!.outcome).toBe("ok")
+          const single = h.singles.some((x) => x.path === `/counters/${name}/increment`)
+          // made by a batch answered ok, or one by one on a node without /batch (after its 404,
+          // or while it is known to have none)
+          if (single) expect(sends.every((x) => !mayHaveReached(x.outcome))).toBe(true)
+          else expect(reached[0]!.outcome).toBe("ok")
         } else {
           const error = failure(exit)!
           if (error.error === "unavailable" && error.message.includes("nothing was counted")) expect(counted).toBe(0)

@@ -29,6 +29,12 @@
  *   gateway does not understand, so the outcome is not known).
  * A node that was not reached or whose batch is indeterminate is taken out of rotation.
  *
+ * A node that answers a batch 404 or 405 has no `/batch` (an older version, during a
+ * rolling upgrade): the request was routed nowhere and nothing was counted, so the batch's
+ * writes are sent to that node one by one through the single-write endpoints
+ * (`/counters/:name/increment|decrement`, under the same rules), and so are its later
+ * writes for `singleMillis`, after which `/batch` is tried again.
+ *
  * No fiber, no Effect per write: callbacks only (the gateway's hot path).
  *
  * @internal
@@ -63,13 +69,17 @@ export interface BatcherOptions {
   readonly maxInFlight: number
   /** most writes waiting per node */
   readonly maxQueued: number
+  /** how long a node that has no `/batch` gets single writes before `/batch` is tried again */
+  readonly singleMillis: number
 }
 
 export interface BatcherDeps {
   /** healthy nodes, in the order to try them (rotated per call) */
   readonly candidates: () => ReadonlyArray<string>
-  /** `POST /batch` with this JSON body; `reply` is called once */
-  readonly send: (node: string, body: string, reply: (result: NodeResult) => void) => void
+  /** `POST path` with this JSON body (`/batch`, or a single write's path); `reply` is called once */
+  readonly send: (node: string, path: string, body: string, reply: (result: NodeResult) => void) => void
+  /** the time in milliseconds (a monotonic clock) */
+  readonly now: () => number
   readonly markDown: (node: string, reason: string) => void
   /** one write was forwarded to `node` (after a failover too) */
   readonly forwarded: (node: string, failover: boolean) => void
@@ -139,8 +149,29 @@ const errorOf = (json: unknown): { readonly error?: string; readonly message?: s
   return { ...(error === undefined ? {} : { error }), ...(message === undefined ? {} : { message }) }
 }
 
+/** A node's answer to one write on its single-write endpoint, as the gateway relays it. */
+export const singleAnswer = (node: string, response: NodeResponse): Exit.Exit<Counted, WriteError> => {
+  const json = response.json
+  if (response.status >= 200 && response.status < 300) {
+    if (typeof json === "object" && json !== null && "value" in json && Number.isSafeInteger(json.value)) {
+      const nodeId = "nodeId" in json && typeof json.nodeId === "string" ? json.nodeId : node
+      return Exit.succeed({ value: json.value as number, node, nodeId })
+    }
+    return Exit.fail(
+      new BadGateway({ error: "bad_gateway", message: `node ${node} answered an unexpected body: ${response.text.slice(0, 200)}`, node })
+    )
+  }
+  const { error, message } = errorOf(json)
+  const text = message ?? error ?? response.text.slice(0, 200)
+  if (response.status === 400) return Exit.fail(BadRequest.of(text))
+  if (response.status === 503) return Exit.fail(new Unavailable({ error: error ?? "unavailable", message: `node ${node}: ${text}`, node }))
+  return Exit.fail(new BadGateway({ error: "bad_gateway", message: `node ${node} answered HTTP ${response.status}: ${text}`, node }))
+}
+
 export class WriteBatcher {
   private readonly lanes = new Map<string, Lane>()
+  /** nodes without `/batch`, until when they get single writes */
+  private readonly singles = new Map<string, number>()
 
   constructor(private readonly deps: BatcherDeps, private readonly options: BatcherOptions) {}
 
@@ -185,6 +216,14 @@ export class WriteBatcher {
 
   /** Sends what waits for `lane`, as far as its in-flight bound allows. */
   private flush(lane: Lane): void {
+    if (this.isSingle(lane.node)) {
+      // an older node: every write on its own, now (the node's own bounds apply)
+      const items = lane.queue
+      lane.queue = []
+      for (const item of items) this.single(lane.node, item)
+      if (lane.inFlight === 0 && !lane.scheduled && this.lanes.get(lane.node) === lane) this.lanes.delete(lane.node)
+      return
+    }
     while (lane.inFlight < this.options.maxInFlight && lane.queue.length > 0) {
       const items = lane.queue.length <= this.options.maxBatch ? lane.queue : lane.queue.slice(0, this.options.maxBatch)
       lane.queue = items === lane.queue ? [] : lane.queue.slice(this.options.maxBatch)
@@ -211,7 +250,7 @@ export class WriteBatcher {
   ): void {
     const failover = tried.length > 0
     for (let i = 0; i < items.length; i++) this.deps.forwarded(node, failover)
-    this.deps.send(node, encodeBatch(items), (result) => {
+    this.deps.send(node, "/batch", encodeBatch(items), (result) => {
       settled()
       if (result._tag === "Right") return this.answer(node, items, result.right)
       this.failed(node, items, [...tried, node], result.left)
@@ -246,7 +285,32 @@ export class WriteBatcher {
     }
   }
 
+  /** One write through the single-write endpoint of a node without `/batch`. */
+  private single(node: string, item: Item): void {
+    const { by, kind, name } = item.write
+    const path = `/counters/${name}/${kind === "inc" ? "increment" : "decrement"}`
+    this.deps.forwarded(node, false)
+    this.deps.send(node, path, `{"by":${by}}`, (result) => {
+      if (result._tag === "Left") return this.failed(node, [item], [node], result.left)
+      this.settle(item, singleAnswer(node, result.right))
+    })
+  }
+
+  private isSingle(node: string): boolean {
+    const until = this.singles.get(node)
+    if (until === undefined) return false
+    if (this.deps.now() < until) return true
+    this.singles.delete(node)
+    return false
+  }
+
   private answer(node: string, items: ReadonlyArray<Item>, response: NodeResponse): void {
+    if (response.status === 404 || response.status === 405) {
+      // no such route on this node: nothing was counted; its writes go one by one for a while
+      this.singles.set(node, this.deps.now() + this.options.singleMillis)
+      for (const item of items) this.single(node, item)
+      return
+    }
     if (response.status === 200) {
       const decoded = decodeBatchAnswer(response.json, items.length)
       if (decoded !== undefined) {
