@@ -1,18 +1,19 @@
 /**
  * Handlers of the gateway API (`ApiServer.group` layers, which are also standard
  * `HttpApiBuilder.group` layers): counters are forwarded through `Upstream` (with its retry
- * rule) and the node's answer is checked and relayed; `/nodes` and `/health` come from the
+ * rule; increments and decrements in batches) and the node's answer is checked and relayed; `/nodes` and `/health` come from the
  * `NodePool`.
  */
 import type { HttpApiGroup } from "@effect/platform"
 import { Duration, Effect, Either, Exit, Layer, Option, Schema } from "effect"
+import { DEFAULT_COUNTER } from "../crdt/CounterName.js"
 import { byOf } from "../http/CountBody.js"
 import { searchOf } from "../http/PageQuery.js"
 import * as ApiServer from "../http/ApiServer.js"
 import type { NodeView } from "./NodePool.js"
 import { NodePool } from "./NodePool.js"
 import { BadGateway, BadRequest, GatewayApi, Unavailable } from "./GatewayApi.js"
-import type { Answer } from "./Upstream.js"
+import type { Answer, Counted } from "./Upstream.js"
 import { Upstream } from "./Upstream.js"
 
 /** What a node answers for a counter (extra fields are ignored). */
@@ -67,8 +68,6 @@ const decodeNodeNamedCounter = Schema.decodeUnknownEither(NodeNamedCounter)
 const decodeNodeCounterList = Schema.decodeUnknownEither(NodeCounterList)
 const decodeNodeError = Schema.decodeUnknownOption(NodeError)
 
-/** `{"by": N}` as the node reads it. */
-const countBody = (by: number): string => JSON.stringify({ by })
 
 const toNodeInfo = (n: NodeView) => ({
   ...n,
@@ -92,6 +91,12 @@ const namedValue = (name: string) => (answer: Answer) =>
     nodeId: body.nodeId ?? answer.node
   }))
 
+/** `{value, node, nodeId}` from a batched write's result, for the default counter. */
+const counted = (c: Counted) => ({ value: c.value, node: c.node, nodeId: c.nodeId })
+
+/** `{name, value, node, nodeId}` from a batched write's result. */
+const namedCounted = (name: string) => (c: Counted) => ({ name, value: c.value, node: c.node, nodeId: c.nodeId })
+
 const counterList = (answer: Answer) =>
   Exit.map(relay(decodeNodeCounterList, answer), (body) =>
     body.next === undefined
@@ -103,14 +108,14 @@ export const layerCounter = ApiServer.group(GatewayApi, "counter", (handlers) =>
     const upstream = yield* Upstream
     return handlers
       .handle("counter", () => upstream.read("/counter", counterValue))
-      .handle("increment", ({ payload }) => upstream.write("/increment", countBody(byOf(payload)), counterValue))
-      .handle("decrement", ({ payload }) => upstream.write("/decrement", countBody(byOf(payload)), counterValue))
+      .handle("increment", ({ payload }) => upstream.count({ name: DEFAULT_COUNTER, kind: "inc", by: byOf(payload) }, counted))
+      .handle("decrement", ({ payload }) => upstream.count({ name: DEFAULT_COUNTER, kind: "dec", by: byOf(payload) }, counted))
       .handle("counters", ({ urlParams }) => upstream.read(`/counters${searchOf(urlParams)}`, counterList))
       .handle("named", ({ path }) => upstream.read(`/counters/${path.name}`, namedValue(path.name)))
       .handle("namedIncrement", ({ path, payload }) =>
-        upstream.write(`/counters/${path.name}/increment`, countBody(byOf(payload)), namedValue(path.name)))
+        upstream.count({ name: path.name, kind: "inc", by: byOf(payload) }, namedCounted(path.name)))
       .handle("namedDecrement", ({ path, payload }) =>
-        upstream.write(`/counters/${path.name}/decrement`, countBody(byOf(payload)), namedValue(path.name)))
+        upstream.count({ name: path.name, kind: "dec", by: byOf(payload) }, namedCounted(path.name)))
   }))
 
 export const layerCluster = ApiServer.group(GatewayApi, "cluster", (handlers) =>

@@ -11,7 +11,7 @@ import * as OpenApi from "@effect/platform/OpenApi"
 import { Schema } from "effect"
 import { CounterName } from "../crdt/CounterName.js"
 import { ApiError } from "../http/ApiError.js"
-import { CountBody } from "../http/CountBody.js"
+import { By, CountBody } from "../http/CountBody.js"
 import { PageQuery } from "../http/PageQuery.js"
 
 // ---------------------------------------------------------------------------------------
@@ -120,6 +120,56 @@ export const HealthResponse = Schema.Struct({
 const nameParam = HttpApiSchema.param("name", CounterName)
 
 // ---------------------------------------------------------------------------------------
+// batch (internal: gateway -> node)
+
+/**
+ * The most writes in one `POST /batch`. At 128-character names a full batch stays under
+ * the 64 KB body limit, so a batch of valid writes is never refused for its size.
+ */
+export const MAX_BATCH_WRITES = 256
+
+/** One write of a batch: every key required, no other key. */
+export const BatchWrite = Schema.Struct({
+  name: CounterName,
+  kind: Schema.Literal("inc", "dec"),
+  by: By
+}).annotations({
+  identifier: "BatchWrite",
+  description: "One increment (inc) or decrement (dec) of a named counter",
+  parseOptions: { onExcessProperty: "error" }
+})
+export type BatchWrite = typeof BatchWrite.Type
+
+export const BatchRequest = Schema.Struct({
+  writes: Schema.Array(BatchWrite).pipe(
+    Schema.minItems(1, { message: () => "a batch holds at least one write" }),
+    Schema.maxItems(MAX_BATCH_WRITES, { message: () => `a batch holds at most ${MAX_BATCH_WRITES} writes` })
+  )
+}).annotations({
+  identifier: "BatchRequest",
+  description: `1 to ${MAX_BATCH_WRITES} writes, applied in order`,
+  parseOptions: { onExcessProperty: "error" }
+})
+export type BatchRequest = typeof BatchRequest.Type
+
+/** The outcome of one write of a batch: its counter's new value, or why it was not counted. */
+export const BatchResult = Schema.Union(
+  Schema.Struct({ value: Int }).annotations({ identifier: "BatchWriteDone", description: "Durable: the counter's new value" }),
+  Schema.Struct({ error: Schema.String, message: Schema.String }).annotations({
+    identifier: "BatchWriteFailed",
+    description: "Not counted: `overflow` (the counter would pass 2^53-1) or `unavailable` (not made durable)"
+  })
+)
+export type BatchResult = typeof BatchResult.Type
+
+export const BatchResponse = Schema.Struct({
+  nodeId: Schema.String,
+  /** one per write, in the order of the request */
+  results: Schema.Array(BatchResult)
+}).annotations({ identifier: "BatchResponse" })
+export type BatchResponse = typeof BatchResponse.Type
+
+// ---------------------------------------------------------------------------------------
 // API
 
 /** The `default` counter: `/counter`, `/increment`, `/decrement`, `/local-counter`, `/state`. */
@@ -178,6 +228,26 @@ export class CountersGroup extends HttpApiGroup.make("counters")
   )
 {}
 
+/**
+ * `POST /batch`: several writes in one request, for the gateway (it forwards the writes
+ * queued for one node together). Each write is made like a single one (the same checks,
+ * durable before it is answered) and all of them share the WAL's group commits. A batch
+ * that fails validation is refused whole (400) and changes nothing; a write that is valid
+ * but cannot be made (overflow, WAL failure) fails alone, in its result.
+ */
+export class BatchGroup extends HttpApiGroup.make("batch")
+  .add(
+    HttpApiEndpoint.post("write", "/batch")
+      .setPayload(BatchRequest)
+      .addSuccess(BatchResponse)
+      .annotate(
+        OpenApi.Description,
+        "Internal (gateway to node): several writes in one request; answers once every write is durable or failed, " +
+          "one result per write in order"
+      )
+  )
+{}
+
 /** Membership and health: `/peers`, `/health`. */
 export class ClusterGroup extends HttpApiGroup.make("cluster")
   .add(HttpApiEndpoint.get("peers", "/peers").addSuccess(PeersResponse))
@@ -188,6 +258,7 @@ export class NodeApi extends HttpApi.make("node")
   .add(CounterGroup)
   .add(CountersGroup)
   .add(ClusterGroup)
+  .add(BatchGroup)
   .addError(BadRequest)
   .addError(PayloadTooLarge)
   .annotate(OpenApi.Title, "dcounter node")

@@ -5,7 +5,7 @@
  * PeerManager do the work; a write answers once it is durable; a bad request changes
  * nothing (it is refused by the schema before a handler runs).
  */
-import { Effect, Exit, Layer } from "effect"
+import { Cause, Effect, Exit, Layer, Option } from "effect"
 import { NodeConfig } from "../config/NodeConfig.js"
 import type { CounterName } from "../crdt/CounterName.js"
 import { DEFAULT_COUNTER } from "../crdt/CounterName.js"
@@ -16,6 +16,7 @@ import * as Callback from "../http/Callback.js"
 import { PeerManager } from "../membership/PeerManager.js"
 import type { WriteError } from "./CounterStore.js"
 import { CounterStore } from "./CounterStore.js"
+import type { BatchResponse, BatchResult, BatchWrite } from "./NodeApi.js"
 import { CounterOverflow, MAX_BODY_BYTES, NodeApi, Unavailable } from "./NodeApi.js"
 
 // ---------------------------------------------------------------------------------------
@@ -72,6 +73,43 @@ export const CountersHandlers = ApiServer.group(NodeApi, "counters", (handlers) 
       .handle("decrement", ({ path, payload }) => write(store, path.name, "dec", byOf(payload), answer(path.name)))
   }))
 
+/** One write's result in a batch answer: its error as the single endpoint would name it. */
+const batchResult = (exit: Exit.Exit<number, WriteError>): BatchResult => {
+  if (Exit.isSuccess(exit)) return { value: exit.value }
+  const failure = Cause.failureOption(exit.cause)
+  if (Option.isNone(failure)) return { error: "unavailable", message: "the write failed unexpectedly; it was not counted" }
+  const e = toHttpError(failure.value)
+  return { error: e.error, message: e.message }
+}
+
+/**
+ * A batch as one `Callback`: every write is submitted in this synchronous run, so they
+ * join the same WAL group commit, and the answer goes out when the last one settled.
+ */
+const writeBatch = (
+  store: CounterStore["Type"],
+  nodeId: string,
+  writes: ReadonlyArray<BatchWrite>
+): Callback.Callback<BatchResponse, never> =>
+  Callback.make((resume) => {
+    const results = new Array<BatchResult>(writes.length)
+    let left = writes.length
+    for (let i = 0; i < writes.length; i++) {
+      const w = writes[i]!
+      store.submit(w.name, w.kind, w.by, (exit) => {
+        results[i] = batchResult(exit)
+        if (--left === 0) resume(Exit.succeed({ nodeId, results }))
+      })
+    }
+  })
+
+export const BatchHandlers = ApiServer.group(NodeApi, "batch", (handlers) =>
+  Effect.gen(function*() {
+    const store = yield* CounterStore
+    const nodeId: string = store.replicaId
+    return handlers.handle("write", ({ payload }) => writeBatch(store, nodeId, payload.writes))
+  }))
+
 export const ClusterHandlers = ApiServer.group(NodeApi, "cluster", (handlers) =>
   Effect.gen(function*() {
     const store = yield* CounterStore
@@ -120,7 +158,7 @@ export const serve = (
   addr: string
 ): Layer.Layer<ApiServer.ApiServer, ApiServer.ApiServerError, CounterStore | PeerManager | NodeConfig> =>
   ApiServer.layer(NodeApi, { addr, bodyLimit: MAX_BODY_BYTES }).pipe(
-    Layer.provide([CounterHandlers, CountersHandlers, ClusterHandlers])
+    Layer.provide([CounterHandlers, CountersHandlers, ClusterHandlers, BatchHandlers])
   )
 
 /** The node's HTTP server on `--http-addr`, over the running node's services. */

@@ -10,12 +10,16 @@ export type Mode =
   | "die-on-write"
   /** answers /health with 503 */
   | "unhealthy"
+  /** has no POST /batch (404), like a node of an older version */
+  | "no-batch"
 
 export interface FakeNode {
   readonly addr: string
   readonly url: string
-  /** writes that reached this node (whatever happened next) */
+  /** writes that reached this node (whatever happened next), one per write of a batch */
   readonly writes: () => number
+  /** `POST /batch` requests that reached this node */
+  readonly batches: () => number
   /** TCP connections accepted so far */
   readonly connections: () => number
   /** the URLs of the `GET /counters` (listing) requests it answered, in order */
@@ -32,6 +36,7 @@ export const make = (id: string) =>
     Effect.async<{ node: FakeNode; server: Http.Server }>((resume) => {
       let mode: Mode = "ok"
       let writes = 0
+      let batches = 0
       let connections = 0
       const listings: Array<string> = []
       const counters = new Map<string, number>()
@@ -45,6 +50,23 @@ export const make = (id: string) =>
             res.end(text)
           }
           const url = req.url ?? "/"
+          if (req.method === "POST" && url === "/batch" && mode !== "no-batch") {
+            const body = JSON.parse(Buffer.concat(chunks).toString("utf8")) as {
+              writes: ReadonlyArray<{ name: string; kind: "inc" | "dec"; by: number }>
+            }
+            batches++
+            writes += body.writes.length
+            if (mode === "die-on-write") {
+              req.socket.destroy()
+              return
+            }
+            const results = body.writes.map((w) => {
+              const value = (counters.get(w.name) ?? 0) + (w.kind === "inc" ? w.by : -w.by)
+              counters.set(w.name, value)
+              return { value }
+            })
+            return send(200, { nodeId: id, results })
+          }
           const write = /^\/(?:counters\/([^/]+)\/)?(increment|decrement)$/.exec(url)
           if (req.method === "POST" && write !== null) {
             writes++
@@ -89,6 +111,7 @@ export const make = (id: string) =>
             addr,
             url: `http://${addr}`,
             writes: () => writes,
+            batches: () => batches,
             connections: () => connections,
             listings: () => [...listings],
             value: () => counters.get("default") ?? 0,

@@ -2,6 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Arbitrary, Either, FastCheck as fc, ParseResult, Schema } from "effect"
 import { CountBody } from "../../src/http/CountBody.js"
 import { compilePlain, NOT_PLAIN } from "../../src/http/internal/plain.js"
+import { BatchRequest, BatchResponse } from "../../src/node/NodeApi.js"
 
 const Value = Schema.Struct({ value: Schema.Number, nodeId: Schema.String })
 const Rich = Schema.Struct({
@@ -10,11 +11,18 @@ const Rich = Schema.Struct({
   name: Schema.String.pipe(Schema.minLength(1), Schema.brand("Name")),
   inner: Schema.Struct({ ok: Schema.Boolean, note: Schema.optional(Schema.String) })
 })
-const schemas = { CountBody, Value, Rich } as const
+const Listy = Schema.Struct({
+  items: Schema.Array(Schema.Struct({ a: Schema.String, b: Schema.optional(Schema.Int) })).pipe(Schema.maxItems(3)),
+  u: Schema.Union(Schema.Struct({ x: Schema.Number }), Schema.Struct({ y: Schema.String, z: Schema.Boolean }))
+})
+const schemas = { CountBody, Value, Rich, Listy, BatchRequest, BatchResponse } as const
 // what ApiServer's decoder passes (codec.ts)
 const parseOptions = { errors: "all", onExcessProperty: "ignore" } as const
 
-const keys = ["by", "By", "value", "nodeId", "kind", "n", "name", "inner", "ok", "note"]
+const keys = [
+  "by", "By", "value", "nodeId", "kind", "n", "name", "inner", "ok", "note",
+  "items", "u", "a", "b", "x", "y", "z", "writes", "results", "error", "message"
+]
 const leaf = fc.oneof(
   fc.integer({ min: -3, max: 12 }),
   fc.double(),
@@ -24,13 +32,12 @@ const leaf = fc.oneof(
   fc.constant(undefined),
   fc.constant(null)
 )
-/** objects close to the schemas (right and wrong keys and values), and anything at all */
-const input = fc.oneof(
-  fc.dictionary(fc.constantFrom(...keys), fc.oneof(leaf, fc.dictionary(fc.constantFrom("ok", "note", "x"), leaf)), {
-    maxKeys: 5
-  }),
-  fc.anything()
-)
+/** objects close to the schemas (right and wrong keys and values, arrays of them), and anything at all */
+const near = fc.letrec((tie) => ({
+  value: fc.oneof({ depthSize: "small" }, leaf, tie("object"), fc.array(tie("object"), { maxLength: 4 })),
+  object: fc.dictionary(fc.constantFrom(...keys), tie("value"), { maxKeys: 5 })
+}))
+const input = fc.oneof(near.object, fc.anything())
 
 describe("plain struct fast accept", () => {
   it("compiles plain structs only", () => {
@@ -43,6 +50,16 @@ describe("plain struct fast accept", () => {
     // a union with a struct member: the parser's output is a copy, not the input
     const withStruct = Schema.Union(Schema.Struct({ a: Schema.String }).pipe(Schema.filter(() => true)), Schema.Number)
     expect(compilePlain(Schema.Struct({ u: withStruct }).ast)).toBeUndefined()
+    // a union of structs one value could match two of: the parser would pick the first
+    const overlapping = Schema.Union(Schema.Struct({ a: Schema.String }), Schema.Struct({ a: Schema.String, b: Schema.Number }))
+    expect(compilePlain(Schema.Struct({ u: overlapping }).ast)).toBeUndefined()
+    const optional = Schema.Union(Schema.Struct({ a: Schema.optional(Schema.String) }), Schema.Struct({ b: Schema.Number }))
+    expect(compilePlain(Schema.Struct({ u: optional }).ast)).toBeUndefined()
+    // tuples with fixed elements are left to the parser; arrays are compiled
+    expect(compilePlain(Schema.Struct({ t: Schema.Tuple(Schema.String, Schema.Number) }).ast)).toBeUndefined()
+    expect(compilePlain(Listy.ast)).toBeDefined()
+    expect(compilePlain(BatchRequest.ast)).toBeDefined()
+    expect(compilePlain(BatchResponse.ast)).toBeDefined()
   })
 
   it("accepts the common valid values, as a copy in declaration order", () => {
@@ -55,6 +72,16 @@ describe("plain struct fast accept", () => {
     expect(Object.keys(out as object)).toEqual(["value", "nodeId"])
     const rich = compilePlain(Rich.ast)!
     expect(rich({ kind: "a", name: "x", inner: { ok: true } })).toEqual({ kind: "a", name: "x", inner: { ok: true } })
+    const batch = compilePlain(BatchRequest.ast)!
+    const writes = [{ name: "a", kind: "inc", by: 1 }, { name: "b.c", kind: "dec", by: 2 }]
+    expect(batch({ writes })).toEqual({ writes })
+    for (const bad of [[], Array.from({ length: 257 }, () => writes[0]), [{ ...writes[0], by: 0 }], [{ ...writes[0], x: 1 }]]) {
+      expect(batch({ writes: bad })).toBe(NOT_PLAIN)
+    }
+    const results = compilePlain(BatchResponse.ast)!
+    const answer = { nodeId: "n", results: [{ value: 1 }, { error: "overflow", message: "m" }] }
+    expect(results(answer)).toEqual(answer)
+    expect(results({ nodeId: "n", results: [{ value: 1, error: "x", message: "m" }] })).toBe(NOT_PLAIN)
   })
 
   it("leaves everything doubtful to the full parser", () => {

@@ -260,3 +260,118 @@ describe("node HTTP API", () => {
     expect((yield* call("POST", "/increment")).body.value).toBe(3)
   }))
 })
+
+describe("node HTTP API: POST /batch (gateway -> node)", () => {
+  const batch = (writes: ReadonlyArray<unknown>) => JSON.stringify({ writes })
+
+  live("applies every write in order and answers one result per write", Effect.gen(function*() {
+    const { call } = yield* startNode
+    const nodeId = ((yield* call("GET", "/counter")).body as { nodeId: string }).nodeId
+    const reply = yield* call("POST", "/batch", batch([
+      { name: "default", kind: "inc", by: 5 },
+      { name: "likes", kind: "inc", by: 2 },
+      { name: "default", kind: "dec", by: 1 },
+      { name: "likes", kind: "inc", by: 3 },
+      { name: "n".repeat(128), kind: "dec", by: 4 }
+    ]))
+    expect(reply.status).toBe(200)
+    expect(reply.body).toEqual({
+      nodeId,
+      results: [{ value: 5 }, { value: 2 }, { value: 4 }, { value: 5 }, { value: -4 }]
+    })
+    expect((yield* call("GET", "/counter")).body.value).toBe(4)
+    expect((yield* call("GET", "/counters/likes")).body.value).toBe(5)
+    // the single endpoints see the same counters
+    expect((yield* call("POST", "/counters/likes/increment")).body.value).toBe(6)
+    const openapi = yield* call("GET", "/openapi.json")
+    expect(Object.keys(openapi.body.paths)).toContain("/batch")
+    expect(Object.keys(openapi.body.paths.batch ?? openapi.body.paths["/batch"])).toEqual(["post"])
+  }))
+
+  live("a malformed batch is refused whole (400) and changes nothing", Effect.gen(function*() {
+    const { call, disk } = yield* startNode
+    yield* call("POST", "/batch", batch([{ name: "default", kind: "inc", by: 10 }, { name: "k", kind: "inc", by: 4 }]))
+    const snapshot = Effect.all([call("GET", "/counters"), call("GET", "/state")])
+    const before = yield* snapshot
+    const recordsBefore = disk.records
+    const good = { name: "k", kind: "inc", by: 1 }
+    const full = Array.from({ length: 256 }, () => good)
+    const badBodies = [
+      batch([]),
+      batch([...full, good]),
+      batch([good, { name: "k", kind: "inc" }]),
+      batch([good, { name: "k", kind: "inc", by: 0 }]),
+      batch([good, { name: "k", kind: "inc", by: -1 }]),
+      batch([good, { name: "k", kind: "inc", by: 1.5 }]),
+      batch([good, { name: "k", kind: "inc", by: "1" }]),
+      batch([good, { name: "k", kind: "inc", by: 2 ** 53 }]),
+      batch([good, { name: "k", kind: "add", by: 1 }]),
+      batch([good, { name: "a/b", kind: "inc", by: 1 }]),
+      batch([good, { name: "", kind: "inc", by: 1 }]),
+      batch([good, { name: "x".repeat(129), kind: "inc", by: 1 }]),
+      batch([good, { name: "k", kind: "inc", by: 1, extra: true }]),
+      batch([good, null]),
+      batch([good, [1]]),
+      JSON.stringify({ writes: [good], extra: 1 }),
+      JSON.stringify({ writes: good }),
+      JSON.stringify([good]),
+      JSON.stringify({}),
+      "null",
+      "{",
+      "not json",
+      ""
+    ]
+    for (const body of badBodies) {
+      const reply = yield* call("POST", "/batch", body)
+      expect({ body: body.slice(0, 80), status: reply.status }).toEqual({ body: body.slice(0, 80), status: 400 })
+      expect(reply.body).toEqual({ error: "bad_request", message: expect.any(String) })
+    }
+    expect((yield* call("GET", "/batch")).status).toBe(405)
+    expect(yield* snapshot).toEqual(before)
+    expect(disk.records).toBe(recordsBefore)
+    // a full batch of valid writes (256, the longest names) fits the body limit
+    const longest = Array.from({ length: 256 }, (_, i) => ({ name: `${i}`.padStart(128, "n"), kind: "dec", by: 2 ** 53 - 1 }))
+    const accepted = yield* call("POST", "/batch", batch(longest))
+    expect(accepted.status).toBe(200)
+    expect(accepted.body.results).toHaveLength(256)
+  }))
+
+  live("a write that would overflow fails alone; the others of its batch are counted", Effect.gen(function*() {
+    const { call, disk } = yield* startNode
+    const max = Number.MAX_SAFE_INTEGER
+    yield* call("POST", "/counters/k/increment", JSON.stringify({ by: max - 10 }))
+    const recordsBefore = disk.records
+    const reply = yield* call("POST", "/batch", batch([
+      { name: "k", kind: "inc", by: 4 },
+      { name: "k", kind: "inc", by: 7 },
+      { name: "other", kind: "inc", by: 1 },
+      { name: "k", kind: "inc", by: 6 },
+      { name: "k", kind: "dec", by: 1 }
+    ]))
+    expect(reply.status).toBe(200)
+    expect(reply.body.results).toEqual([
+      { value: max - 6 },
+      { error: "overflow", message: expect.any(String) },
+      { value: 1 },
+      { value: max },
+      { value: max - 1 }
+    ])
+    expect((yield* call("GET", "/counters/k")).body.value).toBe(max - 1)
+    expect(disk.records - recordsBefore).toBe(4)
+  }))
+
+  live("a failing disk fails every write of the batch (503 each, in its result) and counts nothing", Effect.gen(function*() {
+    const { call, disk } = yield* startNode
+    yield* call("POST", "/increment", JSON.stringify({ by: 2 }))
+    disk.failWith("NoSpace")
+    const reply = yield* call("POST", "/batch", batch([{ name: "default", kind: "inc", by: 1 }, { name: "x", kind: "dec", by: 1 }]))
+    expect(reply.status).toBe(200)
+    expect(reply.body.results).toEqual([
+      { error: "unavailable", message: expect.stringContaining("durable") },
+      { error: "unavailable", message: expect.stringContaining("durable") }
+    ])
+    disk.failWith(undefined)
+    expect((yield* call("GET", "/counter")).body.value).toBe(2)
+    expect((yield* call("GET", "/counters/x")).body.value).toBe(0)
+  }))
+})
