@@ -136,6 +136,11 @@ export class CounterStore extends Context.Tag("dcounter/CounterStore")<
     readonly size: Effect.Effect<number>
     readonly digest: Effect.Effect<string>
     readonly version: Effect.Effect<number>
+    /**
+     * Up to `max` entries in creation order from the `position`-th (see
+     * `CounterMap.entriesAt`): the whole state in chunks, without a copy of all of it.
+     */
+    readonly entriesAt: (position: number, max: number) => Effect.Effect<ReadonlyArray<Entry>>
     /** The entries that changed after `version` (`0`: the full state). */
     readonly deltaSince: (version: number) => Effect.Effect<ReadonlyArray<Entry>>
     /** Merges remote state; returns the entries that grew. Persisted lazily (coalesced). */
@@ -394,6 +399,7 @@ export const make = (options: CounterStoreOptions = {}) =>
       digest: Effect.sync(() => map.digest()),
       version: Effect.sync(() => map.version),
       deltaSince: (version) => Effect.sync(() => map.deltaSince(version)),
+      entriesAt: (position, max) => Effect.sync(() => map.entriesAt(position, max)),
       merge,
       changes: PubSub.subscribe(hub)
     })

@@ -207,24 +207,31 @@ export const make = (options: GossipOptions = {}) =>
         const from = since !== undefined && since.incarnation === store.incarnation && since.version <= version
           ? since.version
           : 0
-        const [delta, digest] = yield* Effect.all([store.deltaSince(from), store.digest])
+        const digest = yield* store.digest
+        const upTo = here(version)
         // the asker's own entries are never behind ours: its writes are durable before
         // anyone sees them, and a node that lost them comes back as a new replica
-        const entries = delta.filter((e) => e[1] !== asker)
-        const upTo = here(version)
-        const parts = Math.max(1, Math.ceil(entries.length / maxPushEntries))
-        const kind: PushKind = from === 0 ? "full" : "sync"
-        for (let part = 0; part < parts; part++) {
-          yield* sendPush(
+        const notAsker = (e: Entry) => e[1] !== asker
+        const send = (part: number, parts: number, entries: ReadonlyArray<Entry>) =>
+          sendPush(
             to,
-            kind,
-            new Push({
-              full: from === 0 && parts === 1,
-              entries: entries.slice(part * maxPushEntries, (part + 1) * maxPushEntries),
-              digest,
-              sync: new SyncPart({ upTo, part, parts }, true)
-            }, true)
+            from === 0 ? "full" : "sync",
+            new Push({ full: from === 0 && parts === 1, entries, digest, sync: new SyncPart({ upTo, part, parts }, true) }, true)
           )
+        if (from > 0) {
+          const entries = (yield* store.deltaSince(from)).filter(notAsker)
+          const parts = Math.max(1, Math.ceil(entries.length / maxPushEntries))
+          for (let part = 0; part < parts; part++) {
+            yield* send(part, parts, entries.slice(part * maxPushEntries, (part + 1) * maxPushEntries))
+          }
+          return
+        }
+        // the whole state, walked in chunks (no copy of all of it): every entry that existed
+        // at `version` is among the first `size`, with totals at least as high as then
+        const size = yield* store.size
+        const parts = Math.max(1, Math.ceil(size / maxPushEntries))
+        for (let part = 0; part < parts; part++) {
+          yield* send(part, parts, (yield* store.entriesAt(part * maxPushEntries, maxPushEntries)).filter(notAsker))
         }
       })
 

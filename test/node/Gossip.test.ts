@@ -155,9 +155,11 @@ describe("anti-entropy", () => {
       expect(yield* cl.converged).toBe(true)
       expect((yield* cl.node(1).store.values).length).toBe(8)
       // node 1 answered with its 3 entries in 2 parts; node 0 answered the pull-back with
-      // its own 5 (not node 1's, which node 1 holds at their highest) in 3 parts
+      // its whole state (8 entries) walked in 4 parts, less node 1's own 3 (which node 1
+      // holds at their highest): 5 entries
       expect((yield* sent(cl, 1)).pushesSent.full).toBe(2)
-      expect((yield* sent(cl, 0)).pushesSent.full).toBe(3)
+      expect((yield* sent(cl, 0)).pushesSent.full).toBe(4)
+      expect((yield* sent(cl, 0)).entriesSent).toBe(5)
       // every part arrived: the next exchange finds equal states
       const acks = (yield* sent(cl, 0)).digestAcksReceived
       yield* cl.node(0).gossip.syncNow
