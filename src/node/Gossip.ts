@@ -282,9 +282,10 @@ export const make = (options: GossipOptions = {}) =>
       Effect.gen(function*() {
         stats.pushesReceived++
         // A Push with a digest comes from anti-entropy, eager deltas carry none. What a
-        // delta answer teaches is news the eager pushes missed, forwarded once (see 2.);
-        // a whole state, sent because this node held no watermark of the sender (it is
-        // new or restarted), is what the others hold already.
+        // delta answer teaches is news the eager pushes missed, forwarded once (see 2.).
+        // A whole state, sent because this node held no watermark of the sender (it is new
+        // or restarted), is what the others hold already; the one part that may be news,
+        // a restarted sender's own writes, the sender announces itself (`announceOwn`).
         const wholeState = push.sync !== undefined && watermarks.get(from)?.incarnation !== push.sync.upTo.incarnation
         const changed = yield* store.merge(push.entries, { from, repair: push.digest !== "" && !wholeState })
         if (changed.length > 0) stats.pushesThatChanged++
@@ -366,10 +367,28 @@ export const make = (options: GossipOptions = {}) =>
       }
     })
 
+    /**
+     * Once per start, the first time a peer is alive: this node's own entries, to every
+     * alive peer. After a crash they may hold writes that were made durable and answered
+     * but never pushed; nobody else can know they are news.
+     */
+    let announced = false
+    const announceOwn = (alive: ReadonlyArray<HostPort>) =>
+      Effect.gen(function*() {
+        if (announced) return
+        announced = true
+        const size = yield* store.size
+        for (let at = 0; at < size; at += maxPushEntries) {
+          const own = (yield* store.entriesAt(at, maxPushEntries)).filter((e) => e[1] === store.replicaId)
+          yield* pushDelta(alive, "eager", own)
+        }
+      })
+
     /** Pushes the changes while some peer is alive; returns once none is. */
     const eagerLoop = (changes: Queue.Dequeue<Change>) =>
       Effect.gen(function*() {
         let seen = yield* store.version
+        yield* announceOwn(yield* peers.alive)
         let lastPush = Number.NEGATIVE_INFINITY
         while (true) {
           const first = yield* Queue.take(changes)
