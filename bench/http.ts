@@ -360,7 +360,7 @@ export interface Target {
 }
 
 /** CPU time (user + system, seconds) a process has used so far, from /proc; undefined elsewhere. */
-const cpuSeconds = (pid: number | undefined): number | undefined => {
+export const cpuSeconds = (pid: number | undefined): number | undefined => {
   if (pid === undefined) return undefined
   try {
     const stat = Fs.readFileSync(`/proc/${pid}/stat`, "utf8")

@@ -36,6 +36,7 @@ export const MODULES: ReadonlyArray<string> = [
   "transport",
   "wal",
   "http",
+  "resp",
   "convergence",
   "gossip",
   "footprint"

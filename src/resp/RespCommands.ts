@@ -5,9 +5,9 @@
  * (RespServer.ts) parses, calls `execute` in order and writes the replies in order.
  *
  * Keys are counter names. INCR / INCRBY / DECR / DECRBY go through `CounterStore.submit`,
- * the callback form the HTTP write uses: the reply is sent once the write is durable, and
- * the writes of one chunk of pipelined commands are all submitted before any settles, so
- * the WAL commits them together. GET answers a counter's value as a bulk string, like
+ * the callback form the HTTP write uses (through the server's `WriteCoalescer`): the reply
+ * is sent once the write is durable, and the writes of one chunk of pipelined commands are
+ * all submitted before any settles, so the WAL commits them together. GET answers a counter's value as a bulk string, like
  * Redis; a counter this node has never seen answers nil (Redis's answer for a missing key,
  * and what EXISTS agrees with); one that was written and came back to 0 answers "0".
  *
@@ -49,6 +49,8 @@ export interface ServerStats {
 /** What the commands work on: the node's store and peers, and the server's settings. */
 export interface CommandContext {
   readonly store: CounterStore["Type"]
+  /** how writes reach the store: `store.submit`, or a `WriteCoalescer` in front of it */
+  readonly submit: CounterStore["Type"]["submit"]
   readonly peers: PeerManager["Type"] | undefined
   readonly password: Option.Option<Redacted.Redacted<string>>
   /** `host:port` the RESP listener is bound to */
@@ -155,7 +157,7 @@ const write = (ctx: CommandContext, name: string, kind: "inc" | "dec", by: numbe
   if (by === 0) return R.integer(ctx.store.unsafeValue(name))
   const k: "inc" | "dec" = by > 0 ? kind : kind === "inc" ? "dec" : "inc"
   return later((resume) =>
-    ctx.store.submit(name, k, Math.abs(by), (exit) =>
+    ctx.submit(name, k, Math.abs(by), (exit) =>
       resume(
         Exit.isSuccess(exit)
           ? R.integer(exit.value)
@@ -371,10 +373,20 @@ const echo: Spec["run"] = (_ctx, _session, args) => R.bulk(args[1]!)
 
 const quit: Spec["run"] = () => ({ _tag: "Close", reply: R.ok })
 
-const config: Spec["run"] = (_ctx, session, args) => {
-  // redis-benchmark reads `CONFIG GET save` / `appendonly` to print them: nothing to show
-  if (args[1]!.toUpperCase() === "GET" && args.length >= 3) return session.protocol === 3 ? R.map([]) : R.array([])
-  return countersOnly(`CONFIG ${args[1]}`)
+/** What `CONFIG GET` shows: how this server is durable, in Redis's terms (tools print them). */
+const configValues: ReadonlyArray<readonly [string, string]> = [
+  ["appendonly", "yes"],
+  ["appendfsync", "always"],
+  ["save", ""],
+  ["databases", "1"]
+]
+
+const config: Spec["run"] = (_ctx, _session, args) => {
+  if (args[1]!.toUpperCase() !== "GET" || args.length < 3) return countersOnly(`CONFIG ${args[1]}`)
+  const patterns = args.slice(2).map((p) => p.toLowerCase())
+  return R.map(
+    configValues.filter(([k]) => patterns.some((p) => globMatch(p, k))).map(([k, v]) => [R.bulk(k), R.bulk(v)] as const)
+  )
 }
 
 const info: Spec["run"] = (ctx, session, args) => {
@@ -490,7 +502,7 @@ const table: ReadonlyMap<string, Spec> = new Map<string, Spec>([
   ["CLIENT", { arity: -2, flags: ["fast"], group: "connection", summary: "SETNAME, GETNAME, SETINFO, ID, INFO.", keys: [0, 0, 0], run: client }],
   ["INFO", { arity: -1, flags: [], group: "server", summary: "Server, clients, stats, replication (peers), keyspace.", keys: [0, 0, 0], run: info }],
   ["COMMAND", { arity: -1, flags: [], group: "server", summary: "The commands this server takes.", keys: [0, 0, 0], run: command }],
-  ["CONFIG", { arity: -2, flags: [], group: "server", summary: "CONFIG GET answers nothing (for tools that ask).", keys: [0, 0, 0], run: config }],
+  ["CONFIG", { arity: -2, flags: [], group: "server", summary: "CONFIG GET: appendonly, appendfsync, save, databases (read only).", keys: [0, 0, 0], run: config }],
   ["QUIT", { arity: -1, flags: ["noauth", "fast"], group: "connection", summary: "Closes the connection.", keys: [0, 0, 0], noAuth: true, run: quit }]
 ])
 

@@ -5,9 +5,11 @@
  *
  * One `node:net` server; per connection a `RespParser`, a `Session` and a queue of reply
  * slots. A chunk of bytes is parsed into commands, and every command is executed at once,
- * in order, before anything is awaited: a write is submitted to the store with a callback
- * (no fiber per command), so the writes of one chunk of pipelined commands reach the WAL
- * together and are made durable by one group commit. Each command takes the next slot;
+ * in order, before anything is awaited: a write is handed to the store with a callback (no
+ * fiber per command), through a `WriteCoalescer` that joins the writes of this turn of the
+ * event loop to one counter into one store write, so the writes of one chunk of pipelined
+ * commands (and of every connection read in the same turn) reach the WAL together and are
+ * made durable by one group commit. Each command takes the next slot;
  * replies are written in slot order, as many as are ready in one socket write, so a reply
  * never overtakes an earlier one that waits for the disk.
  *
@@ -34,6 +36,7 @@ import type { RespLimits } from "./RespParser.js"
 import { RespParser } from "./RespParser.js"
 import type { Protocol, Reply } from "./RespReply.js"
 import { encode, error as errorReply } from "./RespReply.js"
+import { WriteCoalescer } from "./WriteCoalescer.js"
 
 export interface Address {
   readonly host: string
@@ -98,8 +101,10 @@ export const make = (options: RespServerOptions) =>
     const limits = options.limits ?? {}
 
     const stats: ServerStats = { startedAt: Date.now(), connections: 0, connectionsTotal: 0, commandsTotal: 0 }
+    const coalescer = new WriteCoalescer(store.submit)
     const ctx: CommandContext = {
       store,
+      submit: coalescer.add,
       peers,
       password,
       addr: options.addr,
@@ -320,6 +325,8 @@ export const make = (options: RespServerOptions) =>
       Effect.async<void>((resume) => {
         closing = true
         server.close()
+        // the writes collected this turn go to the store now, while it still takes them
+        coalescer.flush()
         let deadline: NodeJS.Timeout | undefined
         const done = () => {
           if (deadline !== undefined) clearTimeout(deadline)
