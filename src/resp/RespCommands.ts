@@ -509,6 +509,14 @@ const table: ReadonlyMap<string, Spec> = new Map<string, Spec>([
 /** Every command name this server takes, upper case (metrics label them; the rest is `other`). */
 export const commandNames: ReadonlyArray<string> = [...table.keys()]
 
+/**
+ * Whether the command reads counters (GET, MGET, EXISTS, TYPE, SCAN, DBSIZE, INFO): it must
+ * see every earlier write of its connection, so the server runs it only once those are
+ * answered.
+ */
+export const readsCounters = (name: string | undefined): boolean =>
+  name !== undefined && (name === "INFO" || (table.get(name)?.flags.includes("readonly") ?? false))
+
 /** The spec of a command name (any case), if the server takes it. */
 export const lookup = (name: string): string | undefined => {
   const upper = name.toUpperCase()

@@ -11,7 +11,9 @@
  * commands (and of every connection read in the same turn) reach the WAL together and are
  * made durable by one group commit. Each command takes the next slot;
  * replies are written in slot order, as many as are ready in one socket write, so a reply
- * never overtakes an earlier one that waits for the disk.
+ * never overtakes an earlier one that waits for the disk. A command that reads counters
+ * (GET, MGET, ...) behind writes of its connection that are not answered yet is held, with
+ * everything after it, until they are: it sees them, as it would in Redis.
  *
  * A malformed or oversized frame is answered with an error after the replies of the
  * commands before it, and that connection (only) is closed. A connection stops being read
@@ -30,10 +32,10 @@ import { NodeConfig } from "../config/NodeConfig.js"
 import { PeerManager } from "../membership/PeerManager.js"
 import { CounterStore } from "../node/CounterStore.js"
 import type { CommandContext, Outcome, ServerStats, Session } from "./RespCommands.js"
-import { execute, lookup } from "./RespCommands.js"
+import { execute, lookup, readsCounters } from "./RespCommands.js"
 import * as Metrics from "./RespMetrics.js"
 import type { RespLimits } from "./RespParser.js"
-import { RespParser } from "./RespParser.js"
+import { RespParser, RespProtocolError } from "./RespParser.js"
 import type { Protocol, Reply } from "./RespReply.js"
 import { encode, error as errorReply } from "./RespReply.js"
 import { WriteCoalescer } from "./WriteCoalescer.js"
@@ -130,6 +132,13 @@ export const make = (options: RespServerOptions) =>
       readonly parser = new RespParser(limits)
       private readonly slots: Array<Slot> = []
       private head = 0
+      /** replies still waiting for a write to be durable */
+      private unfilled = 0
+      /**
+       * Commands held back, in order: a read behind writes not yet answered waits for them
+       * (it must see them, as in Redis), and so does everything after it.
+       */
+      private held: Array<ReadonlyArray<string> | RespProtocolError> = []
       private flushScheduled = false
       private paused = false
       /** no more commands are read: a close is pending (QUIT, protocol error, shutdown) */
@@ -148,25 +157,59 @@ export const make = (options: RespServerOptions) =>
       }
 
       get pending(): number {
-        return this.slots.length - this.head
+        return this.slots.length - this.head + this.held.length
       }
 
       onData(chunk: Buffer): void {
         if (this.ending) return
         const { commands, error } = this.parser.push(chunk)
-        for (let i = 0; i < commands.length && !this.ending; i++) this.run(commands[i]!)
-        if (error !== undefined && !this.ending) {
+        for (let i = 0; i < commands.length; i++) this.next(commands[i]!)
+        if (error !== undefined) {
           Metrics.recordProtocolError()
-          this.ending = true
-          this.slots.push({ data: encode(errorReply(`ERR ${error.message}`), this.session.protocol), close: true })
+          this.next(error)
         }
         this.flush()
       }
 
-      private run(args: ReadonlyArray<string>): void {
+      /** Runs a command now, or holds it (and everything after it) behind unanswered writes. */
+      private next(item: ReadonlyArray<string> | RespProtocolError): void {
+        if (this.ending) return
+        if (this.held.length > 0) {
+          this.held.push(item)
+          return
+        }
+        if (item instanceof RespProtocolError) return this.protocolError(item)
         stats.commandsTotal++
-        const name = lookup(args[0]!)
+        const name = lookup(item[0]!)
         Metrics.recordCommand(name)
+        if (this.unfilled > 0 && readsCounters(name)) {
+          this.held.push(item)
+          return
+        }
+        this.run(name, item)
+      }
+
+      /** Runs the held commands once nothing they must see is in flight. */
+      private release(): void {
+        while (this.held.length > 0 && !this.ending) {
+          const item = this.held[0]!
+          if (item instanceof RespProtocolError) {
+            this.held = []
+            return this.protocolError(item)
+          }
+          const name = lookup(item[0]!)
+          if (this.unfilled > 0 && readsCounters(name)) return
+          this.held.shift()
+          this.run(name, item)
+        }
+      }
+
+      private protocolError(error: RespProtocolError): void {
+        this.ending = true
+        this.slots.push({ data: encode(errorReply(`ERR ${error.message}`), this.session.protocol), close: true })
+      }
+
+      private run(name: string | undefined, args: ReadonlyArray<string>): void {
         const protocol = this.session.protocol
         let outcome: Outcome
         try {
@@ -179,8 +222,11 @@ export const make = (options: RespServerOptions) =>
           case "Later": {
             const slot: Slot = { data: undefined, close: false }
             this.slots.push(slot)
+            this.unfilled++
             outcome.register((reply) => {
               slot.data = this.encodeReply(reply, protocol)
+              this.unfilled--
+              if (this.unfilled === 0 && this.held.length > 0 && !this.dead) this.release()
               this.scheduleFlush()
             })
             return
@@ -275,6 +321,7 @@ export const make = (options: RespServerOptions) =>
 
       onClosed(): void {
         this.dead = true
+        this.held = []
         this.slots.length = 0
         this.head = 0
       }

@@ -162,6 +162,18 @@ describe("RESP server with real clients", () => {
     expect(yield* store.values).toEqual([{ name: "big", value: Number.MAX_SAFE_INTEGER }, { name: "k", value: 5 }])
   }))
 
+  live("a pipelined read sees the writes before it, and not the ones after it", Effect.gen(function*() {
+    const { port } = yield* startServer()
+    const cmds = [["INCR", "r"], ["GET", "r"], ["INCRBY", "r", "5"], ["MGET", "r", "none"], ["DECR", "r"], ["EXISTS", "r"], ["GET", "r"]]
+    const bad = Buffer.from("*1\r\n:x\r\n")
+    const r = yield* raw(port, Buffer.concat([...cmds.map(encodeCommand), bad]))
+    expect(r.reply).toBe(
+      ":1\r\n$1\r\n1\r\n:6\r\n*2\r\n$1\r\n6\r\n$-1\r\n:5\r\n:1\r\n$1\r\n5\r\n" +
+        "-ERR Protocol error: expected '$', got ':'\r\n"
+    )
+    expect(r.closed).toBe(true)
+  }))
+
   live("HELLO, CLIENT, INFO, COMMAND, QUIT", Effect.gen(function*() {
     const { port } = yield* startServer()
     const c = yield* client(port, { RESP: 3 })
