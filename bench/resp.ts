@@ -8,7 +8,12 @@
  *   - a node of a 3-node cluster (gossip on, one process each), over RESP
  *
  * Load: `redis-benchmark -t incr -c 50` without pipelining and with `-P 16` (16 commands in
- * flight per connection), wrk -c50 for HTTP. redis-benchmark counts requests rather than
+ * flight per connection), wrk -c50 for HTTP. redis-benchmark INCRs one key,
+ * `counter:__rand_int__`, which is no counter name (`_`); `-r 1` makes it
+ * `counter:000000000000`: still one hot key for every target, and a valid name. After each
+ * RESP run the key must have grown by the requests sent (an error reply would count as a
+ * request in redis-benchmark's figures; it may send up to one pipeline per connection more
+ * than asked); a run where it did not is reported. redis-benchmark counts requests rather than
  * seconds, so each run's request count comes from the rate its warm-up measured. Every
  * target is measured in interleaved rounds and the median round is reported, with the
  * median of the per-round ratios, because the machine is shared and noisy. Server CPU per
@@ -194,10 +199,38 @@ const runProcess = (command: string, args: ReadonlyArray<string>, timeoutMs: num
   })
 
 /** One redis-benchmark run of `requests` INCRs; its CSV line as figures. */
+/** The key redis-benchmark's INCR test writes with `-r 1`. */
+const BENCH_KEY = "counter:000000000000"
+
+/** `GET key` over RESP, as a number (nil: 0). */
+const respGet = (port: number, key: string): Promise<number> =>
+  new Promise((resolve, reject) => {
+    const socket = Net.connect(port, "127.0.0.1")
+    let reply = ""
+    const timer = setTimeout(() => {
+      socket.destroy()
+      reject(new Error(`GET ${key} on ${port}: no answer within 10 s`))
+    }, 10_000)
+    socket.on("connect", () => socket.write(`*2\r\n$3\r\nGET\r\n$${key.length}\r\n${key}\r\n`))
+    socket.on("data", (d: Buffer) => {
+      reply += d.toString()
+      const m = /^(?:\$-1\r\n|\$\d+\r\n(-?\d+)\r\n)/.exec(reply)
+      if (m === null && !reply.startsWith("-")) return
+      clearTimeout(timer)
+      socket.destroy()
+      if (m === null) reject(new Error(`GET ${key}: ${reply.trim()}`))
+      else resolve(Number(m[1] ?? "0"))
+    })
+    socket.on("error", (e) => {
+      clearTimeout(timer)
+      reject(e)
+    })
+  })
+
 const redisBenchmark = async (port: number, requests: number, pipeline: number) => {
   const out = await runProcess("redis-benchmark", [
     "-h", "127.0.0.1", "-p", String(port), "-t", "incr", "-c", String(CONNECTIONS), "-n", String(requests),
-    "-P", String(pipeline), "-r", "1000", "--csv"
+    "-P", String(pipeline), "-r", "1", "--csv"
   ], 60_000)
   const line = out.split("\n").find((l) => l.startsWith("\"INCR"))
   if (line === undefined) throw new Error(`redis-benchmark printed no INCR line: ${out.slice(-300)}`)
@@ -247,6 +280,8 @@ export const run = async (options: RespBenchOptions = {}): Promise<ReadonlyArray
   const scratch = Fs.mkdtempSync(Path.join(Os.tmpdir(), "dcounter-bench-resp-"))
   const servers: Array<Server> = []
   const notes: Array<string> = []
+  /** RESP runs after which the key did not grow by the requests sent */
+  const miscounts: Array<string> = []
   try {
     // started side by side; every one that started is stopped at the end, whatever failed
     const [redisStart, aloneStart, clusterStart] = await Promise.allSettled([
@@ -310,13 +345,20 @@ export const run = async (options: RespBenchOptions = {}): Promise<ReadonlyArray
       if (t.load === "http") {
         const w = await generator.run(
           { name: t.name, url: t.httpUrl!, method: "POST", body: JSON.stringify({ by: 1 }) },
-          warmup ? 1 : seconds,
+          warmup ? 1 : Math.max(1, Math.round(seconds)),
           CONNECTIONS
         )
         r = w
       } else {
-        const requests = warmup ? (t.load === 1 ? 3_000 : 30_000) : t.requests
+        const requests = warmup ? (t.load === 1 ? 2_000 : 20_000) : t.requests
+        const before = await respGet(t.server.port, BENCH_KEY)
         r = { ...(await redisBenchmark(t.server.port, requests, t.load)), requests }
+        const grown = (await respGet(t.server.port, BENCH_KEY)) - before
+        // redis-benchmark sends whole pipelines: up to one pipeline per connection past -n
+        if (grown < requests || grown > requests + CONNECTIONS * t.load) {
+          miscounts.push(`${t.name}: ${requests} INCRs sent, the counter grew by ${grown}`)
+          log(`resp: ${miscounts.at(-1)}`)
+        }
       }
       const cpu1 = cpuOf(t.server.processes)
       const perRequest = (i: number | undefined): number | undefined => {
@@ -358,7 +400,7 @@ export const run = async (options: RespBenchOptions = {}): Promise<ReadonlyArray
       const rs = results.get(t)!
       const how = t.load === "http"
         ? `${generator.name} -c${CONNECTIONS}`
-        : `redis-benchmark -t incr -c ${CONNECTIONS}${t.load > 1 ? ` -P ${t.load}` : ""} -r 1000`
+        : `redis-benchmark -t incr -c ${CONNECTIONS}${t.load > 1 ? ` -P ${t.load}` : ""} -r 1 (one key)`
       const base = t.baseline === undefined ? undefined : results.get(t.baseline)
       const ratios = base === undefined ? undefined : rs.map((r, i) => r.rps / base[i]!.rps)
       const all = t.server.processes.length > 1 && rs.every((r) => r.cpuMicrosAll !== undefined)
@@ -377,6 +419,7 @@ export const run = async (options: RespBenchOptions = {}): Promise<ReadonlyArray
         notes: [
           how,
           `median of ${done} interleaved round(s) of about ${seconds} s`,
+          ...miscounts.filter((m) => m.startsWith(`${t.name}:`)).map((m) => `MISCOUNT ${m}`),
           ratios !== undefined && ratios.length > 1 ? `per-round ratios ${ratios.map((x) => x.toFixed(2)).join(", ")}` : "",
           ...(t === targets[0] ? notes : [])
         ].filter((x) => x !== "").join("; ")
