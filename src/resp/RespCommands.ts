@@ -61,8 +61,9 @@ export interface CommandContext {
 
 /**
  * The answer to one command: a reply at once; a reply later (`register` calls back once,
- * e.g. when a write is durable); an Effect to run for it; or a reply after which the
- * connection is closed (QUIT).
+ * e.g. when a write is durable); an Effect to run for it (synchronous: reads of the store
+ * and the peer list, run to completion on the spot); or a reply after which the connection
+ * is closed (QUIT).
  */
 export type Outcome =
   | Reply
@@ -193,8 +194,9 @@ const checkPassword = (ctx: CommandContext, given: string): boolean => {
 
 const auth: Spec["run"] = (ctx, session, args) => {
   if (args.length !== 2 && args.length !== 3) return wrongArity("auth")
-  if (Option.isNone(ctx.password)) return errors.noPassword
   const user = args.length === 3 ? args[1]! : "default"
+  // no password: the default user takes any (Redis's `nopass`), but a bare AUTH is a mistake
+  if (Option.isNone(ctx.password)) return args.length === 2 ? errors.noPassword : user === "default" ? R.ok : errors.wrongPass
   if (user !== "default" || !checkPassword(ctx, args[args.length - 1]!)) return errors.wrongPass
   session.authenticated = true
   return R.ok
@@ -215,8 +217,8 @@ const hello: Spec["run"] = (ctx, session, args) => {
   for (; i < args.length; i++) {
     const opt = args[i]!.toUpperCase()
     if (opt === "AUTH" && i + 2 < args.length) {
-      if (Option.isNone(ctx.password)) return errors.noPassword
-      if (args[i + 1] !== "default" || !checkPassword(ctx, args[i + 2]!)) return errors.wrongPass
+      if (args[i + 1] !== "default") return errors.wrongPass
+      if (Option.isSome(ctx.password) && !checkPassword(ctx, args[i + 2]!)) return errors.wrongPass
       authed = true
       i += 2
     } else if (opt === "SETNAME" && i + 1 < args.length) {

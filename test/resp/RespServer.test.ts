@@ -159,6 +159,9 @@ describe("RESP server with real clients", () => {
     expect(yield* error(() => c.sendCommand(["INCR"]))).toBe("ERR wrong number of arguments for 'incr' command")
     expect(yield* error(() => c.sendCommand(["SELECT", "1"]))).toBe("ERR DB index is out of range")
     expect(yield* Effect.promise(() => c.sendCommand(["SELECT", "0"]))).toBe("OK")
+    // no --resp-password: the default user takes any password, a bare AUTH is refused
+    expect(yield* error(() => c.sendCommand(["AUTH", "pw"]))).toMatch(/^ERR AUTH <password> called without any password/)
+    expect(yield* Effect.promise(() => c.sendCommand(["AUTH", "default", "pw"]))).toBe("OK")
     expect(yield* store.values).toEqual([{ name: "big", value: Number.MAX_SAFE_INTEGER }, { name: "k", value: 5 }])
   }))
 
