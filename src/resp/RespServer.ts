@@ -315,6 +315,8 @@ export const make = (options: RespServerOptions) =>
       stop(): void {
         if (this.ending) return
         this.ending = true
+        // commands held behind writes were never started: dropped, as if never read
+        this.held = []
         this.socket.pause()
         if (this.pending === 0) this.socket.end()
       }

@@ -77,6 +77,9 @@ describe("RESP on real nodes", () => {
       )
       const mget = yield* Effect.promise(() => c2.mGet(["views:0", "views:1", "views:2", "views:3"]))
       expect(mget).toEqual(["140", "140", "140", "140"])
+      // INFO replication lists the gossip peers where Redis lists replicas
+      const info = yield* Effect.promise(() => c2.info("replication"))
+      expect(String(info)).toMatch(/connected_peers:2/)
     }).pipe(Effect.scoped), 120_000)
 
   it.live("kill -9 loses no answered INCR", () =>
