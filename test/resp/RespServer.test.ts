@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { createClient } from "@redis/client"
-import { Context, Effect, FastCheck as fc, Layer, Logger, LogLevel, Redacted, Option } from "effect"
+import { Context, Effect, FastCheck as fc, Layer, Logger, LogLevel, Metric, Option, Redacted } from "effect"
 import type { Scope } from "effect"
 import { spawn } from "node:child_process"
 import * as Net from "node:net"
@@ -14,6 +14,7 @@ import { NodeConfig } from "../../src/config/NodeConfig.js"
 import * as CounterStore from "../../src/node/CounterStore.js"
 import * as NodeRole from "../../src/node/NodeRole.js"
 import { encodeCommand } from "../../src/resp/RespParser.js"
+import * as RespMetrics from "../../src/resp/RespMetrics.js"
 import * as RespServer from "../../src/resp/RespServer.js"
 import * as MemoryDisk from "../../src/storage/MemoryDisk.js"
 import { Network } from "../../src/transport/Network.js"
@@ -224,6 +225,8 @@ describe("RESP server with real clients", () => {
 describe("RESP server under hostile input", () => {
   live("a 1 GB bulk length gets an error and only that connection is closed", Effect.gen(function*() {
     const { port } = yield* startServer()
+    const protocolErrors = Metric.tagged(RespMetrics.errorsTotal, "kind", "protocol")
+    const errorsBefore = (yield* Metric.value(protocolErrors)).count
     const c = yield* client(port)
     const r = yield* raw(port, Buffer.from("*2\r\n$4\r\nECHO\r\n$1073741824\r\nxxxx"))
     expect(r).toEqual({ reply: "-ERR Protocol error: invalid bulk length\r\n", closed: true })
@@ -236,6 +239,9 @@ describe("RESP server under hostile input", () => {
     expect(mixed).toEqual({ reply: ":1\r\n-ERR Protocol error: expected '$', got ':'\r\n", closed: true })
     // the other client never noticed
     expect(yield* Effect.promise(() => c.incr("m"))).toBe(2)
+    // counted in /metrics (the registry is global: other tests may add to it)
+    expect((yield* Metric.value(protocolErrors)).count - errorsBefore).toBeGreaterThanOrEqual(4)
+    expect((yield* Metric.value(Metric.tagged(RespMetrics.commandsTotal, "command", "incr"))).count).toBeGreaterThanOrEqual(2)
   }))
 
   live("random and mutated frames never crash the server nor change state", Effect.gen(function*() {
