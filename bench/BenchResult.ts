@@ -103,6 +103,14 @@ export const ratioOf = (a: number, b: number): number | undefined => {
   return Number.isFinite(r) ? r : undefined
 }
 
+/** The middle value (the mean of the two middle ones for an even count); NaN for none. */
+export const median = (xs: ReadonlyArray<number>): number => {
+  if (xs.length === 0) return NaN
+  const s = [...xs].sort((a, b) => a - b)
+  const m = s.length >> 1
+  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2
+}
+
 /** A number with a sensible number of digits: 1234567 -> "1,234,567", 0.01234 -> "0.0123". */
 export const formatNumber = (n: number): string => {
   if (!Number.isFinite(n)) return String(n)

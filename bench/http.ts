@@ -38,19 +38,20 @@ import { HttpApi, HttpApiBuilder, HttpApiEndpoint, HttpApiGroup, HttpServer } fr
 import type { HttpApiError } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { Effect, Exit, Fiber, Layer, Schema, Scope } from "effect"
-import { spawn, spawnSync } from "node:child_process"
 import type { ChildProcess } from "node:child_process"
 import * as Fs from "node:fs"
-import { createRequire } from "node:module"
 import * as Http from "node:http"
-import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 import * as ApiServer from "../src/http/ApiServer.js"
 import * as Baseline from "./baseline.js"
 import type { BenchOptions, BenchResult } from "./BenchResult.js"
-import { figure, isMain, main, ratioOf } from "./BenchResult.js"
+import { figure, isMain, main, median, ratioOf } from "./BenchResult.js"
+import type { LoadGenerator, LoadResult, Target } from "./LoadGenerator.js"
+import { detectLoadGenerator } from "./LoadGenerator.js"
+import type { RoleProcess } from "./Processes.js"
+import { cpuSeconds, freePorts, spawnListening, startRole, stopProcess, stopRole } from "./Processes.js"
 
 // ---------------------------------------------------------------------------------------
 // the API under test
@@ -211,102 +212,24 @@ interface Child {
 
 const thisFile = fileURLToPath(import.meta.url)
 
-const startChild = (kind: ServerKind, profileDir: string | undefined): Promise<Child> =>
-  new Promise((resolve, reject) => {
-    const args = profileDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${kind}.cpuprofile`]
-    const child = spawn(process.execPath, [...args, thisFile, "--serve", kind, "--port", "0"], {
-      stdio: ["ignore", "pipe", "pipe"]
-    })
-    let out = ""
-    let err = ""
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL")
-      reject(new Error(`server ${kind} did not start within 30 s: ${err.slice(-500)}`))
-    }, 30_000)
-    child.stderr!.on("data", (d: Buffer) => (err += d.toString()))
-    child.stdout!.on("data", (d: Buffer) => {
-      out += d.toString()
-      const m = /^listening (\S+):(\d+)$/m.exec(out)
-      if (m !== null) {
-        clearTimeout(timer)
-        child.stdout!.removeAllListeners("data")
-        child.stdout!.resume()
-        resolve({ kind, process: child, url: `http://${m[1]}:${m[2]}` })
-      }
-    })
-    child.once("exit", (code) => {
-      clearTimeout(timer)
-      reject(new Error(`server ${kind} exited with ${code}: ${err.slice(-500)}`))
-    })
-  })
+const startChild = async (kind: ServerKind, profileDir: string | undefined): Promise<Child> => {
+  const args = profileDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${kind}.cpuprofile`]
+  const started = await spawnListening(kind, [...args, thisFile, "--serve", kind, "--port", "0"])
+  return { kind, ...started }
+}
 
-const stopChild = (child: Child): Promise<void> =>
-  new Promise((resolve) => {
-    if (child.process.exitCode !== null) return resolve()
-    const timer = setTimeout(() => child.process.kill("SIGKILL"), 5_000)
-    child.process.once("exit", () => {
-      clearTimeout(timer)
-      resolve()
-    })
-    child.process.kill("SIGTERM")
-  })
+const stopChild = (child: Child): Promise<void> => stopProcess(child.process)
 
 // ---------------------------------------------------------------------------------------
 // real dcounter roles (the built CLI): a node with a real data directory, and a gateway
 // in front of it
-
-const repoRoot = Path.resolve(Path.dirname(thisFile), "..", "..")
-
-/** A free TCP port on 127.0.0.1 (closed again before it is used). */
-const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const server = Net.createServer()
-    server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const port = (server.address() as Net.AddressInfo).port
-      server.close(() => resolve(port))
-    })
-  })
-
-interface RoleProcess {
-  readonly process: ChildProcess
-  readonly url: string
-}
-
-/** `node bin/dcounter.js ...args`, resolved once `GET url/health` answers 200 (30 s bound). */
-const startRole = (args: ReadonlyArray<string>, url: string): Promise<RoleProcess> => {
-  const child = spawn(process.execPath, [Path.join(repoRoot, "bin", "dcounter.js"), ...args, "--log-level", "warn"], {
-    stdio: ["ignore", "ignore", "pipe"]
-  })
-  let err = ""
-  child.stderr!.on("data", (d: Buffer) => (err = (err + d.toString()).slice(-2000)))
-  const deadline = Date.now() + 30_000
-  return new Promise((resolve, reject) => {
-    const poll = (): void => {
-      if (child.exitCode !== null) return reject(new Error(`dcounter ${args.join(" ")} exited: ${err}`))
-      if (Date.now() > deadline) {
-        child.kill("SIGKILL")
-        return reject(new Error(`dcounter ${args.join(" ")} not healthy within 30 s: ${err}`))
-      }
-      Http.get(`${url}/health`, (res) => {
-        res.resume()
-        if (res.statusCode === 200) resolve({ process: child, url })
-        else setTimeout(poll, 50)
-      }).on("error", () => setTimeout(poll, 50))
-    }
-    poll()
-  })
-}
-
-const stopRole = (role: RoleProcess): Promise<void> =>
-  stopChild({ kind: "baseline", process: role.process, url: role.url })
 
 /** Starts a node and a gateway in front of it; the targets measure them like the rest. */
 const startRoles = async (scratch: string): Promise<{
   readonly roles: ReadonlyArray<RoleProcess>
   readonly targets: ReadonlyArray<Target & { readonly pid?: number | undefined }>
 }> => {
-  const [gossip, nodeHttp, gatewayPort] = [await freePort(), await freePort(), await freePort()]
+  const [gossip, nodeHttp, gatewayPort] = await freePorts(3)
   const roles: Array<RoleProcess> = []
   try {
     const node = await startRole([
@@ -339,149 +262,6 @@ const startRoles = async (scratch: string): Promise<{
 
 // ---------------------------------------------------------------------------------------
 // load generators
-
-export interface LoadResult {
-  readonly rps: number
-  readonly p50ms: number
-  readonly p99ms: number
-  readonly requests: number
-  /** answers other than 2xx/3xx, and socket errors */
-  readonly failures: number
-}
-
-export interface Target {
-  readonly name: string
-  /** full URL, e.g. `http://127.0.0.1:8010/increment` */
-  readonly url: string
-  readonly method?: "GET" | "POST" | undefined
-  readonly body?: string | undefined
-  /** ratio to the baseline this target should reach, e.g. 0.7 */
-  readonly goal?: number | undefined
-}
-
-/** CPU time (user + system, seconds) a process has used so far, from /proc; undefined elsewhere. */
-export const cpuSeconds = (pid: number | undefined): number | undefined => {
-  if (pid === undefined) return undefined
-  try {
-    const stat = Fs.readFileSync(`/proc/${pid}/stat`, "utf8")
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
-    // fields[0] is field 3 (state): utime is field 14, stime field 15
-    return (Number(fields[11]) + Number(fields[12])) / 100
-  } catch {
-    return undefined
-  }
-}
-
-interface LoadGenerator {
-  readonly name: string
-  readonly run: (target: Target, seconds: number, connections: number) => Promise<LoadResult>
-}
-
-const runProcess = (command: string, args: ReadonlyArray<string>, timeoutMs: number): Promise<string> =>
-  new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ["ignore", "pipe", "pipe"] })
-    let out = ""
-    let err = ""
-    child.stdout.on("data", (d: Buffer) => (out += d.toString()))
-    child.stderr.on("data", (d: Buffer) => (err += d.toString()))
-    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs)
-    child.once("error", reject)
-    child.once("exit", (code) => {
-      clearTimeout(timer)
-      if (code === 0) resolve(out)
-      else reject(new Error(`${command} exited with ${code}: ${err.slice(-500)}`))
-    })
-  })
-
-const luaString = (s: string): string => `"${s.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n")}"`
-
-const wrk = (scriptDir: string): LoadGenerator => ({
-  name: "wrk",
-  run: async (target, seconds, connections) => {
-    const script = Path.join(scriptDir, `wrk-${Math.random().toString(36).slice(2)}.lua`)
-    const method = target.method ?? "POST"
-    Fs.writeFileSync(
-      script,
-      [
-        `wrk.method = ${luaString(method)}`,
-        target.body !== undefined ? `wrk.body = ${luaString(target.body)}` : "",
-        target.body !== undefined ? `wrk.headers["Content-Type"] = "application/json"` : "",
-        "done = function(summary, latency, requests)",
-        "  local e = summary.errors",
-        `  io.write(string.format('RESULT {"requests":%d,"duration_us":%d,"p50_us":%f,"p99_us":%f,"status":%d,"socket":%d}\\n',`,
-        "    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99), e.status,",
-        "    e.connect + e.read + e.write + e.timeout))",
-        "end"
-      ].join("\n")
-    )
-    try {
-      const out = await runProcess(
-        "wrk",
-        ["-t1", `-c${connections}`, `-d${seconds}s`, "--timeout", "10s", "-s", script, target.url],
-        (seconds + 30) * 1000
-      )
-      const line = /^RESULT (\{.*\})$/m.exec(out)
-      if (line === null) throw new Error(`wrk printed no result: ${out.slice(-500)}`)
-      const r = JSON.parse(line[1]!) as {
-        requests: number
-        duration_us: number
-        p50_us: number
-        p99_us: number
-        status: number
-        socket: number
-      }
-      return {
-        rps: r.requests / (r.duration_us / 1e6),
-        p50ms: r.p50_us / 1000,
-        p99ms: r.p99_us / 1000,
-        requests: r.requests,
-        failures: r.status + r.socket
-      }
-    } finally {
-      Fs.rmSync(script, { force: true })
-    }
-  }
-})
-
-const autocannon = (bin: string): LoadGenerator => ({
-  name: "autocannon",
-  run: async (target, seconds, connections) => {
-    const args = ["-c", String(connections), "-d", String(seconds), "-m", target.method ?? "POST", "--json"]
-    if (target.body !== undefined) args.push("-b", target.body, "-H", "content-type=application/json")
-    const out = await runProcess(process.execPath, [bin, ...args, target.url], (seconds + 30) * 1000)
-    const r = JSON.parse(out.slice(out.indexOf("{"))) as {
-      requests: { total: number; average: number }
-      latency: { p50: number; p99: number }
-      duration: number
-      non2xx: number
-      errors: number
-      timeouts: number
-    }
-    return {
-      rps: r.requests.total / r.duration,
-      p50ms: r.latency.p50,
-      p99ms: r.latency.p99,
-      requests: r.requests.total,
-      failures: r.non2xx + r.errors + r.timeouts
-    }
-  }
-})
-
-/** wrk if it is installed, else autocannon if it is in node_modules; otherwise says how to get one. */
-export const detectLoadGenerator = (scriptDir: string): LoadGenerator => {
-  const probe = spawnSync("wrk", ["--version"], { encoding: "utf8" })
-  if (probe.error === undefined) return wrk(scriptDir)
-  try {
-    const require = createRequire(import.meta.url)
-    const pkg = require.resolve("autocannon/package.json")
-    return autocannon(Path.join(Path.dirname(pkg), "autocannon.js"))
-  } catch {
-    throw new Error(
-      "no HTTP load generator: install wrk (Debian: apt-get install -y wrk) or autocannon " +
-        "(npm install --no-save autocannon); wrk is preferred: it is lighter, so it takes less CPU from the server"
-    )
-  }
-}
 
 // ---------------------------------------------------------------------------------------
 // the benchmark
@@ -533,12 +313,6 @@ const fdatasyncMillis = (dir: string, samples = 50): number => {
     Fs.rmSync(file, { force: true })
   }
   return median(times)
-}
-
-const median = (xs: ReadonlyArray<number>): number => {
-  const s = [...xs].sort((a, b) => a - b)
-  const m = s.length >> 1
-  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2
 }
 
 const body = JSON.stringify({ by: 1 })

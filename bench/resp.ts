@@ -22,20 +22,26 @@
  *
  *     npx tsc -p tsconfig.build.json && node dist/bench/resp.js [--quick] [--rounds N] [--seconds S]
  */
-import { spawn, spawnSync } from "node:child_process"
+import { spawnSync } from "node:child_process"
 import type { ChildProcess } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Http from "node:http"
 import * as Net from "node:net"
-import * as Os from "node:os"
 import * as Path from "node:path"
-import { fileURLToPath } from "node:url"
 import type { BenchOptions, BenchResult } from "./BenchResult.js"
-import { figure, isMain, main, ratioOf } from "./BenchResult.js"
-import { cpuSeconds, detectLoadGenerator } from "./http.js"
+import { figure, isMain, main, median, ratioOf } from "./BenchResult.js"
+import { detectLoadGenerator, runProcess } from "./LoadGenerator.js"
+import {
+  cpuSeconds,
+  freePort,
+  removeDirectory,
+  repoRoot,
+  spawnTracked,
+  stopAllOnSignals,
+  stopProcess,
+  temporaryDirectory
+} from "./Processes.js"
 
-const thisFile = fileURLToPath(import.meta.url)
-const repoRoot = Path.resolve(Path.dirname(thisFile), "..", "..")
 const CONNECTIONS = 50
 const PIPELINE = 16
 const DEFAULT_BUDGET_SECONDS = 100
@@ -56,16 +62,6 @@ interface Server {
 }
 
 const has = (command: string): boolean => spawnSync(command, ["--version"], { encoding: "utf8" }).error === undefined
-
-const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const server = Net.createServer()
-    server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const port = (server.address() as Net.AddressInfo).port
-      server.close(() => resolve(port))
-    })
-  })
 
 /** Resolves once `PING` on `port` answers `+PONG` (30 s bound); rejects if `child` exits first. */
 const waitForPong = (port: number, child: ChildProcess, what: string): Promise<void> => {
@@ -109,29 +105,18 @@ const getJson = (url: string): Promise<unknown> =>
     }).on("error", () => resolve(undefined))
   })
 
-const stop = (child: ChildProcess): Promise<void> =>
-  new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolve()
-    const timer = setTimeout(() => child.kill("SIGKILL"), 5_000)
-    child.once("exit", () => {
-      clearTimeout(timer)
-      resolve()
-    })
-    child.kill("SIGTERM")
-  })
-
 /** redis-server, durable like dcounter: every write appended and fsynced before the reply. */
 const startRedis = async (dir: string): Promise<Server> => {
   const port = await freePort()
   Fs.mkdirSync(dir, { recursive: true })
-  const child = spawn("redis-server", [
+  const child = spawnTracked("redis-server", [
     "--port", String(port), "--bind", "127.0.0.1", "--dir", dir,
     "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--daemonize", "no", "--loglevel", "warning"
-  ], { stdio: ["ignore", "ignore", "ignore"] })
+  ], ["ignore", "ignore", "ignore"])
   try {
     await waitForPong(port, child, "redis-server")
   } catch (e) {
-    await stop(child)
+    await stopProcess(child)
     throw e
   }
   return { processes: [child], port }
@@ -144,7 +129,7 @@ interface NodePorts {
 }
 
 const startNode = (ports: NodePorts, peers: ReadonlyArray<number>, dataDir: string): ChildProcess =>
-  spawn(process.execPath, [
+  spawnTracked(process.execPath, [
     Path.join(repoRoot, "bin", "dcounter.js"),
     "--role", "node",
     "--addr", `127.0.0.1:${ports.gossip}`,
@@ -153,7 +138,7 @@ const startNode = (ports: NodePorts, peers: ReadonlyArray<number>, dataDir: stri
     "--data-dir", dataDir,
     ...(peers.length > 0 ? ["--peers", peers.map((p) => `127.0.0.1:${p}`).join(",")] : []),
     "--log-level", "warn"
-  ], { stdio: ["ignore", "ignore", "ignore"] })
+  ], ["ignore", "ignore", "ignore"])
 
 /** `n` dcounter nodes peered with each other; the first is the one measured. */
 const startNodes = async (n: number, dir: string): Promise<Server & { readonly httpPort: number }> => {
@@ -176,29 +161,12 @@ const startNodes = async (n: number, dir: string): Promise<Server & { readonly h
       }
     }
   } catch (e) {
-    await Promise.all(children.map(stop))
+    await Promise.all(children.map((c) => stopProcess(c)))
     throw e
   }
   return { processes: children, port: ports[0]!.resp, httpPort: ports[0]!.http }
 }
 
-const runProcess = (command: string, args: ReadonlyArray<string>, timeoutMs: number): Promise<string> =>
-  new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ["ignore", "pipe", "pipe"] })
-    let out = ""
-    let err = ""
-    child.stdout.on("data", (d: Buffer) => (out += d.toString()))
-    child.stderr.on("data", (d: Buffer) => (err += d.toString()))
-    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs)
-    child.once("error", reject)
-    child.once("exit", (code) => {
-      clearTimeout(timer)
-      if (code === 0) resolve(out)
-      else reject(new Error(`${command} exited with ${code}: ${err.slice(-500)}`))
-    })
-  })
-
-/** One redis-benchmark run of `requests` INCRs; its CSV line as figures. */
 /** The key redis-benchmark's INCR test writes with `-r 1`. */
 const BENCH_KEY = "counter:000000000000"
 
@@ -252,12 +220,6 @@ interface Target {
 
 const cpuOf = (processes: ReadonlyArray<ChildProcess>) => processes.map((p) => cpuSeconds(p.pid))
 
-const median = (xs: ReadonlyArray<number>): number => {
-  const s = [...xs].sort((a, b) => a - b)
-  const m = s.length >> 1
-  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2
-}
-
 export interface RespBenchOptions extends BenchOptions {
   readonly rounds?: number
   /** seconds of load per target and round (default 3; quick: 1.5) */
@@ -277,7 +239,7 @@ export const run = async (options: RespBenchOptions = {}): Promise<ReadonlyArray
   if (!has("redis-benchmark")) {
     throw new Error("redis-benchmark is missing: install Debian's redis-tools (apt-get install -y redis-tools)")
   }
-  const scratch = Fs.mkdtempSync(Path.join(Os.tmpdir(), "dcounter-bench-resp-"))
+  const scratch = temporaryDirectory("dcounter-bench-resp-")
   const servers: Array<Server> = []
   const notes: Array<string> = []
   /** RESP runs after which the key did not grow by the requests sent */
@@ -432,8 +394,8 @@ export const run = async (options: RespBenchOptions = {}): Promise<ReadonlyArray
       return t.goal === undefined ? withRatio : { ...withRatio, goal: `>= ${t.goal}x baseline`, met: ratio >= t.goal }
     })
   } finally {
-    await Promise.all(servers.flatMap((s) => s.processes.map(stop)))
-    Fs.rmSync(scratch, { recursive: true, force: true })
+    await Promise.all(servers.flatMap((s) => s.processes.map((p) => stopProcess(p))))
+    removeDirectory(scratch)
   }
 }
 
@@ -443,6 +405,7 @@ const argValue = (name: string): string | undefined => {
 }
 
 if (isMain(import.meta.url)) {
+  stopAllOnSignals()
   const rounds = argValue("--rounds")
   const seconds = argValue("--seconds")
   void main((options) =>

@@ -54,7 +54,7 @@ export const defaults: NodeConfigShape = {
   failureTimeout: Duration.seconds(30),
   clusterKey: Option.none(),
   eagerPush: true,
-  pushWindow: Duration.millis(2),
+  pushWindow: Duration.millis(10),
   respAddr: Option.none(),
   respPassword: Option.none()
 }

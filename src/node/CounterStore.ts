@@ -24,6 +24,7 @@
  * after it (see `Change`), for the gossip loop: a merge as one change, the local writes
  * settled together (one WAL batch) as one change.
  */
+import { randomBytes } from "node:crypto"
 import type { Scope } from "effect"
 import { Cause, Context, Data, Duration, Effect, Either, Exit, Layer, Metric, Option, PubSub, Queue } from "effect"
 import { CounterMap } from "../crdt/CounterMap.js"
@@ -92,6 +93,11 @@ export class CounterStore extends Context.Tag("dcounter/CounterStore")<
   CounterStore,
   {
     readonly replicaId: ReplicaId
+    /**
+     * A random id of this map's history: map versions restart at every start, so a version
+     * means something only together with the incarnation it belongs to.
+     */
+    readonly incarnation: string
     /** Adds `by` to the counter; resolves with its new value once the write is durable. */
     readonly increment: (name: CounterName, by: number) => Effect.Effect<number, WriteError>
     readonly decrement: (name: CounterName, by: number) => Effect.Effect<number, WriteError>
@@ -124,11 +130,6 @@ export class CounterStore extends Context.Tag("dcounter/CounterStore")<
     readonly version: Effect.Effect<number>
     /** The entries that changed after `version` (`0`: the full state). */
     readonly deltaSince: (version: number) => Effect.Effect<ReadonlyArray<Entry>>
-    /**
-     * Given a peer's FULL state, the entries of ours it lacks (missing, or lower in either
-     * total), with our totals: exactly what the peer must merge to hold everything we hold.
-     */
-    readonly missingFrom: (theirs: ReadonlyArray<Entry>) => Effect.Effect<ReadonlyArray<Entry>>
     /** Merges remote state; returns the entries that grew. Persisted lazily (coalesced). */
     readonly merge: (entries: ReadonlyArray<Entry>, source?: MergeSource) => Effect.Effect<ReadonlyArray<Entry>>
     /** Change notifications, in order (see `Change`). */
@@ -161,8 +162,6 @@ const closedError = () =>
   new StoreUnavailable({ reason: "Closed", message: "the node is shutting down; the write was not made" })
 
 const LOCAL: ChangeOrigin = { _tag: "Local" }
-
-const keyOf = (name: string, replica: string) => `${name}\u0000${replica}`
 
 /** The state of one counter as a fresh map: a staging copy for one commit batch. */
 const stagingCopy = (map: CounterMap, name: CounterName): CounterMap => {
@@ -356,18 +355,6 @@ export const make = (options: CounterStoreOptions = {}) =>
         ], { discard: true }).pipe(Effect.as(changed))
       })
 
-    const missingFrom = (theirs: ReadonlyArray<Entry>) =>
-      Effect.sync(() => {
-        const known = new Map<string, Entry>()
-        for (const e of theirs) known.set(keyOf(e[0], e[1]), e)
-        const out: Array<Entry> = []
-        for (const e of map.entries()) {
-          const t = known.get(keyOf(e[0], e[1]))
-          if (t === undefined || t[2] < e[2] || t[3] < e[3]) out.push(e)
-        }
-        return out
-      })
-
     const counterState = (name: CounterName) =>
       Effect.sync((): CounterState => {
         const increments: Record<string, number> = {}
@@ -381,6 +368,7 @@ export const make = (options: CounterStoreOptions = {}) =>
 
     return CounterStore.of({
       replicaId,
+      incarnation: randomBytes(8).toString("hex"),
       increment: write("inc"),
       decrement: write("dec"),
       submit,
@@ -398,7 +386,6 @@ export const make = (options: CounterStoreOptions = {}) =>
       digest: Effect.sync(() => map.digest()),
       version: Effect.sync(() => map.version),
       deltaSince: (version) => Effect.sync(() => map.deltaSince(version)),
-      missingFrom,
       merge,
       changes: PubSub.subscribe(hub)
     })

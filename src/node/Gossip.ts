@@ -2,52 +2,60 @@
  * The gossip loop: how a node's state reaches every other node.
  *
  * 1. Eager delta push. Every change to the local state is published by `CounterStore`;
- *    the pusher batches changes for `pushWindow` (2 ms) and pushes the delta (only the
- *    entries that grew, coalesced) to alive peers:
+ *    the pusher pushes the delta (only the entries that grew, coalesced) to alive peers.
+ *    The first change after a quiet `pushWindow` goes out at once; while changes keep
+ *    coming, at most one push leaves per window, carrying everything of the window. A
+ *    push costs both ends a wake-up, a frame and a merge whatever it carries, so under
+ *    load this is what keeps the cost of gossip a fraction of the cost of a write.
  *    - up to `directPushLimit` alive peers (64), a LOCAL write goes straight to ALL of
  *      them. n-1 messages is the least any scheme can use to tell n-1 peers, and it takes
- *      one hop (a few ms) with no randomness: a 5-node cluster converges as soon as the
- *      four pushes land. Gossip-style fan-out (push to k, receivers forward to k) needs
- *      ~n*k messages and, with forward-once and k = 2, leaves about 20% of nodes
- *      uninformed (s = e^(-k(1-s))) until the next anti-entropy round: seconds at p99.
- *      Batching per window bounds the cost at (n-1) messages per window per node.
+ *      one hop with no randomness: a 5-node cluster converges as soon as the four pushes
+ *      land. Gossip-style fan-out (push to k, receivers forward to k) needs ~n*k messages
+ *      and, with forward-once and k = 2, leaves about 20% of nodes uninformed
+ *      (s = e^(-k(1-s))) until the next anti-entropy round.
  *    - beyond that, sending n-1 messages per batch from the writer is too much for one
  *      node, so the delta goes to k = max(max-sync-peers, ceil(ln n) + 2) random alive
  *      peers and every receiver whose state it CHANGED forwards the changed entries once
  *      to k others (never back to the peer it came from). Forwarding only on change makes
  *      the flood stop by itself; fan-out ln n + c informs all n nodes with probability
  *      about exp(-e^-c) (Kermarrec et al.), and anti-entropy repairs the rest.
- * 2. Anti-entropy every `syncInterval`: a DigestPull (hash of the whole state) to up to
- *    `maxSyncPeers` random alive peers. The receiver answers DigestAck if equal; otherwise
- *    it pushes its FULL state. The asker merges it, and if its own state still differs
- *    (it holds entries the other lacks) it answers with exactly those entries: one exchange
- *    (pull, full push, delta push-back) repairs BOTH sides. A state too large for one frame
- *    goes in several delta chunks followed by a DigestPull of the sender, so the receiver
- *    answers with its own state if it holds more. No message answers a delta push, so
- *    exchanges always end.
+ * 2. Anti-entropy every `syncInterval` (and `fullSyncInterval`): a DigestPull (digest of
+ *    the whole state) to up to `maxSyncPeers` random alive peers. It carries the asker's
+ *    watermark for the receiver: "I hold everything you held at version v of your
+ *    incarnation i" (versions restart when a process does, hence the incarnation). The
+ *    receiver answers DigestAck with its current watermark if the digests are equal;
+ *    otherwise the entries that changed since v (`deltaSince`), or its whole state when
+ *    the asker holds no watermark of this incarnation (it is new, restarted, or the
+ *    receiver did), in parts of at most `maxPushEntries` that all name the receiver's
+ *    version at the time. Once every part is in, the asker's watermark moves there; a
+ *    part lost on the way leaves it where it was, and the next round asks again from
+ *    there. The receiver also pulls back (a DigestPull marked `reply`, answered but never
+ *    pulled back again), so one exchange repairs BOTH sides and every exchange ends.
+ *    So repair traffic is proportional to the difference: equal states cost a digest each
+ *    way, and two nodes that differ by a few entries ship a few entries, never the state
+ *    (the delta-state CRDT scheme of Almeida, Shoker and Baquero; Akka's delta
+ *    propagation works the same way).
  *    What anti-entropy teaches a node is news the eager pushes missed (a healed partition,
  *    a restarted node), so the rest of the cluster probably lacks it too: the node
  *    forwards those changed entries once as an eager delta to the alive peers (all in a
  *    small cluster, k in a large one), but not back to where they came from. Anti-entropy
  *    pushes carry the sender's digest and eager deltas an empty one, which is how a
  *    receiver tells them apart; a forwarded delta is never forwarded again in a small
- *    cluster, so a repair costs one extra wave, and in steady state (digests equal)
- *    nothing.
- * 3. A full push to `maxSyncPeers` random alive peers every `fullSyncInterval` (the
- *    receiver pushes back what it has more, as above).
- * 4. A peer that joins, or comes back after being suspect or dead (a healed partition, a
+ *    cluster, so a repair costs one extra wave.
+ * 3. A peer that joins, or comes back after being suspect or dead (a healed partition, a
  *    restart), gets a DigestPull at once instead of waiting for the next round.
  * Peer exchange (PeerList) and failure detection live in PeerManager; this module's
  * inbound loop feeds every message to it first.
  */
 import type { Chunk } from "effect"
-import { Context, Duration, Effect, Layer, Metric, Queue } from "effect"
+import { Clock, Context, Duration, Effect, Layer, Metric, Queue } from "effect"
 import { NodeConfig } from "../config/NodeConfig.js"
 import { CounterMap } from "../crdt/CounterMap.js"
 import type { Entry } from "../crdt/Entry.js"
+import type { ReplicaId } from "../crdt/ReplicaId.js"
 import { PeerManager } from "../membership/PeerManager.js"
 import type { HostPort, Message } from "../protocol/Message.js"
-import { DigestAck, DigestPull, Push } from "../protocol/Message.js"
+import { Covers, DigestAck, DigestPull, Push, SyncPart, Watermark } from "../protocol/Message.js"
 import type { Inbound } from "../transport/Transport.js"
 import { Transport } from "../transport/Transport.js"
 import type { Change } from "./CounterStore.js"
@@ -62,7 +70,7 @@ export interface GossipOptions {
   readonly inboundBatch?: number
 }
 
-export type PushKind = "eager" | "forward" | "sync" | "full" | "pushback"
+export type PushKind = "eager" | "forward" | "sync" | "full"
 
 export interface GossipStats {
   readonly pushesSent: Readonly<Record<PushKind, number>>
@@ -87,7 +95,7 @@ export class Gossip extends Context.Tag("dcounter/Gossip")<
 // ---------------------------------------------------------------------------- metrics
 
 const pushesSent = Metric.counter("dcounter_gossip_pushes_sent_total", {
-  description: "Push messages sent, by kind (eager, forward, sync, full, pushback)",
+  description: "Push messages sent, by kind (eager, forward, sync: an anti-entropy delta, full: an anti-entropy full state)",
   incremental: true
 })
 const entriesSent = Metric.counter("dcounter_gossip_entries_sent_total", {
@@ -116,8 +124,7 @@ const pushesSentByKind: Record<PushKind, Metric.Metric.Counter<number>> = {
   eager: Metric.tagged(pushesSent, "kind", "eager"),
   forward: Metric.tagged(pushesSent, "kind", "forward"),
   sync: Metric.tagged(pushesSent, "kind", "sync"),
-  full: Metric.tagged(pushesSent, "kind", "full"),
-  pushback: Metric.tagged(pushesSent, "kind", "pushback")
+  full: Metric.tagged(pushesSent, "kind", "full")
 }
 const pushesChanged = Metric.tagged(pushesReceived, "changed", "yes")
 const pushesUnchanged = Metric.tagged(pushesReceived, "changed", "no")
@@ -142,9 +149,10 @@ export const make = (options: GossipOptions = {}) =>
     const directPushLimit = options.directPushLimit ?? 64
     const maxPushEntries = Math.max(1, options.maxPushEntries ?? 16_384)
     const inboundBatch = options.inboundBatch ?? 256
+    const windowMillis = Duration.toMillis(config.pushWindow)
 
     const stats = {
-      pushesSent: { eager: 0, forward: 0, sync: 0, full: 0, pushback: 0 } as Record<PushKind, number>,
+      pushesSent: { eager: 0, forward: 0, sync: 0, full: 0 } as Record<PushKind, number>,
       entriesSent: 0,
       digestPullsSent: 0,
       digestAcksReceived: 0,
@@ -161,60 +169,126 @@ export const make = (options: GossipOptions = {}) =>
         yield* Metric.incrementBy(entriesSent, push.entries.length)
       })
 
-    const sendDigestPull = (to: HostPort) =>
+    /** Per peer: how much of its history we hold (set by anti-entropy answers and acks). */
+    const watermarks = new Map<HostPort, Watermark>()
+    /** Per peer: the parts of its anti-entropy answer received so far. */
+    const assembling = new Map<HostPort, { readonly upTo: Watermark; readonly got: Set<number> }>()
+
+    const here = (version: number) => new Watermark({ incarnation: store.incarnation, version }, true)
+
+    const sendDigestPull = (to: HostPort, reply = false) =>
       Effect.gen(function*() {
         const [digest, size] = yield* Effect.all([store.digest, store.size])
+        const since = watermarks.get(to)
         stats.digestPullsSent++
-        yield* transport.send(to, new DigestPull({ digest, entries: size }, true))
+        yield* transport.send(
+          to,
+          new DigestPull({
+            digest,
+            entries: size,
+            ...(since !== undefined ? { since } : {}),
+            ...(reply ? { reply } : {})
+          }, true)
+        )
         yield* Metric.increment(digestsSent)
       })
 
     /**
-     * Sends our whole state. One frame: a `full` Push (the receiver can answer with what it
-     * has more). Several frames: delta chunks, then a DigestPull so the receiver answers
-     * with its own state if it still differs.
+     * Answers a DigestPull whose digest differs from ours with what changed since the
+     * asker's watermark: the whole state only when the asker has none of this incarnation
+     * (it is new, restarted, or we did). Always at least one part, so the asker's
+     * watermark moves even when it holds everything already.
      */
-    const sendFullState = (to: HostPort, kind: PushKind) =>
+    const sendSyncAnswer = (to: HostPort, asker: ReplicaId, since: Watermark | undefined) =>
       Effect.gen(function*() {
-        const [entries, digest] = yield* Effect.all([store.entries, store.digest])
-        if (entries.length <= maxPushEntries) {
-          return yield* sendPush(to, kind, new Push({ full: true, entries, digest }, true))
+        // the version first: entries that change in between make the answer hold more than
+        // the watermark says, never less
+        const version = yield* store.version
+        const from = since !== undefined && since.incarnation === store.incarnation && since.version <= version
+          ? since.version
+          : 0
+        const [delta, digest] = yield* Effect.all([store.deltaSince(from), store.digest])
+        // the asker's own entries are never behind ours: its writes are durable before
+        // anyone sees them, and a node that lost them comes back as a new replica
+        const entries = delta.filter((e) => e[1] !== asker)
+        const upTo = here(version)
+        const parts = Math.max(1, Math.ceil(entries.length / maxPushEntries))
+        const kind: PushKind = from === 0 ? "full" : "sync"
+        for (let part = 0; part < parts; part++) {
+          yield* sendPush(
+            to,
+            kind,
+            new Push({
+              full: from === 0 && parts === 1,
+              entries: entries.slice(part * maxPushEntries, (part + 1) * maxPushEntries),
+              digest,
+              sync: new SyncPart({ upTo, part, parts }, true)
+            }, true)
+          )
         }
-        for (let i = 0; i < entries.length; i += maxPushEntries) {
-          yield* sendPush(to, kind, new Push({ full: false, entries: entries.slice(i, i + maxPushEntries), digest }, true))
-        }
-        yield* sendDigestPull(to)
       })
 
     /** A delta to several peers, in frames of at most maxPushEntries. */
-    const pushDelta = (targets: ReadonlyArray<HostPort>, kind: PushKind, entries: ReadonlyArray<Entry>) =>
+    const pushDelta = (
+      targets: ReadonlyArray<HostPort>,
+      kind: PushKind,
+      entries: ReadonlyArray<Entry>,
+      covers?: Covers | undefined
+    ) =>
       Effect.gen(function*() {
         if (targets.length === 0 || entries.length === 0) return
         const frames: Array<Push> = []
         for (let i = 0; i < entries.length; i += maxPushEntries) {
-          // a delta does not describe the sender's whole state: no digest to compare with
-          frames.push(new Push({ full: false, entries: entries.slice(i, i + maxPushEntries), digest: "" }, true))
+          // a delta does not describe the sender's whole state: no digest to compare with.
+          // It covers a stretch of history only when it is one frame (frames can be lost).
+          const whole = covers !== undefined && entries.length <= maxPushEntries ? { covers } : {}
+          frames.push(new Push({ full: false, entries: entries.slice(i, i + maxPushEntries), digest: "", ...whole }, true))
         }
         for (const to of targets) for (const push of frames) yield* sendPush(to, kind, push)
       })
+
+    /** Raises the watermark of `from` to `upTo` (a new incarnation replaces the old one). */
+    const advance = (from: HostPort, upTo: Watermark) => {
+      const known = watermarks.get(from)
+      if (known === undefined || known.incarnation !== upTo.incarnation || known.version < upTo.version) {
+        watermarks.set(from, upTo)
+      }
+    }
+
+    /** Counts the parts of an anti-entropy answer; all of them in: the watermark moves. */
+    const received = (from: HostPort, sync: SyncPart) => {
+      if (sync.part >= sync.parts) return
+      let a = assembling.get(from)
+      if (a === undefined || a.upTo.incarnation !== sync.upTo.incarnation || a.upTo.version !== sync.upTo.version) {
+        a = { upTo: sync.upTo, got: new Set() }
+        assembling.set(from, a)
+      }
+      a.got.add(sync.part)
+      if (a.got.size < sync.parts) return
+      assembling.delete(from)
+      advance(from, a.upTo)
+    }
 
     // -------------------------------------------------------------- inbound
 
     const onPush = (from: HostPort, push: Push) =>
       Effect.gen(function*() {
         stats.pushesReceived++
-        // a Push with a digest comes from anti-entropy; eager deltas carry none
-        const changed = yield* store.merge(push.entries, { from, repair: push.digest !== "" })
+        // A Push with a digest comes from anti-entropy, eager deltas carry none. What a
+        // delta answer teaches is news the eager pushes missed, forwarded once (see 2.);
+        // a whole state, sent because this node held no watermark of the sender (it is
+        // new or restarted), is what the others hold already.
+        const wholeState = push.sync !== undefined && watermarks.get(from)?.incarnation !== push.sync.upTo.incarnation
+        const changed = yield* store.merge(push.entries, { from, repair: push.digest !== "" && !wholeState })
         if (changed.length > 0) stats.pushesThatChanged++
         yield* Metric.increment(changed.length > 0 ? pushesChanged : pushesUnchanged)
-        if (!push.full) return
-        // The sender's whole state is now part of ours: if we still differ we hold more.
-        const digest = yield* store.digest
-        if (digest === push.digest) return
-        const missing = yield* store.missingFrom(push.entries)
-        if (missing.length === 0) return
-        for (let i = 0; i < missing.length; i += maxPushEntries) {
-          yield* sendPush(from, "pushback", new Push({ full: false, entries: missing.slice(i, i + maxPushEntries), digest }, true))
+        if (push.sync !== undefined) received(from, push.sync)
+        if (push.covers !== undefined) {
+          const { covers } = push
+          const known = watermarks.get(from)
+          if (known !== undefined && known.incarnation === covers.incarnation && known.version >= covers.from) {
+            advance(from, new Watermark({ incarnation: covers.incarnation, version: covers.to }, true))
+          }
         }
       })
 
@@ -227,13 +301,19 @@ export const make = (options: GossipOptions = {}) =>
         if (sender === transport.self.gossipAddr) return
         switch (message._tag) {
           case "DigestPull": {
+            const version = yield* store.version
             const digest = yield* store.digest
-            if (digest === message.digest) yield* transport.send(sender, new DigestAck({ digest }, true))
-            else yield* sendFullState(sender, "sync")
+            if (digest === message.digest) {
+              return yield* transport.send(sender, new DigestAck({ digest, at: here(version) }, true))
+            }
+            yield* sendSyncAnswer(sender, from.replicaId, message.since)
+            // and the other way round: the asker answers with what we lack
+            if (message.reply !== true) yield* sendDigestPull(sender, true)
             return
           }
           case "DigestAck":
             stats.digestAcksReceived++
+            if (message.at !== undefined) advance(sender, message.at)
             return yield* Metric.increment(digestAcks)
           case "Push":
             return yield* onPush(sender, message)
@@ -283,6 +363,7 @@ export const make = (options: GossipOptions = {}) =>
     const eagerLoop = (changes: Queue.Dequeue<Change>) =>
       Effect.gen(function*() {
         let seen = yield* store.version
+        let lastPush = Number.NEGATIVE_INFINITY
         while (true) {
           const first = yield* Queue.take(changes)
           // An eager delta merged from a peer is not passed on in a small cluster: skip it
@@ -294,7 +375,12 @@ export const make = (options: GossipOptions = {}) =>
             seen = first.toVersion
             continue
           }
-          if (Duration.toMillis(config.pushWindow) > 0) yield* Effect.sleep(config.pushWindow)
+          // Leading edge: the first change after a quiet window goes out at once (a lone
+          // write converges in one hop); under load, at most one push per window, so the
+          // cost of a push on both ends is shared by every write of the window.
+          const wait = lastPush + windowMillis - (yield* Clock.currentTimeMillis)
+          if (wait > 0) yield* Effect.sleep(Duration.millis(wait))
+          lastPush = yield* Clock.currentTimeMillis
           const batch = [first, ...(yield* Queue.takeAll(changes))]
           // CounterMap as a coalescer: each (name, replica) once, with its highest totals
           const local = new CounterMap()
@@ -302,6 +388,9 @@ export const make = (options: GossipOptions = {}) =>
           const remote = new Map<string, CounterMap>()
           /** the part of them learned by anti-entropy: forwarded in small clusters too */
           const repaired = new Map<string, CounterMap>()
+          /** whether `local` holds every change from `coverFrom` to `seen` (see `Covers`) */
+          const coverFrom = seen
+          let whole = true
           for (const change of batch) {
             if (change.toVersion <= seen) continue
             if (change.fromVersion > seen) {
@@ -314,6 +403,7 @@ export const make = (options: GossipOptions = {}) =>
             if (change.origin._tag === "Local") {
               local.apply(change.entries)
             } else {
+              whole = false
               const key = change.origin.from ?? ""
               const into = change.origin.repair ? repaired : remote
               let c = into.get(key)
@@ -324,13 +414,16 @@ export const make = (options: GossipOptions = {}) =>
           const alive = yield* peers.alive
           // nobody to push to: stop listening (see `eagerPusher`)
           if (alive.length === 0) return
+          const covers = whole && seen > coverFrom
+            ? new Covers({ incarnation: store.incarnation, from: coverFrom, to: seen }, true)
+            : undefined
           if (alive.length <= directPushLimit) {
-            yield* pushDelta(alive, "eager", local.entries())
+            yield* pushDelta(alive, "eager", local.entries(), covers)
             for (const [from, c] of repaired) yield* pushDelta(alive.filter((a) => a !== from), "forward", c.entries())
             continue
           }
           const k = fanout(alive.length)
-          if (local.size > 0) yield* pushDelta(yield* peers.pickAlive(k), "eager", local.entries())
+          if (local.size > 0) yield* pushDelta(yield* peers.pickAlive(k), "eager", local.entries(), covers)
           for (const [from, c] of remote) {
             const more = repaired.get(from)
             if (more !== undefined) c.apply(more.entries())
@@ -349,8 +442,12 @@ export const make = (options: GossipOptions = {}) =>
       for (const to of yield* peers.pickAlive(config.maxSyncPeers)) yield* sendDigestPull(to)
     }).pipe(Effect.withSpan("Gossip.syncRound"))
 
+    /**
+     * The slower second round of the seed: with watermarks it is one more anti-entropy
+     * round (full state goes only to a peer that holds none of our history).
+     */
     const fullSyncNow = Effect.gen(function*() {
-      for (const to of yield* peers.pickAlive(config.maxSyncPeers)) yield* sendFullState(to, "full")
+      for (const to of yield* peers.pickAlive(config.maxSyncPeers)) yield* sendDigestPull(to)
     }).pipe(Effect.withSpan("Gossip.fullSyncRound"))
 
     const every = (interval: Duration.Duration, effect: Effect.Effect<void>, name: string) =>
@@ -373,9 +470,13 @@ export const make = (options: GossipOptions = {}) =>
     const events = yield* peers.events
     yield* guard(
       Queue.take(events).pipe(
-        Effect.flatMap((event) =>
-          event._tag === "Joined" || event._tag === "Recovered" ? sendDigestPull(event.addr) : Effect.void
-        ),
+        Effect.flatMap((event) => {
+          if (event._tag === "Removed") {
+            watermarks.delete(event.addr)
+            assembling.delete(event.addr)
+          }
+          return event._tag === "Joined" || event._tag === "Recovered" ? sendDigestPull(event.addr) : Effect.void
+        }),
         Effect.forever
       ),
       "membership events"

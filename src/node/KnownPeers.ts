@@ -46,18 +46,29 @@ const load = Effect.fn("KnownPeers.load")(function*(dir: string) {
  * once (both would write the same temp file): `layer` runs it under one lock, and the write
  * is uninterruptible so that an interrupted save cannot go on writing behind the lock.
  */
-const save = Effect.fn("KnownPeers.save")(function*(dir: string, peers: PeerManager.PeerManager["Type"]) {
+const save = Effect.fn("KnownPeers.save")(function*(
+  dir: string,
+  peers: PeerManager.PeerManager["Type"],
+  last: { written: string | undefined }
+) {
   const views = yield* peers.peers
   const known = views
     .filter((p) => p.status !== "dead")
     .slice(0, MAX_PEERS)
     .map((p) => (p.httpAddr === undefined ? { gossipAddr: p.addr } : { gossipAddr: p.addr, httpAddr: p.httpAddr }))
+  const text = JSON.stringify(known)
+  // an unchanged list is not written again: an idle node touches no file
+  if (text === last.written) return
   const file = Path.join(dir, FILE)
   const tmp = `${file}.tmp`
   yield* Effect.tryPromise(async () => {
-    await Fs.writeFile(tmp, JSON.stringify(known))
+    await Fs.writeFile(tmp, text)
     await Fs.rename(tmp, file)
-  }).pipe(Effect.uninterruptible, Effect.catchAll((e) => Effect.logWarning(`cannot write ${file}`, e.error)))
+  }).pipe(
+    Effect.tap(() => Effect.sync(() => void (last.written = text))),
+    Effect.uninterruptible,
+    Effect.catchAll((e) => Effect.logWarning(`cannot write ${file}`, e.error))
+  )
 })
 
 /** Learns the remembered peers at start and keeps the file up to date every `interval`. */
@@ -75,7 +86,8 @@ export const layer = (interval: Duration.DurationInput = Duration.seconds(5)): L
       if (remembered.length > 0) yield* Effect.logInfo(`learned ${remembered.length} remembered peer(s) from ${FILE}`)
       // saves run one at a time: the periodic one, the one on a membership event, the last one
       const lock = yield* Effect.makeSemaphore(1)
-      const saveNow = lock.withPermits(1)(save(dir, peers))
+      const last = { written: undefined as string | undefined }
+      const saveNow = lock.withPermits(1)(save(dir, peers, last))
       yield* saveNow.pipe(Effect.repeat(Schedule.spaced(interval)), Effect.forkScoped)
       // and at once when a peer joins or comes back, so a node killed soon after meeting its
       // peers still remembers them

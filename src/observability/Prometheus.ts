@@ -167,13 +167,15 @@ let loopMonitor: IntervalHistogram | undefined
 let loopMonitorUsers = 0
 
 /**
- * Measures event-loop delay while the scope is open (a native histogram sampled every
- * 20 ms; shared by every user in the process).
+ * Measures event-loop delay while the scope is open (a native histogram; shared by every
+ * user in the process). Its sampling timer wakes the process every `resolution` ms even
+ * when nothing else happens, which made it most of an idle node's CPU: half a second
+ * still catches any stall a scrape would care about.
  */
 export const eventLoopMonitor: Effect.Effect<void, never, Scope.Scope> = Effect.acquireRelease(
   Effect.sync(() => {
     if (loopMonitorUsers++ === 0) {
-      loopMonitor = monitorEventLoopDelay({ resolution: 20 })
+      loopMonitor = monitorEventLoopDelay({ resolution: 500 })
       loopMonitor.enable()
     }
   }),

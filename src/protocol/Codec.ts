@@ -13,7 +13,7 @@
 import { Packr, RESET_BUFFER_MODE, REUSE_BUFFER_MODE } from "msgpackr"
 import { Data, Either, ParseResult, Schema } from "effect"
 import { validateEntries } from "../crdt/Entry.js"
-import { Message, Push } from "./Message.js"
+import { Covers, Message, Push, SyncPart } from "./Message.js"
 
 export class DecodeError extends Data.TaggedError("DecodeError")<{
   readonly reason: "NotMsgpack" | "InvalidMessage"
@@ -24,6 +24,10 @@ const packr = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: tr
 
 const encodeMessage = Schema.encodeSync(Message)
 const decodeMessage = Schema.decodeUnknownEither(Message)
+const encodeSyncPart = Schema.encodeSync(SyncPart)
+const decodeSyncPart = Schema.decodeUnknownEither(SyncPart)
+const encodeCovers = Schema.encodeSync(Covers)
+const decodeCovers = Schema.decodeUnknownEither(Covers)
 
 /** `Push.fields.digest`: a string of at most 128 characters. */
 const isDigest = (u: unknown): u is string => typeof u === "string" && u.length <= 128
@@ -36,7 +40,10 @@ export const toPlain = (message: Message): unknown => {
   if (message._tag !== "Push") return encodeMessage(message)
   const entries = validateEntries(message.entries)
   if (Either.isRight(entries) && typeof message.full === "boolean" && isDigest(message.digest)) {
-    return { _tag: "Push", full: message.full, entries: entries.right, digest: message.digest }
+    const plain: Record<string, unknown> = { _tag: "Push", full: message.full, entries: entries.right, digest: message.digest }
+    if (message.sync !== undefined) plain.sync = encodeSyncPart(message.sync)
+    if (message.covers !== undefined) plain.covers = encodeCovers(message.covers)
+    return plain
   }
   return encodeMessage(message)
 }
@@ -68,6 +75,8 @@ interface PlainPush {
   readonly full: unknown
   readonly entries: unknown
   readonly digest: unknown
+  readonly sync?: unknown
+  readonly covers?: unknown
 }
 
 const isPlainPush = (raw: unknown): raw is PlainPush =>
@@ -77,10 +86,14 @@ const isPlainPush = (raw: unknown): raw is PlainPush =>
 export const fromPlain = (raw: unknown): Either.Either<Message, DecodeError> => {
   if (isPlainPush(raw) && typeof raw.full === "boolean" && isDigest(raw.digest)) {
     const entries = validateEntries(raw.entries)
-    if (Either.isRight(entries)) {
-      return Either.right(new Push({ full: raw.full, entries: entries.right, digest: raw.digest }, true))
+    const sync = raw.sync === undefined ? Either.right(undefined) : decodeSyncPart(raw.sync)
+    const covers = raw.covers === undefined ? Either.right(undefined) : decodeCovers(raw.covers)
+    if (Either.isRight(entries) && Either.isRight(sync) && Either.isRight(covers)) {
+      return Either.right(
+        new Push({ full: raw.full, entries: entries.right, digest: raw.digest, sync: sync.right, covers: covers.right }, true)
+      )
     }
-    if (entries.left.index >= 0) return Either.left(invalid(`Push: ${entries.left.message}`))
+    if (Either.isLeft(entries) && entries.left.index >= 0) return Either.left(invalid(`Push: ${entries.left.message}`))
   }
   return Either.mapLeft(
     decodeMessage(raw, { onExcessProperty: "ignore" }),

@@ -29,16 +29,59 @@ export class Hello extends Schema.TaggedClass<Hello>()("Hello", {
   httpAddr: HostPort
 }) {}
 
-/** "Here is the digest of my state": equal -> DigestAck, different -> Push. */
+/**
+ * A point in a peer's history: that peer's state at map version `version` of its
+ * incarnation `incarnation` (a random id per start: versions restart with the process).
+ * "I hold everything you held at this point" is what an anti-entropy watermark says.
+ */
+export class Watermark extends Schema.Class<Watermark>("Watermark")({
+  incarnation: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(64)),
+  version: Schema.NonNegativeInt
+}) {}
+
+/**
+ * "Here is the digest of my state": equal -> DigestAck, different -> the receiver's
+ * entries changed since `since` (all of them when `since` is absent or from another
+ * incarnation), and, unless this pull is itself a `reply`, a pull back so that the asker
+ * answers with what the receiver lacks.
+ */
 export class DigestPull extends Schema.TaggedClass<DigestPull>()("DigestPull", {
   digest: Schema.String.pipe(Schema.maxLength(128)),
   /** How many entries the asker holds: a hint for choosing delta or full push. */
-  entries: Schema.NonNegativeInt
+  entries: Schema.NonNegativeInt,
+  /** The asker's watermark for the receiver: what of the receiver's history it holds. */
+  since: Schema.optional(Watermark),
+  /** A pull sent back in answer to a pull: answered, never pulled back again. */
+  reply: Schema.optional(Schema.Boolean)
 }) {}
 
 /** "My digest is the same as yours." */
 export class DigestAck extends Schema.TaggedClass<DigestAck>()("DigestAck", {
-  digest: Schema.String.pipe(Schema.maxLength(128))
+  digest: Schema.String.pipe(Schema.maxLength(128)),
+  /** Where the sender's history stood: the asker now holds all of it up to here. */
+  at: Schema.optional(Watermark)
+}) {}
+
+/**
+ * Part `part` (0-based) of `parts` of an anti-entropy answer: once every part has arrived,
+ * the receiver holds the sender's state as of `upTo`.
+ */
+export class SyncPart extends Schema.Class<SyncPart>("SyncPart")({
+  upTo: Watermark,
+  part: Schema.NonNegativeInt,
+  parts: Schema.Int.pipe(Schema.between(1, 1_000_000))
+}) {}
+
+/**
+ * Set on an eager push that holds every entry that changed in the sender's history from
+ * `from` (exclusive) to `to` of incarnation `incarnation`: a receiver whose watermark for
+ * the sender is at `from` or later moves it to `to`, so anti-entropy has nothing to send
+ * for what the eager pushes carried.
+ */
+export class Covers extends Schema.Class<Covers>("Covers")({
+  incarnation: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(64)),
+  from: Schema.NonNegativeInt,
+  to: Schema.NonNegativeInt
 }) {}
 
 /** State to merge: the sender's full state (`full`) or a delta of it. */
@@ -46,7 +89,11 @@ export class Push extends Schema.TaggedClass<Push>()("Push", {
   full: Schema.Boolean,
   entries: Entries,
   /** The sender's digest after this state, so the receiver can tell if it is now equal. */
-  digest: Schema.String.pipe(Schema.maxLength(128))
+  digest: Schema.String.pipe(Schema.maxLength(128)),
+  /** Set on the parts of an anti-entropy answer (see `SyncPart`). */
+  sync: Schema.optional(SyncPart),
+  /** Set on an eager push that covers a stretch of the sender's history (see `Covers`). */
+  covers: Schema.optional(Covers)
 }) {}
 
 /**
@@ -59,11 +106,13 @@ export const makePush = (props: {
   readonly full: boolean
   readonly entries: Entries
   readonly digest: string
+  readonly sync?: SyncPart | undefined
+  readonly covers?: Covers | undefined
 }): Push => {
   const entries = validateEntries(props.entries)
   if (Either.isLeft(entries)) throw entries.left
-  const head = new Push({ full: props.full, entries: [], digest: props.digest })
-  return new Push({ full: head.full, entries: entries.right, digest: head.digest }, true)
+  const head = new Push({ full: props.full, entries: [], digest: props.digest, sync: props.sync, covers: props.covers })
+  return new Push({ full: head.full, entries: entries.right, digest: head.digest, sync: head.sync, covers: head.covers }, true)
 }
 
 export class PeerInfo extends Schema.Class<PeerInfo>("PeerInfo")({

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import type { BenchReport, BenchResult } from "../../bench/BenchResult.js"
-import { isBenchResult, markdownTable } from "../../bench/BenchResult.js"
-import { normalize, parseArgs, reportMarkdown } from "../../bench/run.js"
+import { isBenchResult, markdownTable, median } from "../../bench/BenchResult.js"
+import { boundOf, MODULES, normalize, parseArgs, reportMarkdown } from "../../bench/run.js"
 import { END, replaceSection, section, START } from "../../scripts/bench-table.js"
 
 const result: BenchResult = {
@@ -66,6 +66,22 @@ describe("bench runner", () => {
     const md = reportMarkdown({ ...report, benchSeconds: { codec: 30.5, http: 121.2 }, benchBoundSeconds: 120 })
     expect(md).toContain("Wall time per bench (bound 120 s each): codec 30.5 s, http 121 s (over).")
     expect(reportMarkdown(report)).not.toContain("Wall time")
+  })
+
+  it("gives the cluster bench 1.5 times the per-bench bound, runs it after http, and says so under the table", () => {
+    expect(boundOf("cluster", 120)).toBe(180)
+    expect(boundOf("cluster", 60)).toBe(90)
+    expect(boundOf("http", 120)).toBe(120)
+    expect(MODULES.indexOf("cluster")).toBe(MODULES.indexOf("http") + 1)
+    const md = reportMarkdown({ ...report, benchSeconds: { http: 90, cluster: 150 }, benchBoundSeconds: 120 })
+    expect(md).toContain("http 90 s, cluster 150 s. Bounds other than 120 s: cluster 180 s.")
+    expect(reportMarkdown({ ...report, benchSeconds: { cluster: 181 }, benchBoundSeconds: 120 })).toContain("cluster 181 s (over)")
+  })
+
+  it("median: the middle value, the mean of the two middle ones, NaN for none", () => {
+    expect(median([3, 1, 2])).toBe(2)
+    expect(median([4, 1, 3, 2])).toBe(2.5)
+    expect(median([])).toBeNaN()
   })
 
   it("escapes pipes in table cells", () => {

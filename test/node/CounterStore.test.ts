@@ -316,14 +316,4 @@ describe("CounterStore", () => {
       expect(disk.state.totals(c("m"), r("p1"))).toEqual({ inc: 5, dec: 6 })
       expect(disk.state.totals(c("m"), r("p2"))).toEqual({ inc: 1, dec: 0 })
     }))
-
-  it.scoped("missingFrom lists exactly the entries a peer's full state lacks", () =>
-    Effect.gen(function*() {
-      const disk = MemoryDisk.make()
-      const store = yield* build(storeLayer(disk))
-      yield* store.merge([[c("a"), r("p1"), 5, 2], [c("a"), r("p2"), 1, 0], [c("b"), r("p1"), 3, 3]])
-      const theirs: ReadonlyArray<Entry> = [[c("a"), r("p1"), 5, 1], [c("b"), r("p1"), 3, 3], [c("c"), r("p9"), 1, 0]]
-      const missing = yield* store.missingFrom(theirs)
-      expect([...missing].sort()).toEqual([["a", "p1", 5, 2], ["a", "p2", 1, 0]])
-    }))
 })

@@ -161,6 +161,31 @@ describe("Codec Push fast path", () => {
         { weight: 1, arbitrary: fc.constantFrom(null, {}, "[]") }
       ),
       digest: fc.oneof(fc.string({ maxLength: 130 }), fc.constantFrom("d".repeat(128), "d".repeat(129), 7)),
+      sync: fc.oneof(
+        {
+          weight: 4,
+          arbitrary: fc.record({
+            upTo: fc.record({
+              incarnation: fc.oneof(fc.hexaString({ minLength: 1, maxLength: 16 }), fc.constantFrom("", "x".repeat(65))),
+              version: fc.oneof(fc.nat(), fc.constantFrom(-1, 1.5))
+            }),
+            part: fc.oneof(fc.nat(9), fc.constant(-1)),
+            parts: fc.oneof(fc.integer({ min: 1, max: 9 }), fc.constant(0))
+          })
+        },
+        { weight: 1, arbitrary: fc.constantFrom(null, "x", 3) }
+      ),
+      covers: fc.oneof(
+        {
+          weight: 4,
+          arbitrary: fc.record({
+            incarnation: fc.oneof(fc.hexaString({ minLength: 1, maxLength: 16 }), fc.constantFrom("", "x".repeat(65))),
+            from: fc.oneof(fc.nat(), fc.constantFrom(-1, 1.5)),
+            to: fc.oneof(fc.nat(), fc.constant("3"))
+          })
+        },
+        { weight: 1, arbitrary: fc.constantFrom(null, [], 3) }
+      ),
       extra: fc.anything({ maxDepth: 1 })
     },
     { requiredKeys: ["_tag"] }
@@ -180,11 +205,11 @@ describe("Codec Push fast path", () => {
   }, RUNS)
 
   it("Push has exactly the fields the fast path knows (update Codec.ts when adding one)", () => {
-    expect(Object.keys(Push.fields).sort()).toEqual(["_tag", "digest", "entries", "full"])
+    expect(Object.keys(Push.fields).sort()).toEqual(["_tag", "covers", "digest", "entries", "full", "sync"])
   })
 
   it.prop("makePush builds the same Push as the constructor and rejects the same input", [plainPush], ([raw]) => {
-    const props = { full: raw.full, entries: raw.entries, digest: raw.digest } as unknown as ConstructorParameters<typeof Push>[0]
+    const props = { full: raw.full, entries: raw.entries, digest: raw.digest, sync: raw.sync, covers: raw.covers } as unknown as ConstructorParameters<typeof Push>[0]
     let viaCtor: Either.Either<Push, unknown>
     try {
       viaCtor = Either.right(new Push(props))
