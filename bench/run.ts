@@ -38,6 +38,7 @@ export const MODULES: ReadonlyArray<string> = [
   "wal",
   "http",
   "cluster",
+  "resp",
   "convergence",
   "gossip",
   "footprint",

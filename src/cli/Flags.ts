@@ -183,6 +183,26 @@ export const sections: Readonly<Record<Section, SectionDoc>> = {
         value: "duration",
         description: "How long local writes are batched before an eager push.",
         default: formatDuration(Node.defaults.pushWindow)
+      },
+      {
+        name: "resp-addr",
+        value: "host:port",
+        description:
+          "Also serve the Redis protocol (RESP2/RESP3) here: INCR, INCRBY, DECR, DECRBY (answered once durable), " +
+          "GET, MGET, EXISTS, SCAN from any Redis client (see docs/resp.md).",
+        default: "off"
+      },
+      {
+        name: "resp-password",
+        value: "secret",
+        description: "Password Redis-protocol clients must give (AUTH or HELLO ... AUTH default <password>).",
+        default: "none (no AUTH)"
+      },
+      {
+        name: "resp-password-file",
+        value: "path",
+        description: "Read --resp-password from this file (one trailing newline ignored); exclusive with --resp-password.",
+        default: "none"
       }
     ]
   },

@@ -13,6 +13,7 @@ import * as CliConfig from "@effect/cli/CliConfig"
 import * as HelpDoc from "@effect/cli/HelpDoc"
 import * as Options from "@effect/cli/Options"
 import { Data, Duration, Effect, Either, Option, Redacted } from "effect"
+import { readFileSync } from "node:fs"
 import type { DiscoveryConfigShape } from "../config/DiscoveryConfig.js"
 import * as DiscoveryConfig from "../config/DiscoveryConfig.js"
 import type { GatewayConfigShape } from "../config/GatewayConfig.js"
@@ -255,6 +256,27 @@ const resolveLogging = (r: Resolver, level: LogLevelName = "info" as LogLevelNam
 const clusterKey = (r: Resolver) =>
   Either.map(r.optional("cluster-key", Values.nonEmpty), Option.map(Redacted.make))
 
+/** `--resp-password`, or the content of `--resp-password-file` (one trailing newline dropped). */
+const respPassword = (r: Resolver) =>
+  Effect.gen(function*() {
+    const given = yield* r.optional("resp-password", Values.nonEmpty)
+    const file = yield* r.optional("resp-password-file", Values.nonEmpty)
+    if (Option.isSome(given) && Option.isSome(file)) {
+      return yield* new UsageError({ message: "--resp-password and --resp-password-file are exclusive: give one" })
+    }
+    if (Option.isSome(given)) return Option.some(Redacted.make(given.value))
+    if (Option.isNone(file)) return Option.none()
+    const read = yield* Effect.try({
+      try: () => readFileSync(file.value, "utf8").replace(/\r?\n$/, ""),
+      catch: (e) =>
+        new UsageError({
+          message: `invalid --resp-password-file "${file.value}": cannot read it (${e instanceof Error ? e.message : String(e)})`
+        })
+    })
+    if (read === "") return yield* new UsageError({ message: `invalid --resp-password-file "${file.value}": it is empty` })
+    return Option.some(Redacted.make(read))
+  })
+
 const resolveDiscovery = (r: Resolver) =>
   Effect.gen(function*() {
     const d = DiscoveryConfig.defaults
@@ -305,7 +327,14 @@ const resolveNode = (r: Resolver) =>
       failureTimeout: yield* r.get("failure-timeout", Values.duration, d.failureTimeout),
       clusterKey: yield* clusterKey(r),
       eagerPush: yield* r.get("eager-push", Values.boolean, d.eagerPush),
-      pushWindow: yield* r.get("push-window", Values.duration, d.pushWindow)
+      pushWindow: yield* r.get("push-window", Values.duration, d.pushWindow),
+      respAddr: yield* r.optional("resp-addr", Values.hostPort),
+      respPassword: yield* respPassword(r)
+    }
+    if (Option.isSome(config.respAddr) && (config.respAddr.value === addr || config.respAddr.value === httpAddr)) {
+      return yield* new UsageError({
+        message: `invalid --resp-addr "${config.respAddr.value}": it must differ from --addr and --http-addr`
+      })
     }
     return Invocation.Node({ logging, config })
   })

@@ -23,6 +23,10 @@ export interface NodeConfigShape {
   readonly eagerPush: boolean
   /** how long local writes are batched before an eager push */
   readonly pushWindow: Duration.Duration
+  /** Redis-protocol (RESP) listener address; none: no RESP listener */
+  readonly respAddr: Option.Option<string>
+  /** password RESP clients must AUTH with; none: no AUTH */
+  readonly respPassword: Option.Option<Redacted.Redacted<string>>
 }
 
 /** `--http-addr` default: same host, port 8010 + (gossip port - 9000). */
@@ -50,7 +54,9 @@ export const defaults: NodeConfigShape = {
   failureTimeout: Duration.seconds(30),
   clusterKey: Option.none(),
   eagerPush: true,
-  pushWindow: Duration.millis(10)
+  pushWindow: Duration.millis(10),
+  respAddr: Option.none(),
+  respPassword: Option.none()
 }
 
 export class NodeConfig extends Context.Tag("dcounter/NodeConfig")<NodeConfig, NodeConfigShape>() {

@@ -4,7 +4,7 @@
  *
  *     NodeConfig -> DataDir -> Wal -> CounterStore
  *                -> Transport (Hello = addresses + replica id) -> PeerManager -> Gossip
- *                -> discovery client -> HTTP
+ *                -> discovery client -> HTTP (and the Redis protocol, with --resp-addr)
  *
  * `layerServices` is the part every variant shares; `layerMemory` runs it on a simulated
  * disk and the in-process `Network` (tests, `dcounter simulate`); `layer` on files, TCP,
@@ -27,6 +27,7 @@ import type { Wal, WalCorrupted, WalError } from "../storage/Wal.js"
 import * as WalFile from "../storage/WalFile.js"
 import * as WalMemory from "../storage/WalMemory.js"
 import type { Network } from "../transport/Network.js"
+import * as RespServer from "../resp/RespServer.js"
 import type { Transport, TransportError } from "../transport/Transport.js"
 import * as TransportTcp from "../transport/TransportTcp.js"
 import * as TransportMemory from "../transport/TransportMemory.js"
@@ -92,6 +93,7 @@ export type NodeStartError =
   | WalError
   | TransportError
   | ApiServer.ApiServerError
+  | RespServer.RespServerError
 
 const logStarted = Layer.scopedDiscard(
   Effect.gen(function*() {
@@ -157,7 +159,10 @@ export const layerWith = (
         Layer.provideMerge(storage)
       )
       const http = NodeHttp.layer
-      return Layer.merge(http, logStarted.pipe(Layer.provide(http))).pipe(Layer.provideMerge(services))
+      // the Redis-protocol listener (only with --resp-addr), beside HTTP over the same services
+      return Layer.mergeAll(http, RespServer.layerFromConfig, logStarted.pipe(Layer.provide(http))).pipe(
+        Layer.provideMerge(services)
+      )
     })
   )
 

@@ -39,7 +39,12 @@ export const tempDir = (prefix: string) =>
 
 const quiet = ["--log-level", "warn"]
 
-export const start = (options: { readonly nodes: number; readonly gateway?: boolean }) =>
+export const start = (options: {
+  readonly nodes: number
+  readonly gateway?: boolean
+  /** extra arguments of node `i` (e.g. its `--resp-addr`) */
+  readonly nodeArgs?: (i: number) => ReadonlyArray<string>
+}) =>
   Effect.gen(function*() {
     const dir = yield* tempDir("dcounter-e2e-")
     const discoveryAddr = `127.0.0.1:${yield* Processes.freePort}`
@@ -60,7 +65,8 @@ export const start = (options: { readonly nodes: number; readonly gateway?: bool
       "--data-dir", node.dataDir,
       "--sync-interval", "500ms",
       "--heartbeat-interval", "500ms",
-      ...quiet
+      ...quiet,
+      ...(options.nodeArgs?.(nodes.indexOf(node)) ?? [])
     ]
     const launch = (node: NodeProcess) =>
       Effect.gen(function*() {
