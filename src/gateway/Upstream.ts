@@ -20,6 +20,7 @@ import { Unavailable } from "./GatewayApi.js"
 import type { NodeRequestError, NodeResponse, NodeResult } from "./NodeClient.js"
 import { NodeClient } from "./NodeClient.js"
 import { NodePool } from "./NodePool.js"
+import * as Prometheus from "../observability/Prometheus.js"
 
 export interface Answer {
   /** `host:port` of the node that answered */
@@ -54,6 +55,7 @@ const unavailable = Metric.counter("dcounter_gateway_unavailable_total", {
   incremental: true
 })
 const noTags: ReadonlyArray<never> = []
+for (const m of [forwarded, failovers, indeterminate, unavailable]) Prometheus.declared(m)
 const count = (metric: Metric.Metric.Counter<number>) => metric.unsafeUpdate(1, noTags)
 
 /** Maps a node's answer to the handler's result (an `Exit`: no Effect to run). */

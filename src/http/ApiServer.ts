@@ -76,6 +76,7 @@ import type { Scope } from "effect"
 import * as Http from "node:http"
 import type { AddressInfo } from "node:net"
 import * as Metrics from "../observability/Metrics.js"
+import * as BuildInfo from "../observability/BuildInfo.js"
 import * as Prometheus from "../observability/Prometheus.js"
 import { apiErrorSchemas, makeDecoder, makeResponseEncoder } from "./internal/codec.js"
 import { docsAsset, docsPage } from "./internal/docs.js"
@@ -371,6 +372,9 @@ const make = <E, R>(options: Options<E, R>) =>
     }
     if (options.metrics !== false) {
       yield* Prometheus.eventLoopMonitor
+      // the role is the API's title without the product name ("dcounter node" -> "node")
+      const buildInfo = BuildInfo.family(spec.info.title.replace(/^dcounter\s+/, ""))
+      yield* Prometheus.collector(() => [buildInfo])
       builtin("/metrics", () => ({ status: 200, contentType: Prometheus.contentType, body: Prometheus.render() }))
     }
 

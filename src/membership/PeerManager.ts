@@ -30,6 +30,7 @@ import { HostPort, PeerInfo, PeerList, Ping, PingAck } from "../protocol/Message
 import type { Inbound } from "../transport/Transport.js"
 import { Transport } from "../transport/Transport.js"
 import { DiscoveryClient } from "./DiscoveryClient.js"
+import * as Prometheus from "../observability/Prometheus.js"
 
 export type PeerStatus = "alive" | "suspect" | "dead"
 
@@ -121,6 +122,7 @@ export const pingsSentTotal = Metric.counter("dcounter_pings_sent_total", {
   description: "Failure-detection Pings sent",
   incremental: true
 })
+for (const m of [pingsSentTotal, ...Object.values(peersByStatus)]) Prometheus.declared(m)
 
 // ---------------------------------------------------------------------------- implementation
 
