@@ -77,6 +77,7 @@ import * as Http from "node:http"
 import type { AddressInfo } from "node:net"
 import * as Metrics from "../observability/Metrics.js"
 import * as BuildInfo from "../observability/BuildInfo.js"
+import * as OpenApiDoc from "./internal/openapi.js"
 import * as Prometheus from "../observability/Prometheus.js"
 import { apiErrorSchemas, makeDecoder, makeResponseEncoder } from "./internal/codec.js"
 import { docsAsset, docsPage } from "./internal/docs.js"
@@ -355,7 +356,7 @@ const make = <E, R>(options: Options<E, R>) =>
     })
 
     // -- built-in routes (an API route of the same method and path wins)
-    const spec = OpenApi.fromApi(api)
+    const spec = OpenApiDoc.finalize(OpenApi.fromApi(api), { version: BuildInfo.version(), license: BuildInfo.license() }) as unknown as OpenApi.OpenAPISpec
     const specJson = JSON.stringify(spec)
     const builtin = (path: string, respond: BuiltinTarget["respond"], authorize?: BuiltinTarget["authorize"]) =>
       router.add("GET", path, { _tag: "Builtin", record: Metrics.httpRecorder("GET", path), respond, authorize })
