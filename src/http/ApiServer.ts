@@ -22,7 +22,7 @@
  * also works under `HttpApiBuilder.serve()`. Endpoints of groups built with the stock
  * `HttpApiBuilder.group`, endpoints registered with `handleRaw`, endpoints with
  * `HttpApiMiddleware` and multipart payloads are still served, through the platform's
- * route (about as slow as `HttpApiBuilder.serve()`); a warning at startup names them.
+ * route (about as slow as `HttpApiBuilder.serve()`); a debug line at startup names them.
  *
  * Per endpoint, routing (a static map, then parameterised patterns), the path, query,
  * header and payload decoders, the success encoder and the error encoders (with their
@@ -404,7 +404,8 @@ const make = <E, R>(options: Options<E, R>) =>
     })
 
     if (slow.length > 0) {
-      yield* Effect.logWarning(
+      // a fact for whoever develops the API, not a problem of the running service
+      yield* Effect.logDebug(
         `served through the platform router (slow path): ${slow.join(", ")}; build their group with ` +
           "ApiServer.group, without handleRaw, middleware or multipart, for the fast path"
       )
