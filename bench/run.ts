@@ -14,7 +14,7 @@
  * and reported as not measured. Each bench's wall time is printed and recorded
  * (`benchSeconds` in latest.json, a line under the table in latest.md).
  *
- * `--readme` also rewrites the table in README.md between `<!-- bench:start -->` and
+ * `--readme` also rewrites the table in docs/performance.md (where it moved from README.md) between `<!-- bench:start -->` and
  * `<!-- bench:end -->` (the same as `node dist/scripts/bench-table.js` afterwards).
  *
  * Modules come from a fixed list (below) and are run in that order; one whose compiled
@@ -379,8 +379,8 @@ const mainSuite = async (): Promise<void> => {
   process.stdout.write("\n" + md)
   log(`wrote bench/results/latest.json and bench/results/latest.md`)
   if (options.readme) {
-    const r = updateReadme(path.join(repoRoot, "README.md"), report)
-    log(r.ok ? "README.md: benchmark table updated" : `README.md not updated: ${r.reason}`)
+    const r = updateReadme(path.join(repoRoot, "docs", "performance.md"), report)
+    log(r.ok ? "docs/performance.md: benchmark table updated" : `docs/performance.md not updated: ${r.reason}`)
     if (!r.ok) process.exitCode = 1
   }
 }

@@ -1,9 +1,9 @@
 /**
- * Rewrites the benchmark section of README.md, between `<!-- bench:start -->` and
+ * Rewrites the benchmark section of docs/performance.md, between `<!-- bench:start -->` and
  * `<!-- bench:end -->`, from `bench/results/latest.json`. Nothing outside the markers
- * changes; without both markers the README is left alone and the exit code is 1.
+ * changes; without both markers the file is left alone and the exit code is 1.
  *
- *     npm run build && node dist/scripts/bench-table.js [path/to/latest.json] [path/to/README.md]
+ *     npm run build && node dist/scripts/bench-table.js [path/to/latest.json] [path/to/performance.md]
  */
 import { readFileSync, writeFileSync } from "node:fs"
 import * as path from "node:path"
@@ -39,7 +39,7 @@ export const replaceSection = (
 ): { readonly ok: true; readonly text: string } | { readonly ok: false; readonly reason: string } => {
   const start = readme.indexOf(START)
   const end = readme.indexOf(END)
-  if (start < 0 || end < 0) return { ok: false, reason: `README.md has no ${START} ... ${END} markers` }
+  if (start < 0 || end < 0) return { ok: false, reason: `no ${START} ... ${END} markers` }
   if (end < start) return { ok: false, reason: `${END} comes before ${START}` }
   if (readme.indexOf(START, start + 1) >= 0 || readme.indexOf(END, end + 1) >= 0) {
     return { ok: false, reason: "the markers appear more than once" }
@@ -67,7 +67,7 @@ if (isMain(import.meta.url)) {
   const here = path.dirname(fileURLToPath(import.meta.url))
   const root = path.basename(path.dirname(here)) === "dist" ? path.resolve(here, "../..") : path.resolve(here, "..")
   const jsonPath = process.argv[2] ?? path.join(root, "bench", "results", "latest.json")
-  const readmePath = process.argv[3] ?? path.join(root, "README.md")
+  const readmePath = process.argv[3] ?? path.join(root, "docs", "performance.md")
   try {
     const report = JSON.parse(readFileSync(jsonPath, "utf8")) as BenchReport
     const r = updateReadme(readmePath, report)

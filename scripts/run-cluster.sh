@@ -4,12 +4,12 @@
 #
 #   scripts/run-cluster.sh start                  start everything (waits until healthy)
 #   scripts/run-cluster.sh stop                   stop everything (SIGTERM, then SIGKILL after 10s)
-#   scripts/run-cluster.sh status                 which processes run, and their health
+#   scripts/run-cluster.sh status                 every process: answering on HTTP or down
 #   scripts/run-cluster.sh increment|inc [n]      add n (default 1) through the gateway
 #   scripts/run-cluster.sh decrement|dec [n]      subtract n (default 1) through the gateway
 #   scripts/run-cluster.sh counter|cnt            the value on the gateway and on every node
 #   scripts/run-cluster.sh peers|p                what discovery and every node know of their peers
-#   scripts/run-cluster.sh consistency            do all nodes agree? (waits up to CLUSTER_WAIT seconds)
+#   scripts/run-cluster.sh consistency            do the live nodes agree? down ones listed apart (waits up to CLUSTER_WAIT s)
 #   scripts/run-cluster.sh logs <n|discovery|gateway> [-f]   show (or follow) a process's log
 #   scripts/run-cluster.sh simulation <secs> <interval> <ops>
 #                                                 every <interval> seconds for <secs> seconds, send <ops>
@@ -145,8 +145,10 @@ cmd_stop() {
   stop_one discovery
 }
 
+# Judged by what answers on HTTP, not by pid files: a cluster started some other way
+# (npm start, by hand) shows as up, and a process that hangs shows as unhealthy.
 cmd_status() {
-  local name url state health rc=0
+  local name url pid health code rc=0 down=()
   printf '%-10s %-8s %-28s %s\n' PROCESS PID ADDRESS HEALTH
   for name in $(names); do
     case $name in
@@ -154,14 +156,16 @@ cmd_status() {
       gateway) url=$GATEWAY ;;
       node-*) url=$(node_url "${name#node-}") ;;
     esac
-    if alive "$name"; then
-      state=$(cat "$(pidfile "$name")")
-      if body=$(curl -fsS --max-time 2 "$url/health" 2>/dev/null); then health="ok"; else health="unhealthy"; rc=1; fi
-    else
-      state="-"; health="not running"; rc=1
-    fi
-    printf '%-10s %-8s %-28s %s\n' "$name" "$state" "$url" "$health"
+    if alive "$name"; then pid=$(cat "$(pidfile "$name")"); else pid="-"; fi
+    code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 2 "$url/health" 2>/dev/null || true)
+    case $code in
+      2??) health="ok" ;;
+      000 | "") health="down"; rc=1; down+=("$name") ;;
+      *) health="unhealthy (HTTP $code)"; rc=1 ;;
+    esac
+    printf '%-10s %-8s %-28s %s\n' "$name" "$pid" "$url" "$health"
   done
+  if ((${#down[@]} > 0)); then echo "down: ${down[*]}"; fi
   return $rc
 }
 
@@ -204,16 +208,26 @@ node_values() { # prints one value per node ("down" when unreachable)
   done
 }
 
+# Consistent when the nodes that answer agree; nodes that do not answer are listed apart
+# (a dead node cannot disagree, and the live ones still serve).
 cmd_consistency() {
-  local deadline=$((SECONDS + WAIT)) values distinct
+  local deadline=$((SECONDS + WAIT)) values live distinct down
   while true; do
     values=$(node_values)
-    distinct=$(echo "$values" | sort -u | wc -l)
-    if [[ $distinct -eq 1 && "$values" != *down* ]]; then
-      echo "consistent: all $NODES nodes report $(echo "$values" | sed -n 1p)"
+    live=$(echo "$values" | grep -v '^down$' || true)
+    down=$(paste -d' ' <(for ((i = 0; i < NODES; i++)); do echo "node-$i"; done) <(echo "$values") | awk '$2 == "down" {print $1}' | paste -sd' ' -)
+    distinct=$(echo "$live" | sed '/^$/d' | sort -u | wc -l)
+    if [[ -n "$live" && $distinct -eq 1 ]]; then
+      local n; n=$(echo "$live" | wc -l)
+      if [[ -z "$down" ]]; then
+        echo "consistent: all $NODES nodes report $(echo "$live" | sed -n 1p)"
+      else
+        echo "consistent: the $n live nodes report $(echo "$live" | sed -n 1p); down: $down"
+      fi
       return 0
     fi
     if ((SECONDS >= deadline)); then
+      if [[ -z "$live" ]]; then echo "no node answers (down: $down)"; return 1; fi
       echo "NOT consistent after ${WAIT}s:"
       paste -d' ' <(for ((i = 0; i < NODES; i++)); do echo "node-$i"; done) <(echo "$values")
       return 1

@@ -7,15 +7,24 @@
 import type * as CliApp from "@effect/cli/CliApp"
 import type { Teardown } from "@effect/platform/Runtime"
 import { Cause, Effect, Exit, Option } from "effect"
+import { ClientError } from "../client/ClientError.js"
 import type { Env } from "./Invocation.js"
 import { parse, UsageError } from "./Invocation.js"
 import * as Run from "./Run.js"
 
 /** `dcounter <argv>`: runs until the role stops (interrupted by a signal) or fails. */
 export const program = (argv: ReadonlyArray<string>, env: Env): Effect.Effect<void, unknown, CliApp.CliApp.Environment> =>
-  parse(argv, env).pipe(
-    Effect.flatMap(Run.run),
+  (isClientCommand(argv[0]) ? client(argv, env) : parse(argv, env).pipe(Effect.flatMap(Run.run))).pipe(
     Effect.tapErrorCause((cause) => Cause.isInterruptedOnly(cause) ? Effect.void : Effect.sync(() => report(cause)))
+  )
+
+/** The shell client commands (`get`, `inc`, `dec`, `list`, `status`), loaded only when used. */
+const clientCommandNames: ReadonlyArray<string> = ["get", "inc", "dec", "list", "status"]
+const isClientCommand = (word: string | undefined) => word !== undefined && clientCommandNames.includes(word)
+const client = (argv: ReadonlyArray<string>, env: Env) =>
+  Effect.flatMap(
+    Effect.promise(() => Promise.all([import("../client/ClientCommand.js"), import("../client/ClientRun.js")])),
+    ([ClientCommand, ClientRun]) => Effect.flatMap(ClientCommand.parse(argv, env), ClientRun.run)
   )
 
 const report = (cause: Cause.Cause<unknown>): void => {
@@ -32,9 +41,13 @@ const describe = (error: unknown): string | undefined => {
   return message.replace(/\s+/g, " ").trim()
 }
 
-/** Exit status: 0 on success or a signal, 2 for a usage error, 1 for anything else. */
+/**
+ * Exit status: 0 on success or a signal, 2 for a usage error, 3 when the shell client found
+ * nothing answering, 1 for anything else.
+ */
 export const teardown: Teardown = (exit, onExit) => {
   if (Exit.isSuccess(exit) || Cause.isInterruptedOnly(exit.cause)) return onExit(0)
   const failure = Cause.failureOption(exit.cause)
+  if (Option.isSome(failure) && failure.value instanceof ClientError) return onExit(failure.value.exitCode)
   onExit(Option.isSome(failure) && failure.value instanceof UsageError ? 2 : 1)
 }

@@ -14,7 +14,8 @@ const usageLines: ReadonlyArray<readonly [string, string]> = [
   ["dcounter --role node [options]", "a counter replica: HTTP API, write-ahead log, gossip"],
   ["dcounter --role gateway [options]", "HTTP front door and live dashboard over the nodes"],
   ["dcounter simulate [options]", "an in-process cluster under faults, then a report"],
-  ["dcounter wal check|repair --data-dir D", "verify or repair a stopped node's write-ahead log"]
+  ["dcounter wal check|repair --data-dir D", "verify or repair a stopped node's write-ahead log"],
+  ["dcounter get|inc|dec|list|status ...", "the shell client (dcounter get --help)"]
 ]
 
 const notes = [

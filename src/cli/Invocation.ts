@@ -74,7 +74,7 @@ export const parse = (
     if (first === "help" || (argv.length === 1 && isHelpFlag(first!))) {
       return Invocation.Help({ text: Help.full() })
     }
-    if (argv.includes("--version")) return Invocation.Version()
+    if (argv.includes("--version") || argv.includes("-V")) return Invocation.Version()
     if (first === "simulate") {
       const rest = argv.slice(1)
       if (rest.some(isHelpFlag)) return Invocation.Help({ text: Help.forCommand("simulate") })

@@ -4,13 +4,11 @@
  * A role's modules are loaded only when that role runs, so `--help` and usage errors
  * answer without loading the whole program.
  */
-import { readFileSync } from "node:fs"
-import * as path from "node:path"
-import { fileURLToPath } from "node:url"
 import { Console, Data, Effect, Layer } from "effect"
 import { DiscoveryConfig } from "../config/DiscoveryConfig.js"
 import { GatewayConfig } from "../config/GatewayConfig.js"
 import { NodeConfig } from "../config/NodeConfig.js"
+import * as BuildInfo from "../observability/BuildInfo.js"
 import * as Logging from "../observability/Logging.js"
 import type { SimulateOptions } from "../simulate/SimulateOptions.js"
 import type { Invocation, LoggingOptions } from "./Invocation.js"
@@ -25,9 +23,17 @@ export class WalDamaged extends Data.TaggedError("WalDamaged")<{ readonly messag
 export const loggingLayer = (options: LoggingOptions): Layer.Layer<never> =>
   Logging.layer({ level: options.level, format: options.format })
 
-/** Builds a role's layer and keeps it running until interrupted (SIGINT/SIGTERM). */
-const launch = <A, E>(role: Layer.Layer<A, E>, logging: LoggingOptions): Effect.Effect<never, E> =>
-  Layer.launch(role).pipe(Effect.provide(loggingLayer(logging)))
+/**
+ * Builds a role's layer and keeps it running until interrupted (SIGINT/SIGTERM). Every log
+ * line of the role carries `annotations` (its role and addresses) as fields, so JSON logs
+ * from many processes can be told apart without parsing messages.
+ */
+const launch = <A, E>(
+  role: Layer.Layer<A, E>,
+  logging: LoggingOptions,
+  annotations: Readonly<Record<string, string>>
+): Effect.Effect<never, E> =>
+  Layer.launch(Layer.annotateLogs(role, annotations)).pipe(Effect.provide(loggingLayer(logging)))
 
 /** `dcounter simulate`: progress on stderr, the report on stdout; exit 1 if it did not converge. */
 const simulate = (options: SimulateOptions) =>
@@ -44,12 +50,12 @@ const simulate = (options: SimulateOptions) =>
     }
   })
 
-/** `dcounter wal check|repair`: prints the report; a damaged WAL on check exits 1. */
-const wal = (action: "check" | "repair", dataDir: string) =>
+/** `dcounter wal check|repair`: prints the report (one JSON object with `--log-format json`); a damaged WAL on check exits 1. */
+const wal = (action: "check" | "repair", dataDir: string, json: boolean) =>
   Effect.gen(function*() {
     const WalTool = yield* Effect.promise(() => import("../storage/WalTool.js"))
     const report = yield* (action === "check" ? WalTool.check(dataDir) : WalTool.repair(dataDir))
-    yield* Console.log(WalTool.render(report))
+    yield* Console.log(json ? JSON.stringify(report) : WalTool.render(report))
     if (WalTool.exitCode(report) !== 0) {
       return yield* new WalDamaged({
         message: `the WAL in ${dataDir} is damaged; see above, and \`dcounter wal repair --data-dir ${dataDir}\``
@@ -57,20 +63,8 @@ const wal = (action: "check" | "repair", dataDir: string) =>
     }
   })
 
-/** The version in package.json (the nearest one above this module that is dcounter's). */
-export const version = (): string => {
-  let dir = path.dirname(fileURLToPath(import.meta.url))
-  for (let i = 0; i < 5; i++) {
-    try {
-      const pkg = JSON.parse(readFileSync(path.join(dir, "package.json"), "utf8")) as { name?: string; version?: string }
-      if (pkg.name === "dcounter" && pkg.version !== undefined) return pkg.version
-    } catch {
-      // no package.json here: look one level up
-    }
-    dir = path.dirname(dir)
-  }
-  return "unknown"
-}
+/** The version in package.json. */
+export const version = (): string => BuildInfo.version()
 
 export const run = (invocation: Invocation): Effect.Effect<void, unknown> => {
   switch (invocation._tag) {
@@ -82,20 +76,26 @@ export const run = (invocation: Invocation): Effect.Effect<void, unknown> => {
       return Effect.flatMap(Effect.promise(() => import("../discovery/DiscoveryRole.js")), (DiscoveryRole) =>
         launch(
           DiscoveryRole.layer.pipe(Layer.provide(Layer.succeed(DiscoveryConfig, invocation.config))),
-          invocation.logging
+          invocation.logging,
+          { role: "discovery", addr: invocation.config.addr }
         ))
     case "Node":
       return Effect.flatMap(Effect.promise(() => import("../node/NodeRole.js")), (NodeRole) =>
-        launch(NodeRole.layer.pipe(Layer.provide(Layer.succeed(NodeConfig, invocation.config))), invocation.logging))
+        launch(
+          NodeRole.layer.pipe(Layer.provide(Layer.succeed(NodeConfig, invocation.config))),
+          invocation.logging,
+          { role: "node", addr: invocation.config.addr, httpAddr: invocation.config.httpAddr }
+        ))
     case "Gateway":
       return Effect.flatMap(Effect.promise(() => import("../gateway/GatewayRole.js")), (GatewayRole) =>
         launch(
           GatewayRole.layer.pipe(Layer.provide(Layer.succeed(GatewayConfig, invocation.config))),
-          invocation.logging
+          invocation.logging,
+          { role: "gateway", addr: invocation.config.addr }
         ))
     case "Simulate":
       return simulate(invocation.options).pipe(Effect.provide(loggingLayer(invocation.logging)))
     case "Wal":
-      return wal(invocation.action, invocation.dataDir).pipe(Effect.provide(loggingLayer(invocation.logging)))
+      return wal(invocation.action, invocation.dataDir, invocation.logging.format === "json").pipe(Effect.provide(loggingLayer(invocation.logging)))
   }
 }

@@ -110,28 +110,30 @@ export class ClusterAuth extends HttpApiMiddleware.Tag<ClusterAuth>()("dcounter/
 
 export class DiscoveryGroup extends HttpApiGroup.make("discovery")
   .add(
-    HttpApiEndpoint.post("register", "/register")
+    HttpApiEndpoint.post("register", "/register").annotate(OpenApi.Summary, "Register a node").annotate(OpenApi.Description, "Adds or refreshes a node's gossip and HTTP addresses and id; it then sends heartbeats.")
       .setPayload(RegisterRequest)
       .addSuccess(Empty)
       .addError(RegistryFull)
   )
   .add(
-    HttpApiEndpoint.post("heartbeat", "/heartbeat")
+    HttpApiEndpoint.post("heartbeat", "/heartbeat").annotate(OpenApi.Summary, "Keep a registration alive").annotate(OpenApi.Description, "404 when the address is not registered (the node then registers again).")
       .setPayload(AddrRequest)
       .addSuccess(Empty)
       .addError(NotRegistered)
   )
-  .add(HttpApiEndpoint.get("peers", "/peers").addSuccess(Peers))
+  .add(HttpApiEndpoint.get("peers", "/peers").annotate(OpenApi.Summary, "List the registered nodes").annotate(OpenApi.Description, "Every node heard from within the peer TTL, with when it was last seen.").addSuccess(Peers))
   .add(
-    HttpApiEndpoint.post("deregister", "/deregister")
+    HttpApiEndpoint.post("deregister", "/deregister").annotate(OpenApi.Summary, "Remove a node").annotate(OpenApi.Description, "Called by a node that shuts down cleanly.")
       .setPayload(AddrRequest)
       .addSuccess(Empty)
   )
   .middleware(ClusterAuth)
+  .annotate(OpenApi.Description, "Registration of nodes (with the cluster key when discovery has one)")
 {}
 
 export class HealthGroup extends HttpApiGroup.make("health")
-  .add(HttpApiEndpoint.get("health", "/health").addSuccess(Health))
+  .add(HttpApiEndpoint.get("health", "/health").annotate(OpenApi.Summary, "Whether discovery is up").annotate(OpenApi.Description, "Always 200 while the process answers.").addSuccess(Health))
+  .annotate(OpenApi.Description, "Whether discovery is up")
 {}
 
 export class DiscoveryApi extends HttpApi.make("discovery")

@@ -16,11 +16,13 @@ import {
   Unauthorized
 } from "./DiscoveryApi.js"
 import { Registry } from "./Registry.js"
+import * as Prometheus from "../observability/Prometheus.js"
 
 export const unauthorizedRequests = Metric.counter("dcounter_discovery_unauthorized_total", {
   description: "requests refused for a missing or wrong cluster key",
   incremental: true
 })
+Prometheus.declared(unauthorizedRequests)
 
 /**
  * `Authorization: Bearer <key>` check. Without a key every request passes; with one, a

@@ -9,6 +9,7 @@
  */
 import { Clock, Context, Data, Duration, Effect, Layer, Metric, Schedule } from "effect"
 import { DiscoveryConfig } from "../config/DiscoveryConfig.js"
+import * as Prometheus from "../observability/Prometheus.js"
 
 /** What a node tells discovery about itself (already validated). */
 export interface Registration {
@@ -98,6 +99,9 @@ export const rejectedFull = Metric.counter("dcounter_discovery_registry_full_tot
   description: "registrations refused because the registry was full",
   incremental: true
 })
+for (const m of [registeredPeers, registrations, heartbeats, unknownHeartbeats, deregistrations, expired, rejectedFull]) {
+  Prometheus.declared(m)
+}
 
 // ---------------------------------------------------------------------------------------
 

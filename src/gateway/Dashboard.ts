@@ -3,6 +3,11 @@
  * CSS and JS, no build step, nothing fetched from the internet). It polls `/nodes` and
  * `/counter` every second and shows every node with its health and value, the cluster
  * value with a live chart, and buttons that increment and decrement through the gateway.
+ * A node that stops answering (or that the gateway forgets, once discovery dropped it) stays
+ * in the table as down, with the time it went down. The named counters are listed by name
+ * through the paged listing (`/counters?limit&prefix&after`, following `next`), with a
+ * search box for a name prefix; against a gateway that answers every counter at once the
+ * page pages them itself.
  */
 
 const css = `
@@ -77,6 +82,12 @@ td.mono, .mono { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, mon
 td.err { color: var(--bad); font-size: 12px; max-width: 300px; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
 .status { display: inline-flex; align-items: center; gap: 7px; }
 .empty { color: var(--muted); padding: 18px 12px; }
+.toolbar { display: flex; gap: 8px; align-items: center; margin-bottom: 12px; flex-wrap: wrap; }
+input[type=search] {
+  flex: 1; min-width: 180px; font: inherit; padding: 8px 10px; border-radius: 9px; border: 1px solid var(--line);
+  background: var(--bg); color: var(--text);
+}
+.since { color: var(--muted); font-size: 12px; margin-left: 4px; }
 footer { color: var(--muted); font-size: 12px; text-align: center; padding-bottom: 28px; }
 footer a { color: var(--accent); text-decoration: none; margin: 0 8px; }
 @media (max-width: 820px) { .top { grid-template-columns: 1fr; } main, header { padding-left: 16px; padding-right: 16px; } }
@@ -111,7 +122,26 @@ function showClusterValue(value) {
   $("cluster-value").textContent = fmt(value);
 }
 
-function renderNodes(nodes) {
+/** Every node ever listed, by HTTP address: a node the gateway forgets stays, shown down. */
+const known = new Map();
+
+function remember(nodes) {
+  const now = Date.now();
+  const listed = new Set();
+  for (const n of nodes) {
+    listed.add(n.httpAddr);
+    const before = known.get(n.httpAddr);
+    const downSince = n.healthy ? null : (before && before.downSince) || now;
+    known.set(n.httpAddr, Object.assign({}, n, { downSince }));
+  }
+  for (const [addr, n] of known) {
+    if (!listed.has(addr)) known.set(addr, Object.assign({}, n, { healthy: false, latencyMs: null, downSince: n.downSince || now, lastError: "no longer listed by the gateway" }));
+  }
+  return Array.from(known.values());
+}
+
+function renderNodes(listed) {
+  const nodes = remember(listed);
   lastNodes = nodes;
   const healthy = nodes.filter((n) => n.healthy);
   const values = new Set(healthy.map((n) => n.value));
@@ -127,11 +157,12 @@ function renderNodes(nodes) {
   const rows = nodes.map((n) => {
     const behind = n.healthy && reference !== null && n.value !== reference;
     return '<tr data-node="' + esc(n.httpAddr) + '" data-healthy="' + n.healthy + '">' +
-      '<td><span class="status"><span class="dot ' + (n.healthy ? "ok" : "bad") + '"></span>' + (n.healthy ? "healthy" : "down") + '</span></td>' +
+      '<td><span class="status"><span class="dot ' + (n.healthy ? "ok" : "bad") + '"></span>' + (n.healthy ? "healthy" : "down") +
+        (n.downSince ? '<span class="since">since ' + esc(new Date(n.downSince).toLocaleTimeString()) + '</span>' : "") + '</span></td>' +
       '<td class="mono" title="' + esc(n.id) + '">' + esc(n.id.length > 14 ? n.id.slice(0, 12) + "…" : n.id) + '</td>' +
       '<td class="mono">' + esc(n.httpAddr) + '</td>' +
       '<td class="mono">' + esc(n.gossipAddr || "—") + '</td>' +
-      '<td class="value' + (behind ? " behind" : "") + '">' + fmt(n.value) + '</td>' +
+      '<td class="value' + (behind ? " behind" : "") + '">' + (n.healthy ? fmt(n.value) : "—") + '</td>' +
       '<td>' + (n.latencyMs === null ? "—" : n.latencyMs + " ms") + '</td>' +
       '<td>' + fmt(n.requests) + '</td>' +
       '<td class="err" title="' + esc(n.lastError || "") + '">' + esc(n.lastError || "") + '</td>' +
@@ -223,6 +254,40 @@ async function change(kind) {
   }
 }
 
+// -- named counters: one page at a time through the paged listing
+const PAGE = 20;
+let pageStarts = [undefined];
+let counterPage = 0;
+let pageNext = undefined;
+
+async function loadCounters() {
+  const prefix = $("search").value.trim();
+  const after = pageStarts[counterPage];
+  const query = "limit=" + PAGE + (prefix ? "&prefix=" + encodeURIComponent(prefix) : "") + (after ? "&after=" + encodeURIComponent(after) : "");
+  const res = await getJson("/counters?" + query).catch(() => null);
+  if (res === null || !res.ok) {
+    $("counters").innerHTML = '<tr><td class="empty" colspan="2">' + esc(res && res.body ? res.body.message : "gateway unreachable") + '</td></tr>';
+    return;
+  }
+  // a gateway without paging answers everything, unfiltered: filter and page here
+  let list = res.body.counters.filter((c) => !prefix || c.name.startsWith(prefix)).filter((c) => !after || c.name > after);
+  list.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+  pageNext = res.body.next !== undefined ? res.body.next : list.length > PAGE ? list[PAGE - 1].name : undefined;
+  list = list.slice(0, PAGE);
+  $("counters").innerHTML = list.length === 0
+    ? '<tr><td class="empty" colspan="2">' + (prefix ? "No counter starts with " + esc(prefix) + "." : "No named counter yet: POST /counters/NAME/increment.") + '</td></tr>'
+    : list.map((c) => '<tr data-counter="' + esc(c.name) + '"><td class="mono">' + esc(c.name) + '</td><td class="value">' + fmt(c.value) + '</td></tr>').join("");
+  $("prev").disabled = counterPage === 0;
+  $("next").disabled = pageNext === undefined;
+  $("counter-page").textContent = "page " + (counterPage + 1);
+}
+
+$("search").addEventListener("input", () => { pageStarts = [undefined]; counterPage = 0; loadCounters(); });
+$("next").addEventListener("click", () => { if (pageNext === undefined) return; counterPage++; pageStarts[counterPage] = pageNext; loadCounters(); });
+$("prev").addEventListener("click", () => { if (counterPage === 0) return; counterPage--; loadCounters(); });
+loadCounters();
+setInterval(loadCounters, 2000);
+
 $("increment").addEventListener("click", () => change("increment"));
 $("decrement").addEventListener("click", () => change("decrement"));
 window.addEventListener("resize", renderChart);
@@ -236,6 +301,7 @@ export const html = `<!DOCTYPE html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>dcounter dashboard</title>
+<link rel="icon" href="data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 32 32'%3E%3Crect width='32' height='32' rx='7' fill='%230f1419'/%3E%3Ctext x='16' y='23' font-family='sans-serif' font-size='20' font-weight='700' text-anchor='middle' fill='%234fb3ff'%3Ed%3C/text%3E%3C/svg%3E">
 <style>${css}</style>
 </head>
 <body>
@@ -269,6 +335,18 @@ export const html = `<!DOCTYPE html>
     <table>
       <thead><tr><th>Status</th><th>Node id</th><th>HTTP</th><th>Gossip</th><th>Value</th><th>Latency</th><th>Requests</th><th>Last error</th></tr></thead>
       <tbody id="nodes"><tr><td class="empty" colspan="8">loading…</td></tr></tbody>
+    </table>
+  </section>
+  <section class="card">
+    <div class="chart-head"><h2>Named counters</h2><span class="legend" id="counter-page"></span></div>
+    <div class="toolbar">
+      <input id="search" type="search" placeholder="Search counters by name prefix, e.g. likes:" aria-label="search counters">
+      <button id="prev" disabled>← Prev</button>
+      <button id="next" disabled>Next →</button>
+    </div>
+    <table>
+      <thead><tr><th>Name</th><th>Value</th></tr></thead>
+      <tbody id="counters"><tr><td class="empty" colspan="2">loading…</td></tr></tbody>
     </table>
   </section>
 </main>

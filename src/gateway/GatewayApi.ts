@@ -110,28 +110,29 @@ const NamePath = Schema.Struct({ name: CounterName })
 // API
 
 export class CounterGroup extends HttpApiGroup.make("counter")
-  .add(HttpApiEndpoint.get("counter", "/counter").addSuccess(CounterValue))
-  .add(HttpApiEndpoint.post("increment", "/increment").setPayload(ChangeBody).addSuccess(CounterValue))
-  .add(HttpApiEndpoint.post("decrement", "/decrement").setPayload(ChangeBody).addSuccess(CounterValue))
+  .add(HttpApiEndpoint.get("counter", "/counter").annotate(OpenApi.Summary, "Read the default counter").annotate(OpenApi.Description, "Asked of one healthy node; the answer names it.").addSuccess(CounterValue))
+  .add(HttpApiEndpoint.post("increment", "/increment").annotate(OpenApi.Summary, "Add to the default counter").annotate(OpenApi.Description, "Forwarded to one healthy node; answered once durable there. No body counts as `by: 1`.").setPayload(ChangeBody).addSuccess(CounterValue))
+  .add(HttpApiEndpoint.post("decrement", "/decrement").annotate(OpenApi.Summary, "Subtract from the default counter").annotate(OpenApi.Description, "Forwarded to one healthy node; answered once durable there. No body counts as `by: 1`.").setPayload(ChangeBody).addSuccess(CounterValue))
   .add(
     HttpApiEndpoint.get("counters", "/counters")
       .setUrlParams(PageQuery)
       .addSuccess(CounterList)
+      .annotate(OpenApi.Summary, "List the named counters")
       .annotate(
         OpenApi.Description,
         "Counters sorted by name, one page at a time (`limit` default 100, max 1000; `after`: the previous " +
           "page's `next`; `prefix`), from one node; a bad parameter is refused with 400 before any node is asked"
       )
   )
-  .add(HttpApiEndpoint.get("named", "/counters/:name").setPath(NamePath).addSuccess(NamedCounterValue))
+  .add(HttpApiEndpoint.get("named", "/counters/:name").annotate(OpenApi.Summary, "Read a named counter").annotate(OpenApi.Description, "A counter that was never written reads as 0.").setPath(NamePath).addSuccess(NamedCounterValue))
   .add(
-    HttpApiEndpoint.post("namedIncrement", "/counters/:name/increment")
+    HttpApiEndpoint.post("namedIncrement", "/counters/:name/increment").annotate(OpenApi.Summary, "Add to a named counter").annotate(OpenApi.Description, "Forwarded to one healthy node; answered once durable there. No body counts as `by: 1`.")
       .setPath(NamePath)
       .setPayload(ChangeBody)
       .addSuccess(NamedCounterValue)
   )
   .add(
-    HttpApiEndpoint.post("namedDecrement", "/counters/:name/decrement")
+    HttpApiEndpoint.post("namedDecrement", "/counters/:name/decrement").annotate(OpenApi.Summary, "Subtract from a named counter").annotate(OpenApi.Description, "Forwarded to one healthy node; answered once durable there. No body counts as `by: 1`.")
       .setPath(NamePath)
       .setPayload(ChangeBody)
       .addSuccess(NamedCounterValue)
@@ -142,8 +143,8 @@ export class CounterGroup extends HttpApiGroup.make("counter")
 {}
 
 export class ClusterGroup extends HttpApiGroup.make("cluster")
-  .add(HttpApiEndpoint.get("nodes", "/nodes").addSuccess(Nodes))
-  .add(HttpApiEndpoint.get("health", "/health").addSuccess(Health).addError(Unavailable))
+  .add(HttpApiEndpoint.get("nodes", "/nodes").annotate(OpenApi.Summary, "Every node and its health").annotate(OpenApi.Description, "The nodes the gateway knows (static and from discovery), whether each answers, its last value and latency.").addSuccess(Nodes))
+  .add(HttpApiEndpoint.get("health", "/health").annotate(OpenApi.Summary, "Whether the gateway can serve").annotate(OpenApi.Description, "200 with the number of healthy nodes, 503 when there is none.").addSuccess(Health).addError(Unavailable))
   .annotate(OpenApi.Description, "The gateway's view of the nodes")
 {}
 

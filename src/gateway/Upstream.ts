@@ -26,6 +26,7 @@ import { WriteBatcher } from "./internal/writeBatcher.js"
 import type { NodeRequestError, NodeResponse, NodeResult } from "./NodeClient.js"
 import { NodeClient } from "./NodeClient.js"
 import { NodePool } from "./NodePool.js"
+import * as Prometheus from "../observability/Prometheus.js"
 
 export interface Answer {
   /** `host:port` of the node that answered */
@@ -81,6 +82,7 @@ const batches = Metric.counter("dcounter_gateway_batches_total", {
   incremental: true
 })
 const noTags: ReadonlyArray<never> = []
+for (const m of [forwarded, failovers, indeterminate, unavailable]) Prometheus.declared(m)
 const count = (metric: Metric.Metric.Counter<number>) => metric.unsafeUpdate(1, noTags)
 
 /** How long a node without `POST /batch` (an older version) gets single writes before it is asked again. */

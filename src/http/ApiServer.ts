@@ -22,7 +22,7 @@
  * also works under `HttpApiBuilder.serve()`. Endpoints of groups built with the stock
  * `HttpApiBuilder.group`, endpoints registered with `handleRaw`, endpoints with
  * `HttpApiMiddleware` and multipart payloads are still served, through the platform's
- * route (about as slow as `HttpApiBuilder.serve()`); a warning at startup names them.
+ * route (about as slow as `HttpApiBuilder.serve()`); a debug line at startup names them.
  *
  * Per endpoint, routing (a static map, then parameterised patterns), the path, query,
  * header and payload decoders, the success encoder and the error encoders (with their
@@ -76,6 +76,8 @@ import type { Scope } from "effect"
 import * as Http from "node:http"
 import type { AddressInfo } from "node:net"
 import * as Metrics from "../observability/Metrics.js"
+import * as BuildInfo from "../observability/BuildInfo.js"
+import * as OpenApiDoc from "./internal/openapi.js"
 import * as Prometheus from "../observability/Prometheus.js"
 import { apiErrorSchemas, makeDecoder, makeResponseEncoder } from "./internal/codec.js"
 import { docsAsset, docsPage } from "./internal/docs.js"
@@ -354,7 +356,7 @@ const make = <E, R>(options: Options<E, R>) =>
     })
 
     // -- built-in routes (an API route of the same method and path wins)
-    const spec = OpenApi.fromApi(api)
+    const spec = OpenApiDoc.finalize(OpenApi.fromApi(api), { version: BuildInfo.version(), license: BuildInfo.license() }) as unknown as OpenApi.OpenAPISpec
     const specJson = JSON.stringify(spec)
     const builtin = (path: string, respond: BuiltinTarget["respond"], authorize?: BuiltinTarget["authorize"]) =>
       router.add("GET", path, { _tag: "Builtin", record: Metrics.httpRecorder("GET", path), respond, authorize })
@@ -371,6 +373,9 @@ const make = <E, R>(options: Options<E, R>) =>
     }
     if (options.metrics !== false) {
       yield* Prometheus.eventLoopMonitor
+      // the role is the API's title without the product name ("dcounter node" -> "node")
+      const buildInfo = BuildInfo.family(spec.info.title.replace(/^dcounter\s+/, ""))
+      yield* Prometheus.collector(() => [buildInfo])
       builtin("/metrics", () => ({ status: 200, contentType: Prometheus.contentType, body: Prometheus.render() }))
     }
 
@@ -399,7 +404,8 @@ const make = <E, R>(options: Options<E, R>) =>
     })
 
     if (slow.length > 0) {
-      yield* Effect.logWarning(
+      // a fact for whoever develops the API, not a problem of the running service
+      yield* Effect.logDebug(
         `served through the platform router (slow path): ${slow.join(", ")}; build their group with ` +
           "ApiServer.group, without handleRaw, middleware or multipart, for the fast path"
       )

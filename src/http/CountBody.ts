@@ -6,14 +6,26 @@
  */
 import { Schema } from "effect"
 
-/** `by`: a positive safe integer. */
-export const By = Schema.Number.pipe(
-  Schema.int({ message: () => "by must be an integer" }),
-  Schema.positive({ message: () => "by must be positive" }),
-  Schema.lessThanOrEqualTo(Number.MAX_SAFE_INTEGER, { message: () => "by must be at most 2^53-1" })
-).annotations({ description: "How much to add or subtract: a positive safe integer (default 1)" })
+const positiveInteger = () => "by must be a positive integer"
 
-export const CountBody = Schema.Struct({ by: Schema.optional(By) }).annotations({
+/**
+ * `by`: a positive safe integer. The bound is checked before integrality (a number past it
+ * is no safe integer either, and the message should name the bound); every refinement has
+ * its own plain message, and a title so documentation does not show the refinement's name.
+ */
+export const By = Schema.Number.annotations({ message: positiveInteger }).pipe(
+  Schema.lessThanOrEqualTo(Number.MAX_SAFE_INTEGER, {
+    message: () => `by must be at most ${Number.MAX_SAFE_INTEGER}`
+  }),
+  Schema.int({ message: positiveInteger }),
+  Schema.positive({ message: positiveInteger })
+).annotations({
+  identifier: "By",
+  title: "By",
+  description: `How much to add or subtract: a positive integer up to ${Number.MAX_SAFE_INTEGER} (default 1)`
+})
+
+export const CountBody = Schema.Struct({ by: Schema.optionalWith(By, { exact: true }) }).annotations({
   identifier: "CountBody",
   description: "Optional body of increment and decrement; no body counts as {\"by\": 1}",
   parseOptions: { onExcessProperty: "error" }

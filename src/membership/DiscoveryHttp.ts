@@ -25,6 +25,7 @@ import type { Redacted, Scope } from "effect"
 import { BadRequest, DiscoveryApi, NotRegistered, RegistryFull, Unauthorized } from "../discovery/DiscoveryApi.js"
 import type { DiscoveredPeer } from "./DiscoveryClient.js"
 import { DiscoveryClient } from "./DiscoveryClient.js"
+import * as Prometheus from "../observability/Prometheus.js"
 
 export interface Self {
   /** gossip address, as registered (`addr` in the discovery API) */
@@ -85,6 +86,7 @@ export const clientFailures = Metric.counter("dcounter_discovery_client_failures
 export const clientPeers = Metric.gauge("dcounter_discovery_client_peers", {
   description: "peers in the last list read from discovery"
 })
+for (const m of [clientReachable, clientRegistrations, clientFailures, clientPeers]) Prometheus.declared(m)
 
 // ---------------------------------------------------------------------------------------
 

@@ -30,6 +30,7 @@ import { HostPort, PeerInfo, PeerList, Ping, PingAck } from "../protocol/Message
 import type { Inbound } from "../transport/Transport.js"
 import { Transport } from "../transport/Transport.js"
 import { DiscoveryClient } from "./DiscoveryClient.js"
+import * as Prometheus from "../observability/Prometheus.js"
 
 export type PeerStatus = "alive" | "suspect" | "dead"
 
@@ -121,6 +122,7 @@ export const pingsSentTotal = Metric.counter("dcounter_pings_sent_total", {
   description: "Failure-detection Pings sent",
   incremental: true
 })
+for (const m of [pingsSentTotal, ...Object.values(peersByStatus)]) Prometheus.declared(m)
 
 // ---------------------------------------------------------------------------- implementation
 
@@ -187,7 +189,7 @@ export const make = (options: PeerManagerOptions = {}) =>
         table.delete(p.addr)
         emit({ _tag: "Removed", addr: p.addr })
         yield* transport.forget(p.addr)
-        yield* Effect.logInfo(`PeerManager: removed peer ${p.addr} (${why})`)
+        yield* Effect.logInfo(`PeerManager: removed peer ${p.addr} (${why})`).pipe(Effect.annotateLogs("peer", p.addr))
       })
 
     /** Makes room for one more peer: evicts the longest-silent dead peer nobody lists. */
@@ -232,7 +234,7 @@ export const make = (options: PeerManagerOptions = {}) =>
           sources: new Set([source])
         })
         emit({ _tag: "Joined", addr: canonical })
-        yield* Effect.logInfo(`PeerManager: new peer ${canonical} (from ${source})`)
+        yield* Effect.logInfo(`PeerManager: new peer ${canonical} (from ${source})`).pipe(Effect.annotateLogs("peer", canonical))
         return true
       })
 
@@ -269,7 +271,7 @@ export const make = (options: PeerManagerOptions = {}) =>
           if (p.replicaId !== undefined) {
             yield* Effect.logInfo(
               `PeerManager: peer ${p.addr} now has replica id ${hello.replicaId} (was ${p.replicaId}): a new data directory`
-            )
+            ).pipe(Effect.annotateLogs({ peer: p.addr, peerId: hello.replicaId }))
           }
           p.replicaId = hello.replicaId
         }
@@ -283,7 +285,7 @@ export const make = (options: PeerManagerOptions = {}) =>
         if (was !== "alive" || p.reported !== "alive") {
           p.reported = "alive"
           emit({ _tag: "Recovered", addr: p.addr, was })
-          yield* Effect.logInfo(`PeerManager: peer ${p.addr} is alive again (was ${was})`)
+          yield* Effect.logInfo(`PeerManager: peer ${p.addr} is alive again (was ${was})`).pipe(Effect.annotateLogs("peer", p.addr))
         }
       })
 
@@ -387,12 +389,14 @@ export const make = (options: PeerManagerOptions = {}) =>
           p.reported = status
           if (status === "suspect") {
             emit({ _tag: "Suspected", addr: p.addr })
-            yield* Effect.logWarning(`PeerManager: peer ${p.addr} is suspect (${p.fails} heartbeats missed)`)
+            yield* Effect.logWarning(`PeerManager: peer ${p.addr} is suspect (${p.fails} heartbeats missed)`).pipe(
+              Effect.annotateLogs("peer", p.addr)
+            )
           } else if (status === "dead") {
             emit({ _tag: "Died", addr: p.addr })
             yield* Effect.logWarning(
               `PeerManager: peer ${p.addr} is dead (not heard from for ${Duration.format(Duration.millis(now - p.lastSeen))})`
-            )
+            ).pipe(Effect.annotateLogs("peer", p.addr))
           } else {
             emit({ _tag: "Recovered", addr: p.addr, was })
           }

@@ -36,6 +36,7 @@ import type { ReplicaId } from "../crdt/ReplicaId.js"
 import type { HostPort } from "../protocol/Message.js"
 import { DataDir } from "../storage/DataDir.js"
 import { Wal, WalError } from "../storage/Wal.js"
+import * as Prometheus from "../observability/Prometheus.js"
 
 /** A local write could not be made durable, or the store is shutting down. Nothing changed. */
 export class StoreUnavailable extends Data.TaggedError("StoreUnavailable")<{
@@ -168,6 +169,7 @@ export const mergedEntriesTotal = Metric.counter("dcounter_merged_entries_total"
   description: "Entries raised by merging remote state",
   incremental: true
 })
+for (const m of [writesTotal, writesFailedTotal, mergesTotal, mergedEntriesTotal]) Prometheus.declared(m)
 
 // ---------------------------------------------------------------------------- implementation
 
@@ -197,6 +199,10 @@ export const make = (options: CounterStoreOptions = {}) =>
         `entries (${map.size} counters) from ${dataDir.path}`
     )
 
+    yield* Prometheus.collector(() => [
+      Prometheus.gaugeFamily("dcounter_counters", "Named counters this node holds (every counter ever written in the cluster that reached it).", map.size),
+      Prometheus.gaugeFamily("dcounter_state_entries", "Per-replica entries in this node's state, over all counters.", map.entryCount)
+    ])
     const hub = yield* PubSub.sliding<Change>(options.changeCapacity ?? 4096)
     yield* Effect.addFinalizer(() => PubSub.shutdown(hub))
 

@@ -60,6 +60,7 @@ import type { Inbound } from "../transport/Transport.js"
 import { Transport } from "../transport/Transport.js"
 import type { Change } from "./CounterStore.js"
 import { CounterStore } from "./CounterStore.js"
+import * as Prometheus from "../observability/Prometheus.js"
 
 export interface GossipOptions {
   /** Up to this many alive peers, local writes are pushed to all of them (default 64). */
@@ -137,6 +138,10 @@ const messagesInByType: Record<Message["_tag"], Metric.Metric.Counter<number>> =
   Ping: Metric.tagged(messagesIn, "type", "Ping"),
   PingAck: Metric.tagged(messagesIn, "type", "PingAck")
 }
+// every series exists from start-up (at 0), not from its first use
+for (
+  const m of [entriesSent, digestsSent, digestAcks, pushesChanged, pushesUnchanged, ...Object.values(pushesSentByKind), ...Object.values(messagesInByType)]
+) Prometheus.declared(m)
 
 // ---------------------------------------------------------------------------- implementation
 

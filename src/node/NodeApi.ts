@@ -174,9 +174,9 @@ export type BatchResponse = typeof BatchResponse.Type
 
 /** The `default` counter: `/counter`, `/increment`, `/decrement`, `/local-counter`, `/state`. */
 export class CounterGroup extends HttpApiGroup.make("counter")
-  .add(HttpApiEndpoint.get("counter", "/counter").addSuccess(CounterResponse))
+  .add(HttpApiEndpoint.get("counter", "/counter").annotate(OpenApi.Summary, "Read the default counter").annotate(OpenApi.Description, "The value of the `default` counter as this node sees it (converged once gossip has caught up).").addSuccess(CounterResponse))
   .add(
-    HttpApiEndpoint.post("increment", "/increment")
+    HttpApiEndpoint.post("increment", "/increment").annotate(OpenApi.Summary, "Add to the default counter")
       .setPayload(CountPayload)
       .addSuccess(CounterResponse)
       .addError(CounterOverflow)
@@ -184,7 +184,7 @@ export class CounterGroup extends HttpApiGroup.make("counter")
       .annotate(OpenApi.Description, "Answers once the write is durable on this node")
   )
   .add(
-    HttpApiEndpoint.post("decrement", "/decrement")
+    HttpApiEndpoint.post("decrement", "/decrement").annotate(OpenApi.Summary, "Subtract from the default counter")
       .setPayload(CountPayload)
       .addSuccess(CounterResponse)
       .addError(CounterOverflow)
@@ -192,11 +192,12 @@ export class CounterGroup extends HttpApiGroup.make("counter")
       .annotate(OpenApi.Description, "Answers once the write is durable on this node")
   )
   .add(
-    HttpApiEndpoint.get("localCounter", "/local-counter")
+    HttpApiEndpoint.get("localCounter", "/local-counter").annotate(OpenApi.Summary, "This node's own share of the default counter")
       .addSuccess(CounterResponse)
       .annotate(OpenApi.Description, "This node's own contribution to the default counter")
   )
-  .add(HttpApiEndpoint.get("state", "/state").addSuccess(StateResponse))
+  .add(HttpApiEndpoint.get("state", "/state").annotate(OpenApi.Summary, "The default counter's replicated state").annotate(OpenApi.Description, "Per-replica totals of the `default` counter held by this node: what gossip merges.").addSuccess(StateResponse))
+  .annotate(OpenApi.Description, "The `default` counter, and this node's view of it")
 {}
 
 /** Named counters: `/counters`, `/counters/:name`, `/counters/:name/increment|decrement`. */
@@ -205,27 +206,29 @@ export class CountersGroup extends HttpApiGroup.make("counters")
     HttpApiEndpoint.get("list", "/counters")
       .setUrlParams(PageQuery)
       .addSuccess(CountersResponse)
+      .annotate(OpenApi.Summary, "List the named counters")
       .annotate(
         OpenApi.Description,
         "Counters sorted by name, one page at a time: `limit` (default 100, max 1000), `after` (the previous " +
           "page's `next`), `prefix`; a bad parameter is refused with 400"
       )
   )
-  .add(HttpApiEndpoint.get("get")`/counters/${nameParam}`.addSuccess(NamedCounterResponse))
+  .add(HttpApiEndpoint.get("get")`/counters/${nameParam}`.annotate(OpenApi.Summary, "Read a named counter").annotate(OpenApi.Description, "A counter that was never written reads as 0.").addSuccess(NamedCounterResponse))
   .add(
-    HttpApiEndpoint.post("increment")`/counters/${nameParam}/increment`
+    HttpApiEndpoint.post("increment")`/counters/${nameParam}/increment`.annotate(OpenApi.Summary, "Add to a named counter").annotate(OpenApi.Description, "Answers once the write is durable on this node. No body counts as `by: 1`.")
       .setPayload(CountPayload)
       .addSuccess(NamedCounterResponse)
       .addError(CounterOverflow)
       .addError(Unavailable)
   )
   .add(
-    HttpApiEndpoint.post("decrement")`/counters/${nameParam}/decrement`
+    HttpApiEndpoint.post("decrement")`/counters/${nameParam}/decrement`.annotate(OpenApi.Summary, "Subtract from a named counter").annotate(OpenApi.Description, "Answers once the write is durable on this node. No body counts as `by: 1`.")
       .setPayload(CountPayload)
       .addSuccess(NamedCounterResponse)
       .addError(CounterOverflow)
       .addError(Unavailable)
   )
+  .annotate(OpenApi.Description, "Named counters: any number per cluster, each 1 to 128 characters of [A-Za-z0-9._:-]")
 {}
 
 /**
@@ -240,6 +243,7 @@ export class BatchGroup extends HttpApiGroup.make("batch")
     HttpApiEndpoint.post("write", "/batch")
       .setPayload(BatchRequest)
       .addSuccess(BatchResponse)
+      .annotate(OpenApi.Summary, "Several writes in one request (gateway to node)")
       .annotate(
         OpenApi.Description,
         "Internal (gateway to node): several writes in one request; answers once every write is durable or failed, " +
@@ -250,8 +254,9 @@ export class BatchGroup extends HttpApiGroup.make("batch")
 
 /** Membership and health: `/peers`, `/health`. */
 export class ClusterGroup extends HttpApiGroup.make("cluster")
-  .add(HttpApiEndpoint.get("peers", "/peers").addSuccess(PeersResponse))
-  .add(HttpApiEndpoint.get("health", "/health").addSuccess(HealthResponse))
+  .add(HttpApiEndpoint.get("peers", "/peers").annotate(OpenApi.Summary, "The peers this node knows").annotate(OpenApi.Description, "Every known peer with its failure-detection status (alive, suspect, dead) and where it was learned from.").addSuccess(PeersResponse))
+  .add(HttpApiEndpoint.get("health", "/health").annotate(OpenApi.Summary, "Whether this node is up").annotate(OpenApi.Description, "Its id, addresses, peer counts by status and number of counters.").addSuccess(HealthResponse))
+  .annotate(OpenApi.Description, "Membership and health of this node")
 {}
 
 export class NodeApi extends HttpApi.make("node")

@@ -155,14 +155,18 @@ export const layerWith = (
       const services = Gossip.layer(options.gossip).pipe(
         Layer.provideMerge(KnownPeers.layer().pipe(Layer.provideMerge(PeerManager.layer(options.peers)))),
         Layer.provideMerge(discovery),
-        Layer.provideMerge(transport),
-        Layer.provideMerge(storage)
+        Layer.provideMerge(transport)
       )
       const http = NodeHttp.layer
       // the Redis-protocol listener (only with --resp-addr), beside HTTP over the same services
-      return Layer.mergeAll(http, RespServer.layerFromConfig, logStarted.pipe(Layer.provide(http))).pipe(
+      const running = Layer.mergeAll(http, RespServer.layerFromConfig, logStarted.pipe(Layer.provide(http))).pipe(
         Layer.provideMerge(services)
       )
+      // once the data directory gave the replica id, every log line carries it as `nodeId`
+      const withNodeId = Layer.unwrapEffect(
+        Effect.map(DataDir, (dataDir) => Layer.annotateLogs(running, "nodeId", dataDir.replicaId))
+      )
+      return withNodeId.pipe(Layer.provideMerge(storage))
     })
   )
 

@@ -99,6 +99,12 @@ const text = (u: unknown): string => {
 
 const messageText = (message: unknown): string => Arr.ensure(message).map(text).join(" ")
 
+/**
+ * Annotations every line of a role carries (which process it is): fields for machines in
+ * `json`, left out of `pretty`, where a reader sees them once in the start-up lines.
+ */
+export const processContext: ReadonlySet<string> = new Set(["role", "addr", "httpAddr", "nodeId"])
+
 const annotationsObject = (annotations: HashMap.HashMap<string, unknown>): Record<string, unknown> => {
   const out: Record<string, unknown> = Object.create(null) as Record<string, unknown>
   for (const [k, v] of annotations) out[k] = typeof v === "bigint" ? v.toString() : Inspectable.toJSON(v)
@@ -150,7 +156,7 @@ export const prettyLine = (o: Logger.Logger.Options<unknown>, colors = false): s
     paint(level.toUpperCase().padEnd(5), COLORS[level], colors),
     messageText(o.message)
   ]
-  for (const [k, v] of o.annotations) parts.push(paint(pair(k, v), "2", colors))
+  for (const [k, v] of o.annotations) if (!processContext.has(k)) parts.push(paint(pair(k, v), "2", colors))
   const now = o.date.getTime()
   for (const s of o.spans) parts.push(paint(`${s.label}=${now - s.startTime}ms`, "2", colors))
   let out = parts.join(" ")

@@ -30,6 +30,8 @@ export type HttpRecorder = (status: number, seconds: number) => void
 export const httpRecorder = (method: string, route: string): HttpRecorder => {
   const routeTags = [MetricLabel.make("method", method), MetricLabel.make("route", route)]
   const byStatus = new Map<number, ReadonlyArray<MetricLabel.MetricLabel>>()
+  // the route's latency series exists from start-up (count 0), not from its first request
+  httpRequestDuration.unsafeValue(routeTags)
   return (status, seconds) => {
     let tags = byStatus.get(status)
     if (tags === undefined) {

@@ -7,8 +7,15 @@
  * (`{quantile}`, `_sum`, `_count`), frequency -> `counter` with one series per observed
  * word in the label `key`. Metric tags become labels. Names and label names are sanitised to
  * the Prometheus alphabet; label values and help text are escaped.
+ *
+ * Effect's own runtime series (`effect_fiber_*`: counters without `_total`, no help text)
+ * are left out: they describe the runtime, not dcounter, and `promtool check metrics`
+ * rejects them. Series that Effect's registry only learns of on first use are made to
+ * exist from start-up with `declared` (value 0), and values that are read rather than
+ * counted (counters held, WAL files, build info) come from `collector`s at scrape time.
  */
 import { Effect, Metric, MetricState, Option } from "effect"
+import type { MetricLabel } from "effect"
 import type { MetricPair, Scope } from "effect"
 import { monitorEventLoopDelay } from "node:perf_hooks"
 import type { IntervalHistogram } from "node:perf_hooks"
@@ -149,10 +156,14 @@ const pairToFamily = (pair: MetricPair.MetricPair.Untyped): Family | undefined =
   return undefined
 }
 
+/** Effect's runtime metrics (see the module comment). */
+const isRuntimeInternal = (name: string): boolean => name.startsWith("effect_fiber_")
+
 /** The families of a registry snapshot (`Metric.snapshot` / `Metric.unsafeSnapshot()`). */
 export const fromSnapshot = (pairs: ReadonlyArray<MetricPair.MetricPair.Untyped>): Array<Family> => {
   const families: Array<Family> = []
   for (const pair of pairs) {
+    if (isRuntimeInternal(pair.metricKey.name)) continue
     const family = pairToFamily(pair)
     if (family !== undefined) families.push(family)
   }
@@ -236,8 +247,47 @@ export const processFamilies = (): Array<Family> => {
   return families
 }
 
-/** The whole scrape: every metric in Effect's global registry, then the process metrics. */
-export const render = (): string => renderFamilies([...fromSnapshot(Metric.unsafeSnapshot()), ...processFamilies()])
+// ---------------------------------------------------------------------------------------
+// series that exist from start-up, and values read at scrape time
+
+/**
+ * Makes a series exist in the registry now, at its zero value, so that a scrape right after
+ * start-up shows it (with its HELP and TYPE) instead of it appearing on first use. For a
+ * labelled family, declare each known label set (`Metric.tagged(m, "reason", r)`).
+ */
+export const declared = <M extends { readonly unsafeValue: (extraTags: ReadonlyArray<MetricLabel.MetricLabel>) => unknown }>(
+  metric: M
+): M => {
+  metric.unsafeValue([])
+  return metric
+}
+
+/** Families computed when scraped, from state a module holds (a count, files on disk). */
+export type Collector = () => ReadonlyArray<Family>
+
+const collectors = new Set<Collector>()
+
+/** Adds `collect` to every scrape while the scope is open. */
+export const collector = (collect: Collector): Effect.Effect<void, never, Scope.Scope> =>
+  Effect.acquireRelease(Effect.sync(() => void collectors.add(collect)), () => Effect.sync(() => void collectors.delete(collect)))
+
+/** A one-sample gauge family. */
+export const gaugeFamily = (
+  name: string,
+  help: string,
+  value: number,
+  labels: ReadonlyArray<readonly [string, string]> = []
+): Family => ({ name, type: "gauge", help, samples: [{ name, labels, value }] })
+
+const collected = (): Array<Family> => {
+  const out: Array<Family> = []
+  for (const collect of collectors) out.push(...collect())
+  return out
+}
+
+/** The whole scrape: every metric in Effect's global registry, the collectors, then the process metrics. */
+export const render = (): string =>
+  renderFamilies([...fromSnapshot(Metric.unsafeSnapshot()), ...collected(), ...processFamilies()])
 
 /** `render` as an Effect. */
 export const scrape: Effect.Effect<string> = Effect.sync(render)

@@ -6,7 +6,7 @@
  *   (the start time from /proc, so a pid reused by an unrelated process after a reboot or a
  *   container restart is not mistaken for the owner). The file is made complete in a temp
  *   file and then hard-linked into place, which fails atomically if a lock exists: there is
- *   never a half-written lock. A lock whose owner is dead is stale and is broken (renamed
+ *   never a half-written lock. A lock whose owner is dead (or a zombie) is stale and is broken (renamed
  *   away, re-checked, removed); a live owner makes the layer fail with `DataDirError`
  *   reason `Locked`. Node has no flock(2); this is the portable equivalent.
  * - The replica id lives in `replica-id`, written atomically (temp, fsync, rename, fsync
@@ -38,6 +38,22 @@ const startTimeOf = (pid: number): string | undefined => {
   }
 }
 
+/**
+ * Whether a process has ended but not yet been reaped by its parent (state Z, zombie, or X,
+ * dead; /proc/<pid>/stat field 3). It holds no file, port or lock any more, yet signal 0
+ * still reaches it: a node killed with SIGKILL under a parent that has not waited for it
+ * yet must not block its own restart.
+ */
+const isDeadOrZombie = (pid: number): boolean => {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "latin1")
+    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3)
+    return state === "Z" || state === "X"
+  } catch {
+    return false
+  }
+}
+
 const isAlive = (pid: number): boolean => {
   try {
     process.kill(pid, 0)
@@ -61,7 +77,7 @@ const parseLock = (text: string): LockOwner | undefined => {
 /** Whether the process that wrote this lock is still running. */
 const ownerIsRunning = (owner: LockOwner, dir: string): boolean => {
   if (owner.pid === process.pid) return lockedHere.has(dir)
-  if (!isAlive(owner.pid)) return false
+  if (!isAlive(owner.pid) || isDeadOrZombie(owner.pid)) return false
   const start = startTimeOf(owner.pid)
   return owner.start === undefined || start === undefined || start === owner.start
 }

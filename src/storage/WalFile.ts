@@ -52,6 +52,7 @@ import {
   SEGMENT_MAGIC,
   SNAPSHOT_MAGIC
 } from "./internal/Record.js"
+import * as Prometheus from "../observability/Prometheus.js"
 import * as WalDir from "./internal/WalDir.js"
 import { Wal, WalCorrupted, WalError, type WalStats } from "./Wal.js"
 import * as WalMetrics from "./WalMetrics.js"
@@ -229,6 +230,23 @@ export const make = (options: WalFileOptions = {}) =>
     /** The durable state: everything in the snapshot and the segments after it. */
     const fold = new CounterMap()
     let segment = yield* recover(dataDir.path, walDir, fold)
+
+    yield* Prometheus.collector(() => {
+      const files = WalDir.list(walDir)
+      let bytes = 0
+      for (const name of [...files.segments.map(WalDir.segmentFile), ...files.snapshots.map(WalDir.snapshotFile)]) {
+        try {
+          bytes += fs.statSync(path.join(walDir, name)).size
+        } catch {
+          // removed by a snapshot between listing and stat: no longer part of the WAL
+        }
+      }
+      return [
+        Prometheus.gaugeFamily("dcounter_wal_segments", "WAL segment files on disk.", files.segments.length),
+        Prometheus.gaugeFamily("dcounter_wal_snapshots", "WAL snapshot files on disk.", files.snapshots.length),
+        Prometheus.gaugeFamily("dcounter_wal_disk_bytes", "Bytes of the WAL's segments and snapshots on disk (preallocated space included).", bytes)
+      ]
+    })
 
     // statistics
     let appends = 0

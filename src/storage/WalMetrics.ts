@@ -6,6 +6,7 @@
  * write + fdatasync).
  */
 import { Metric, MetricBoundaries } from "effect"
+import * as Prometheus from "../observability/Prometheus.js"
 
 /** Kept under the name it had when the node batched its writes itself. */
 export const groupCommitSize = Metric.histogram(
@@ -29,6 +30,7 @@ export const bytesTotal = Metric.counter("dcounter_wal_bytes_total", {
   description: "Bytes written to WAL segments and snapshots",
   incremental: true
 })
+for (const m of [groupCommitSize, fsyncSeconds, appendsTotal, bytesTotal]) Prometheus.declared(m)
 
 /** How many recent fdatasync durations `WalStats.syncSeconds` keeps (a ring, not unbounded). */
 export const SYNC_SECONDS_KEPT = 1024

@@ -5,6 +5,7 @@
  * adds to the same series.
  */
 import { Metric } from "effect"
+import * as Prometheus from "../observability/Prometheus.js"
 
 export const framesInTotal = Metric.counter("dcounter_frames_in_total", {
   description: "gossip frames received and accepted",
@@ -41,6 +42,9 @@ export const framesRejected = {
   undecodable: rejected("undecodable"),
   handshake: rejected("handshake")
 } as const
+for (const m of [framesInTotal, framesOutTotal, bytesInTotal, bytesOutTotal, ...Object.values(framesRejected)]) {
+  Prometheus.declared(m)
+}
 
 /** Why an inbound frame was rejected. */
 export type RejectReason = keyof typeof framesRejected

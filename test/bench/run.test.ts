@@ -2,6 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import type { BenchReport, BenchResult } from "../../bench/BenchResult.js"
 import { isBenchResult, markdownTable, median } from "../../bench/BenchResult.js"
 import { boundOf, MODULES, normalize, parseArgs, reportMarkdown } from "../../bench/run.js"
+import { readFileSync } from "node:fs"
 import { END, replaceSection, section, START } from "../../scripts/bench-table.js"
 
 const result: BenchResult = {
@@ -119,5 +120,12 @@ describe("bench-table", () => {
     expect(replaceSection("# x\n", "t").ok).toBe(false)
     expect(replaceSection(`${END}\n${START}\n`, "t").ok).toBe(false)
     expect(replaceSection(`${START}\n${END}\n${START}\n${END}`, "t").ok).toBe(false)
+  })
+
+  it("the table lives in docs/performance.md, between one pair of markers", () => {
+    const text = readFileSync(new URL("../../docs/performance.md", import.meta.url), "utf8")
+    const out = replaceSection(text, "| new | table |\n")
+    expect(out.ok).toBe(true)
+    expect(out.ok && out.text).toContain("| new | table |")
   })
 })

@@ -1,7 +1,8 @@
 /**
  * The gateway's dashboard in a real browser (Debian's chromium through playwright-core;
  * no browser is downloaded): it lists the 5 nodes of a real cluster, a click on Increment
- * changes the cluster value it shows, and a screenshot is saved under test-results/.
+ * changes the cluster value it shows, named counters are listed and searched, a killed node
+ * stays shown down, and a screenshot is saved under test-results/.
  */
 import * as fs from "node:fs"
 import * as path from "node:path"
@@ -77,6 +78,38 @@ describe("dashboard", () => {
       )
       yield* Effect.promise(() => page.click("#decrement"))
       yield* shows(page, "6", 15_000)
+      // named counters, listed by name, and the search box narrows them by prefix
+      yield* LocalCluster.post(`${cluster.gateway}/counters/likes:a/increment`, 3)
+      yield* LocalCluster.post(`${cluster.gateway}/counters/likes:b/increment`, 1)
+      yield* LocalCluster.post(`${cluster.gateway}/counters/views/increment`, 5)
+      const countersShown = (n: number) =>
+        Effect.promise(() =>
+          page.waitForFunction(`document.querySelectorAll("tr[data-counter]").length === ${n}`, undefined, { timeout: 15_000 })
+        )
+      yield* countersShown(4)
+      const names = yield* Effect.promise(() => page.locator("tr[data-counter]").evaluateAll((trs) => trs.map((tr) => tr.textContent)))
+      expect(names).toEqual(["default6", "likes:a3", "likes:b1", "views5"])
+      yield* Effect.promise(() => page.fill("#search", "likes:"))
+      yield* countersShown(2)
+      yield* Effect.promise(() => page.fill("#search", ""))
+      yield* countersShown(4)
+
+      // a node that dies stays in the table, shown down with since when
+      const victim = cluster.nodes[4]!
+      victim.child.kill("SIGKILL")
+      yield* victim.child.exited
+      yield* Effect.promise(() =>
+        page.waitForFunction(
+          `(() => { const tr = document.querySelector('tr[data-node="${victim.http}"]'); return tr !== null && tr.getAttribute("data-healthy") === "false" && tr.textContent.includes("since"); })()`,
+          undefined,
+          { timeout: 30_000 }
+        )
+      )
+      expect(yield* Effect.promise(() => page.locator("tr[data-node]").count())).toBe(5)
+      expect(yield* Effect.promise(() => page.locator("#health-text").textContent())).toBe("4 / 5 nodes healthy")
+      // a favicon of its own: the page asks nothing outside the gateway for it
+      expect(yield* Effect.promise(() => page.locator('link[rel="icon"]').getAttribute("href"))).toMatch(/^data:image\/svg\+xml,/)
+
       // let the chart draw a few points, then keep a picture of the page
       yield* Effect.promise(() => page.waitForTimeout(3000))
       fs.mkdirSync(resultsDir, { recursive: true })

@@ -4,6 +4,7 @@
  * they never touch a cluster of the user's.
  */
 import { execFile } from "node:child_process"
+import * as fs from "node:fs"
 import * as path from "node:path"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
@@ -86,10 +87,28 @@ describe("scripts/run-cluster.sh", () => {
       expect(monitor.code).toBe(0)
       expect(monitor.stdout).toContain(`${nodes}/${nodes} nodes up, all agree`)
 
+      // a node down: the live ones agree (consistent), the dead one is listed apart
+      const victim = Number(fs.readFileSync(path.join(env.CLUSTER_RUN_DIR, "pids", "node-2.pid"), "utf8").trim())
+      process.kill(victim, "SIGKILL")
+      yield* Effect.sleep("300 millis")
+      const withDown = yield* run("consistency")
+      expect(withDown.code, withDown.stdout).toBe(0)
+      expect(withDown.stdout).toContain(`consistent: the ${nodes - 1} live nodes report 4; down: node-2`)
+      const statusDown = yield* run("status")
+      expect(statusDown.code).toBe(1)
+      expect(statusDown.stdout).toMatch(/^node-2 .* down$/m)
+      expect(statusDown.stdout).toContain("down: node-2")
+      // judged by what answers: without pid files the cluster still shows up
+      fs.renameSync(path.join(env.CLUSTER_RUN_DIR, "pids"), path.join(env.CLUSTER_RUN_DIR, "pids-aside"))
+      const noPids = yield* run("status")
+      expect(noPids.stdout.match(/ ok$/gm)).toHaveLength(nodes + 1)
+      fs.rmSync(path.join(env.CLUSTER_RUN_DIR, "pids"), { recursive: true, force: true })
+      fs.renameSync(path.join(env.CLUSTER_RUN_DIR, "pids-aside"), path.join(env.CLUSTER_RUN_DIR, "pids"))
+
       const stopped = yield* run("stop")
       expect(stopped.code).toBe(0)
       const after = yield* run("status")
       expect(after.code).not.toBe(0)
-      expect(after.stdout.match(/not running$/gm)).toHaveLength(nodes + 2)
+      expect(after.stdout.match(/ down$/gm)).toHaveLength(nodes + 2)
     }), { timeout: 240_000 })
 })

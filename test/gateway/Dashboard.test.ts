@@ -7,14 +7,17 @@ describe("Dashboard", () => {
     expect(scripts).toHaveLength(1)
     // compiles (does not run: there is no DOM here)
     expect(() => new Function(scripts[0]!)).not.toThrow()
-    // nothing is fetched from elsewhere: no external script, style, font or image
-    expect(Dashboard.html).not.toMatch(/<script[^>]*\ssrc=|<link[^>]*\shref=|@import|url\(["']?https?:/i)
+    // nothing is fetched from elsewhere: no external script, style, font or image (the
+    // favicon is inline)
+    expect(Dashboard.html).not.toMatch(/<script[^>]*\ssrc=|<link[^>]*\shref="(?!data:)|@import|url\(["']?https?:/i)
+    expect(Dashboard.html).toMatch(/<link rel="icon" href="data:image\/svg\+xml,/)
     // the elements the page and its browser test rely on
-    for (const id of ["cluster-value", "increment", "decrement", "nodes", "chart", "convergence"]) {
+    for (const id of ["cluster-value", "increment", "decrement", "nodes", "chart", "convergence", "counters", "search"]) {
       expect(Dashboard.html).toContain(`id="${id}"`)
     }
     // it reads only the gateway's own API
     const fetched = [...scripts[0]!.matchAll(/getJson\("([^"]+)"/g)].map((m) => m[1])
-    expect(fetched.sort()).toEqual(["/", "/counter", "/nodes"]) // "/" + kind: /increment, /decrement
+    // "/" + kind: /increment, /decrement; "/counters?" + the page's query
+    expect(fetched.sort()).toEqual(["/", "/counter", "/counters?", "/nodes"])
   })
 })

@@ -85,6 +85,35 @@ describe("DataDirFile", () => {
       expect(fs.readdirSync(dir).sort()).toEqual(["replica-id"])
     }))
 
+  it.scopedLive("breaks the lock of a killed process its parent has not reaped yet (a zombie)", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      // sh starts `sleep 30` in the background, prints its pid, then becomes `sleep 60`,
+      // which never waits for children: once killed, the background sleep stays a zombie.
+      const parent = yield* Effect.acquireRelease(
+        Effect.sync(() => spawn("sh", ["-c", "sleep 30 & echo $!; exec sleep 60"], { stdio: ["ignore", "pipe", "ignore"] })),
+        (c) => Effect.sync(() => c.kill("SIGKILL"))
+      )
+      const pid = yield* Effect.async<number>((resume) => {
+        parent.stdout!.once("data", (chunk: Buffer) => resume(Effect.succeed(Number(chunk.toString("latin1").trim()))))
+      })
+      fs.writeFileSync(path.join(dir, "LOCK"), `${pid} ${startTime(pid)}\n`)
+      const held = yield* open(dir).pipe(Effect.scoped, Effect.flip)
+      expect(held.reason).toBe("Locked")
+      process.kill(pid, "SIGKILL")
+      const state = () => {
+        const stat = fs.readFileSync(`/proc/${pid}/stat`, "latin1")
+        return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[0]
+      }
+      yield* Effect.gen(function*() {
+        while (state() !== "Z") yield* Effect.sleep("10 millis")
+      }).pipe(Effect.timeout("5 seconds"))
+      expect(state()).toBe("Z")
+      const ok = yield* open(dir).pipe(Effect.scoped)
+      expect(ok.fresh).toBe(true)
+      expect(DataDirFile.lockOwner(dir)).toBeUndefined()
+    }))
+
   it.scopedLive("refuses a lock file or replica id it does not understand", () =>
     Effect.gen(function*() {
       const dir = yield* tempDir

@@ -23,16 +23,74 @@ const MAX_MESSAGE = 500
 
 const truncate = (s: string): string => (s.length > MAX_MESSAGE ? `${s.slice(0, MAX_MESSAGE)}...` : s)
 
-/** `body.by: Expected a positive number, actual -1; ...` */
-export const formatIssue = (where: string, issue: ParseResult.ParseIssue): string => {
-  const issues = ParseResult.ArrayFormatter.formatIssueSync(issue)
-  const parts = issues.slice(0, 5).map((i) => {
-    const path = i.path.length === 0 ? where : `${where}.${i.path.map(String).join(".")}`
-    return `${path}: ${i.message}`
-  })
-  if (issues.length > 5) parts.push(`and ${issues.length - 5} more`)
-  return truncate(parts.join("; "))
+/** One decode problem: where in the part (`["by"]`), and the schema's message. */
+export interface IssueLine {
+  readonly path: ReadonlyArray<PropertyKey>
+  readonly message: string
 }
+
+const partName: Readonly<Record<string, string>> = {
+  body: "the body",
+  path: "the path",
+  query: "the query",
+  headers: "the headers",
+  response: "the response"
+}
+
+/** The expected type of a default Schema message, as a user would say it. */
+const plainType = (type: string): string => {
+  if (type.startsWith("{")) return "a JSON object"
+  if (type.startsWith("ReadonlyArray<") || type.endsWith("[]")) return "a JSON array"
+  if (type === "number") return "a number"
+  if (type === "string") return "a string"
+  if (type === "boolean") return "true or false"
+  return type
+}
+
+/**
+ * One plain sentence for one problem: the schema's own message when it has one (`by must
+ * be a positive integer`), else Schema's default (`Expected number, actual "x"`, `is
+ * missing`, `is unexpected`) said in words, naming the field.
+ */
+const sentence = (where: string, issue: IssueLine): string | undefined => {
+  const field = issue.path.length === 0
+    ? (partName[where] ?? where)
+    : `${where === "query" ? "query parameter " : ""}${issue.path.map(String).join(".")}`
+  const m = issue.message
+  if (m === "is missing") return `${field} is missing`
+  const unexpected = /^is unexpected, expected: (.*)$/s.exec(m)
+  if (unexpected !== null) {
+    const name = String(issue.path[issue.path.length - 1] ?? field)
+    return `unknown field "${name}"${where === "body" ? " in the body" : ""} (expected ${unexpected[1]!.replaceAll(" | ", " or ")})`
+  }
+  const expected = /^Expected (.+), actual (.+)$/s.exec(m)
+  if (expected !== null) {
+    // the `undefined` member of an optional field's union: the other member says what is wrong
+    if (expected[1] === "undefined") return undefined
+    // a whole body is an object here; Schema names it by its identifier (`CountBody`)
+    const type = issue.path.length === 0 && where === "body" ? "a JSON object" : plainType(expected[1]!)
+    return `${field} must be ${type}, not ${expected[2]!.slice(0, 60)}`
+  }
+  const last = issue.path.length === 0 ? undefined : String(issue.path[issue.path.length - 1])
+  return last === undefined || m.includes(last) ? m : `${field}: ${m}`
+}
+
+/** Plain sentences for `issues`, without repeats, joined with `; ` (at most five). */
+export const describeIssues = (where: string, issues: ReadonlyArray<IssueLine>): string => {
+  const lines: Array<string> = []
+  for (const issue of issues) {
+    const line = sentence(where, issue)
+    if (line !== undefined && !lines.includes(line)) lines.push(line)
+  }
+  if (lines.length === 0) return `${partName[where] ?? where} is not valid`
+  const shown = lines.slice(0, 5)
+  if (lines.length > 5) shown.push(`and ${lines.length - 5} more`)
+  return truncate(shown.join("; "))
+}
+
+/** `by must be a positive integer`; `addr is missing; nodeId is missing` */
+export const formatIssue = (where: string, issue: ParseResult.ParseIssue): string =>
+  describeIssues(where, ParseResult.ArrayFormatter.formatIssueSync(issue))
 
 /** Whether an issue (anywhere in its tree) says the schema could not run synchronously. */
 const needsEffect = (issue: ParseResult.ParseIssue): boolean => {

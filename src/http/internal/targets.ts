@@ -14,6 +14,7 @@ import type * as Http from "node:http"
 import type * as Metrics from "../../observability/Metrics.js"
 import {
   deunionize,
+  describeIssues,
   formatIssue,
   makeDecoder,
   makeResponseEncoder,
@@ -91,15 +92,9 @@ export class DecodeFailed {
   constructor(readonly message: string) {}
 }
 
-/** `name: Expected ...; ...` from the platform's decode error (it does not say which part failed). */
-export const describeDecodeError = (error: HttpApiError.HttpApiDecodeError): string => {
-  if (error.issues.length === 0) return error.message
-  const parts = error.issues.slice(0, 5).map((i) =>
-    i.path.length === 0 ? i.message : `${i.path.map(String).join(".")}: ${i.message}`
-  )
-  if (error.issues.length > 5) parts.push(`and ${error.issues.length - 5} more`)
-  return parts.join("; ")
-}
+/** Plain sentences from the platform's decode error (it does not say which part failed). */
+export const describeDecodeError = (error: HttpApiError.HttpApiDecodeError): string =>
+  error.issues.length === 0 ? error.message : describeIssues("request", error.issues)
 
 /** Decodes a request part in the handler's fiber (schemas that need services or async work). */
 export const decodeLater = (

@@ -78,6 +78,12 @@ export const readBody = (req: Http.IncomingMessage, limit: number, cb: (result: 
 // ---------------------------------------------------------------------------------------
 // answers
 
+/**
+ * Seconds a client is told to wait before trying again after a 503 (`Retry-After`): the
+ * gateway's view of node health and a node's readiness both change within about a second.
+ */
+export const RETRY_AFTER_SECONDS = "1"
+
 /** `{"error": code, "message": message}` */
 export const errorBody = (code: string, message: string): string => JSON.stringify({ error: code, message })
 
@@ -97,6 +103,7 @@ export const writeBody = (
     headers["content-length"] = typeof body === "string" ? Buffer.byteLength(body) : body.byteLength
   }
   if (close) headers["connection"] = "close"
+  if (status === 503 && headers["retry-after"] === undefined) headers["retry-after"] = RETRY_AFTER_SECONDS
   res.writeHead(status, headers)
   res.end(body)
 }
@@ -132,6 +139,7 @@ export const writeServerResponse = (
     headers["set-cookie"] = toSet
   }
   if (close) headers = { ...headers, connection: "close" }
+  if (response.status === 503 && headers["retry-after"] === undefined) headers = { ...headers, "retry-after": RETRY_AFTER_SECONDS }
   const body = response.body
   switch (body._tag) {
     case "Empty":
