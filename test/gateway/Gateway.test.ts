@@ -185,7 +185,7 @@ describe("gateway", () => {
       for (const query of bad) {
         const res = yield* call(`${base}/counters?${query}`)
         expect({ query, status: res.status, error: res.body?.["error"] }).toEqual({ query, status: 400, error: "bad_request" })
-        expect(res.body?.["message"]).toMatch(/^query\.(limit|after|prefix): (limit|after|prefix) must be /)
+        expect(res.body?.["message"]).toMatch(/^(limit|after|prefix) must be /)
       }
       expect(a.listings()).toHaveLength(3)
       const openapi = yield* call(`${base}/openapi.json`)
