@@ -332,7 +332,7 @@ const resolveNode = (r: Resolver) =>
       advertiseAddr: advertise.addr,
       advertiseHttpAddr: advertise.httpAddr,
       discoveryDns: Option.flatMap(discovery, (source) => source._tag === "Dns" ? Option.some(source.dns) : Option.none()),
-      dnsServer: yield* r.optional("dns-server", Values.hostPort)
+      dnsServer: yield* r.optional("dns-server", Values.dnsServer)
     }
     return Invocation.Node({ logging, config })
   })
@@ -371,7 +371,7 @@ const resolveGateway = (r: Resolver) =>
       refreshInterval: yield* r.get("refresh-interval", Values.duration, d.refreshInterval),
       clusterKey: yield* clusterKey(r),
       nodesDns: nodes.dns,
-      dnsServer: yield* r.optional("dns-server", Values.hostPort)
+      dnsServer: yield* r.optional("dns-server", Values.dnsServer)
     }
     if (Option.isNone(config.discovery) && config.nodes.length === 0 && nodes.dns.length === 0) {
       return yield* new UsageError({

@@ -213,3 +213,13 @@ export const nodeSources = (
   }
   return Either.right({ urls, dns })
 }
+
+/** `ip:port` of a DNS server (node:dns takes addresses, not names). */
+export const dnsServer = (raw: string): Parsed<string> =>
+  Either.flatMap(
+    Either.mapLeft(hostPort(raw), () => "expected ip:port of a DNS server, like 10.96.0.10:53"),
+    (addr) =>
+      /^[0-9.]+$/.test(hostOf(addr)) || hostOf(addr).includes(":")
+        ? Either.right(addr)
+        : Either.left("expected the IP address of a DNS server, not a name, like 10.96.0.10:53")
+  )

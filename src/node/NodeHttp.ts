@@ -6,7 +6,7 @@
  * nothing (it is refused by the schema before a handler runs).
  */
 import { Effect, Exit, Layer } from "effect"
-import { NodeConfig } from "../config/NodeConfig.js"
+import { advertisedAddr, advertisedHttpAddr, NodeConfig } from "../config/NodeConfig.js"
 import type { CounterName } from "../crdt/CounterName.js"
 import { DEFAULT_COUNTER } from "../crdt/CounterName.js"
 import { byOf } from "../http/CountBody.js"
@@ -98,8 +98,8 @@ export const ClusterHandlers = ApiServer.group(NodeApi, "cluster", (handlers) =>
             status: "ok" as const,
             role: "node" as const,
             nodeId: store.replicaId,
-            addr: config.addr,
-            httpAddr: config.httpAddr,
+            addr: advertisedAddr(config),
+            httpAddr: advertisedHttpAddr(config),
             peers: { alive: count("alive"), suspect: count("suspect"), dead: count("dead") },
             counters: (yield* store.values).length
           }

@@ -12,8 +12,11 @@
  * stops HTTP first, then gossip, then commits its queued writes and flushes the WAL.
  */
 import { Duration, Effect, Layer, Option } from "effect"
-import { NodeConfig, type NodeConfigShape } from "../config/NodeConfig.js"
+import { advertisedAddr, advertisedHttpAddr, NodeConfig, type NodeConfigShape } from "../config/NodeConfig.js"
+import { portOf } from "../cli/Values.js"
+import * as DiscoveryDns from "../membership/DiscoveryDns.js"
 import * as DiscoveryHttp from "../membership/DiscoveryHttp.js"
+import * as DnsName from "../membership/DnsName.js"
 import * as ApiServer from "../http/ApiServer.js"
 import * as PeerManager from "../membership/PeerManager.js"
 import { Hello, PROTOCOL_VERSION } from "../protocol/Message.js"
@@ -49,8 +52,8 @@ export const helloOf = (config: NodeConfigShape, replicaId: DataDir["Type"]["rep
   new Hello({
     protocol: PROTOCOL_VERSION,
     replicaId,
-    gossipAddr: config.addr as HostPort,
-    httpAddr: config.httpAddr as HostPort
+    gossipAddr: advertisedAddr(config) as HostPort,
+    httpAddr: advertisedHttpAddr(config) as HostPort
   })
 
 /** A transport layer built from the node's Hello, once the data directory gave the replica id. */
@@ -98,10 +101,13 @@ const logStarted = Layer.scopedDiscard(
     const config = yield* NodeConfig
     const dataDir = yield* DataDir
     const http = (yield* ApiServer.ApiServer).url
-    const discovery = Option.getOrElse(config.discovery, () => "none")
+    const discovery = Option.getOrElse(
+      Option.orElse(config.discovery, () => Option.map(config.discoveryDns ?? Option.none(), DnsName.format)),
+      () => "none"
+    )
     yield* Effect.logInfo(
       `node ${dataDir.replicaId}${dataDir.fresh ? " (new replica)" : ""} up: gossip on ${config.addr}, ` +
-        `HTTP on ${http}, data dir ${dataDir.path}`
+        `HTTP on ${http}, advertised as ${advertisedAddr(config)} / ${advertisedHttpAddr(config)}, data dir ${dataDir.path}`
     )
     yield* Effect.logInfo(
       `node peers: ${config.peers.length > 0 ? config.peers.join(",") : "none given"}; discovery ${discovery}; ` +
@@ -115,6 +121,20 @@ const logStarted = Layer.scopedDiscard(
     yield* Effect.addFinalizer(() => Effect.logInfo(`node ${dataDir.replicaId} stopping`))
   })
 )
+
+/** Peers from DNS when `--discovery dns:...` is set (A/AAAA answers on the advertised gossip port). */
+const discoveryDns = (config: NodeConfigShape) =>
+  Option.match(config.discoveryDns ?? Option.none(), {
+    onNone: () => Layer.empty,
+    onSome: (name) =>
+      DiscoveryDns.layer({
+        name,
+        target: "gossip",
+        defaultPort: portOf(advertisedAddr(config)),
+        dnsServer: config.dnsServer ?? Option.none(),
+        refreshInterval: config.syncInterval
+      })
+  })
 
 /**
  * The node role on real resources: data directory and file WAL, TCP gossip, discovery over
@@ -136,13 +156,13 @@ export const layerWith = (
         TransportTcp.layer({ listen: config.addr as HostPort, self, clusterKey: config.clusterKey })
       )
       const discovery = Option.match(config.discovery, {
-        onNone: () => Layer.empty,
+        onNone: () => discoveryDns(config),
         onSome: (addr) =>
           Layer.unwrapEffect(
             Effect.map(DataDir, (dataDir) =>
               DiscoveryHttp.layer({
                 discovery: addr,
-                self: { addr: config.addr, httpAddr: config.httpAddr, nodeId: dataDir.replicaId },
+                self: { addr: advertisedAddr(config), httpAddr: advertisedHttpAddr(config), nodeId: dataDir.replicaId },
                 heartbeatInterval: config.heartbeatInterval,
                 refreshInterval: config.syncInterval,
                 clusterKey: config.clusterKey
