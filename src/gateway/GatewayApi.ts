@@ -13,6 +13,7 @@ import { Schema } from "effect"
 import { CounterName } from "../crdt/CounterName.js"
 import { ApiError } from "../http/ApiError.js"
 import { CountBody } from "../http/CountBody.js"
+import { ProbesGroup } from "../http/Probes.js"
 
 // ---------------------------------------------------------------------------------------
 // errors
@@ -135,6 +136,7 @@ export class ClusterGroup extends HttpApiGroup.make("cluster")
 export class GatewayApi extends HttpApi.make("gateway")
   .add(CounterGroup)
   .add(ClusterGroup)
+  .add(ProbesGroup)
   .addError(BadRequest)
   .annotate(OpenApi.Title, "dcounter gateway")
   .annotate(

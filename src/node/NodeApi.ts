@@ -12,6 +12,7 @@ import { Schema } from "effect"
 import { CounterName } from "../crdt/CounterName.js"
 import { ApiError } from "../http/ApiError.js"
 import { CountBody } from "../http/CountBody.js"
+import { ProbesGroup } from "../http/Probes.js"
 
 // ---------------------------------------------------------------------------------------
 // errors
@@ -40,7 +41,9 @@ export type PayloadTooLarge = InstanceType<typeof PayloadTooLarge>
 /** The write could not be made durable (disk full, I/O error) or the node is stopping (503). */
 export const Unavailable = ApiError("NodeUnavailable", "unavailable", {
   status: 503,
-  description: "The write was not made durable (WAL failure) or the node is shutting down; it was not counted"
+  description:
+    "The node cannot serve: a write was not made durable (WAL failure; it was not counted), or the node is " +
+    "starting (recovering its write-ahead log) or shutting down"
 })
 export type Unavailable = InstanceType<typeof Unavailable>
 
@@ -141,6 +144,7 @@ export class CounterGroup extends HttpApiGroup.make("counter")
       .annotate(OpenApi.Description, "This node's own contribution to the default counter")
   )
   .add(HttpApiEndpoint.get("state", "/state").addSuccess(StateResponse))
+  .addError(Unavailable)
 {}
 
 /** Named counters: `/counters`, `/counters/:name`, `/counters/:name/increment|decrement`. */
@@ -161,18 +165,21 @@ export class CountersGroup extends HttpApiGroup.make("counters")
       .addError(CounterOverflow)
       .addError(Unavailable)
   )
+  .addError(Unavailable)
 {}
 
 /** Membership and health: `/peers`, `/health`. */
 export class ClusterGroup extends HttpApiGroup.make("cluster")
   .add(HttpApiEndpoint.get("peers", "/peers").addSuccess(PeersResponse))
   .add(HttpApiEndpoint.get("health", "/health").addSuccess(HealthResponse))
+  .addError(Unavailable)
 {}
 
 export class NodeApi extends HttpApi.make("node")
   .add(CounterGroup)
   .add(CountersGroup)
   .add(ClusterGroup)
+  .add(ProbesGroup)
   .addError(BadRequest)
   .addError(PayloadTooLarge)
   .annotate(OpenApi.Title, "dcounter node")

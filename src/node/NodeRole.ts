@@ -11,7 +11,7 @@
  * discovery and HTTP (`dcounter --role node`). Layers release in reverse order, so a closing node
  * stops HTTP first, then gossip, then commits its queued writes and flushes the WAL.
  */
-import { Duration, Effect, Layer, Option } from "effect"
+import { Context, Duration, Effect, Layer, Option } from "effect"
 import { advertisedAddr, advertisedHttpAddr, NodeConfig, type NodeConfigShape } from "../config/NodeConfig.js"
 import { portOf } from "../cli/Values.js"
 import * as DiscoveryDns from "../membership/DiscoveryDns.js"
@@ -37,6 +37,7 @@ import * as CounterStore from "./CounterStore.js"
 import * as Gossip from "./Gossip.js"
 import * as KnownPeers from "./KnownPeers.js"
 import * as NodeHttp from "./NodeHttp.js"
+import * as NodeReadiness from "./NodeReadiness.js"
 
 export interface NodeServicesOptions {
   readonly store?: CounterStore.CounterStoreOptions
@@ -136,25 +137,44 @@ const discoveryDns = (config: NodeConfigShape) =>
       })
   })
 
+/** Marks a start-up step done once `layer` is built (see NodeReadiness). */
+const stepDone = (step: NodeReadiness.Step) => <A, E, R>(layer: Layer.Layer<A, E, R>) =>
+  Layer.tap(layer, () => Effect.flatMap(NodeReadiness.NodeReadiness, (readiness) => readiness.done(step)))
+
 /**
- * The node role on real resources: data directory and file WAL, TCP gossip, discovery over
- * HTTP (when `--discovery` is set), the HTTP API on `--http-addr`. Built in the order of
- * the module comment, so closing it stops HTTP first, then gossip and membership,
- * deregisters from discovery, closes the gossip sockets, commits the queued writes and
- * flushes the WAL, and last unlocks the data directory.
+ * Hands the running services to the HTTP handlers; when the node stops, fails `/readyz`
+ * and closes the HTTP API before anything else closes.
  */
-export const layerWith = (
-  options: NodeServicesOptions & { readonly wal?: WalFile.WalFileOptions } = {}
-): Layer.Layer<NodeServices | Transport | DataDir | ApiServer.ApiServer, NodeStartError, NodeConfig> =>
+const attach = Layer.scopedDiscard(
+  Effect.gen(function*() {
+    const readiness = yield* NodeReadiness.NodeReadiness
+    const server = yield* ApiServer.ApiServer
+    yield* readiness.attach({ store: yield* CounterStore.CounterStore, peers: yield* PeerManager.PeerManager })
+    yield* Effect.addFinalizer(() => readiness.stopping.pipe(Effect.zipRight(server.close)))
+  })
+)
+
+/**
+ * The node role over a given data directory and WAL (`layerWith` gives the files; tests
+ * give memory ones, and can hold their recovery): TCP gossip, discovery (a discovery
+ * server, DNS or none), the HTTP API on `--http-addr`.
+ *
+ * The HTTP API starts first, so `/livez` answers and `/readyz` reports the missing step
+ * while the WAL is recovered and the gossip listener starts (NodeReadiness); the counter
+ * routes answer 503 until then. Closing stops HTTP first (after failing `/readyz`), then
+ * gossip and membership, deregisters from discovery, closes the gossip sockets, commits the
+ * queued writes and flushes the WAL, and last unlocks the data directory.
+ */
+export const layerOver = <E>(
+  walAndDataDir: Layer.Layer<Wal | DataDir, E, NodeConfig>,
+  options: NodeServicesOptions = {}
+): Layer.Layer<NodeServices | Transport | DataDir | ApiServer.ApiServer, NodeStartError | E, NodeConfig> =>
   Layer.unwrapEffect(
     Effect.map(NodeConfig, (config) => {
-      const storage = CounterStore.layer(options.store).pipe(
-        Layer.provideMerge(WalFile.layer(options.wal)),
-        Layer.provideMerge(DataDirFile.layer(config.dataDir))
-      )
+      const storage = CounterStore.layer(options.store).pipe(Layer.provideMerge(walAndDataDir), stepDone("wal"))
       const transport = transportFor((self) =>
         TransportTcp.layer({ listen: config.addr as HostPort, self, clusterKey: config.clusterKey })
-      )
+      ).pipe(stepDone("gossip"))
       const discovery = Option.match(config.discovery, {
         onNone: () => discoveryDns(config),
         onSome: (addr) =>
@@ -176,9 +196,22 @@ export const layerWith = (
         Layer.provideMerge(transport),
         Layer.provideMerge(storage)
       )
-      const http = NodeHttp.layer
-      return Layer.merge(http, logStarted.pipe(Layer.provide(http))).pipe(Layer.provideMerge(services))
+      return Layer.merge(attach, logStarted).pipe(
+        Layer.provideMerge(services),
+        Layer.provideMerge(NodeHttp.layer),
+        Layer.provideMerge(NodeReadiness.layer),
+        Layer.map((context) => Context.omit(NodeReadiness.NodeReadiness)(context))
+      )
     })
+  )
+
+/** The node role on real resources: data directory and file WAL (see `layerOver`). */
+export const layerWith = (
+  options: NodeServicesOptions & { readonly wal?: WalFile.WalFileOptions } = {}
+): Layer.Layer<NodeServices | Transport | DataDir | ApiServer.ApiServer, NodeStartError, NodeConfig> =>
+  Layer.unwrapEffect(
+    Effect.map(NodeConfig, (config) =>
+      layerOver(WalFile.layer(options.wal).pipe(Layer.provideMerge(DataDirFile.layer(config.dataDir))), options))
   )
 
 /** `dcounter --role node`. */
