@@ -2,14 +2,16 @@
  * The node role: CRDT store behind the WAL, transport, membership, gossip, discovery and
  * the HTTP API, composed as layers.
  *
- *     NodeConfig -> DataDir -> Wal -> CounterStore
- *                -> Transport (Hello = addresses + replica id) -> PeerManager -> Gossip
- *                -> discovery client -> HTTP
+ *     NodeConfig -> NodeReadiness -> HTTP (probes answer, counter routes 503)
+ *                -> DataDir -> Wal -> CounterStore
+ *                -> Transport (Hello = advertised addresses + replica id) -> PeerManager -> Gossip
+ *                -> discovery client (server or DNS) -> services attached to HTTP
  *
  * `layerServices` is the part every variant shares; `layerMemory` runs it on a simulated
  * disk and the in-process `Network` (tests, `dcounter simulate`); `layer` on files, TCP,
- * discovery and HTTP (`dcounter --role node`). Layers release in reverse order, so a closing node
- * stops HTTP first, then gossip, then commits its queued writes and flushes the WAL.
+ * discovery and HTTP (`dcounter --role node`). Closing a node fails `/readyz` and stops
+ * HTTP first (explicitly: it was built first), then the rest releases in reverse order:
+ * gossip, then the queued writes are committed and the WAL flushed.
  */
 import { Context, Duration, Effect, Layer, Option } from "effect"
 import { advertisedAddr, advertisedHttpAddr, NodeConfig, type NodeConfigShape } from "../config/NodeConfig.js"
