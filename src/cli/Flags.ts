@@ -128,7 +128,7 @@ export const sections: Readonly<Record<Section, SectionDoc>> = {
       },
       {
         name: "discovery",
-        value: "host:port",
+        value: "host:port|dns:NAME[:PORT]|dns+srv:NAME",
         description:
           "Discovery server to register with and learn peers from; or dns:NAME (A/AAAA records, each address on " +
           "this node's gossip port), dns:NAME:PORT, or dns+srv:NAME (SRV records give host and port), re-resolved " +
@@ -211,8 +211,8 @@ export const sections: Readonly<Record<Section, SectionDoc>> = {
       },
       {
         name: "dns-server",
-        value: "host:port",
-        description: "DNS server that --discovery dns:... asks.",
+        value: "ip:port",
+        description: "DNS server that --discovery dns:... asks (an IP address, like 10.96.0.10:53).",
         default: "the system's resolver"
       }
     ]
@@ -248,8 +248,8 @@ export const sections: Readonly<Record<Section, SectionDoc>> = {
       },
       {
         name: "dns-server",
-        value: "host:port",
-        description: "DNS server that --nodes dns:... asks.",
+        value: "ip:port",
+        description: "DNS server that --nodes dns:... asks (an IP address, like 10.96.0.10:53).",
         default: "the system's resolver"
       }
     ]

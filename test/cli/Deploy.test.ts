@@ -143,6 +143,9 @@ describe("DNS discovery", () => {
       expect(yield* fails(node("--discovery", "dns:bad name"))).toMatch(/^invalid --discovery .*not a DNS name/)
       expect(yield* fails(node("--discovery", "dns+srv:a.b:9000"))).toMatch(/^invalid --discovery .*takes no port/)
       expect(yield* fails(node("--dns-server", "nowhere"))).toMatch(/^invalid --dns-server "nowhere"/)
+      expect(yield* fails(gateway("--nodes", "dns:a:8010", "--dns-server", "kube-dns:53"))).toMatch(
+        /^invalid --dns-server "kube-dns:53": expected the IP address of a DNS server/
+      )
       expect(yield* fails(gateway("--nodes", "dns:nodes.local"))).toMatch(/^invalid --nodes .*HTTP port is missing/)
       expect(yield* fails(gateway("--nodes", "dns:"))).toMatch(/^invalid --nodes .*name is missing/)
       expect(yield* fails(gateway("--nodes", "dns:a:0"))).toMatch(/^invalid --nodes .*port "0"/)

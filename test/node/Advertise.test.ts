@@ -16,11 +16,25 @@ import * as MemoryDisk from "../../src/storage/MemoryDisk.js"
 import * as WalMemory from "../../src/storage/WalMemory.js"
 import { eventually, freePort } from "../support/live.js"
 
+interface Listed {
+  readonly addr?: string
+  readonly httpAddr?: string | null
+  readonly gossipAddr?: string
+  readonly status?: string
+  readonly heard?: boolean
+  readonly healthy?: boolean
+}
+interface Answer {
+  readonly length?: number
+  readonly peers?: ReadonlyArray<Listed>
+  readonly nodes?: ReadonlyArray<Listed>
+}
+
 const getJson = (url: string) =>
-  Effect.promise(async (): Promise<any> => {
+  Effect.promise(async (): Promise<Answer | undefined> => {
     try {
       const res = await fetch(url, { signal: AbortSignal.timeout(2000) })
-      return await res.json()
+      return (await res.json()) as Answer
     } catch {
       return undefined
     }
@@ -73,10 +87,10 @@ describe("advertised addresses", () => {
         "the other node to hear the advertised node",
         "10 seconds",
         Effect.map(getJson(`http://${other.http}/peers`), (body) =>
-          (body?.peers ?? []).some((p: any) => p.addr === advertised.gossip && p.status === "alive" && p.heard))
+          (body?.peers ?? []).some((p) => p.addr === advertised.gossip && p.status === "alive" && p.heard))
       )
       const peers = yield* getJson(`http://${other.http}/peers`)
-      expect(peers.peers).toContainEqual(expect.objectContaining({ addr: advertised.gossip, httpAddr: advertised.http }))
+      expect(peers?.peers).toContainEqual(expect.objectContaining({ addr: advertised.gossip, httpAddr: advertised.http }))
       expect(JSON.stringify(peers)).not.toContain("0.0.0.0")
 
       // the gateway: the node's advertised HTTP address, healthy
@@ -94,7 +108,7 @@ describe("advertised addresses", () => {
         "the gateway to check the advertised node",
         "10 seconds",
         Effect.map(getJson(`http://${gateway}/nodes`), (body) =>
-          (body?.nodes ?? []).some((n: any) => n.httpAddr === advertised.http && n.gossipAddr === advertised.gossip && n.healthy))
+          (body?.nodes ?? []).some((n) => n.httpAddr === advertised.http && n.gossipAddr === advertised.gossip && n.healthy))
       )
       expect(JSON.stringify(yield* getJson(`http://${gateway}/nodes`))).not.toContain("0.0.0.0")
     }).pipe(Logger.withMinimumLogLevel(LogLevel.None)), { timeout: 30_000 })
