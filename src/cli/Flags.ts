@@ -77,6 +77,14 @@ export const sections: Readonly<Record<Section, SectionDoc>> = {
           "valid tag; discovery answers 401 to register, heartbeat and deregister calls without it. The nodes and " +
           "the discovery server of one cluster take the same key (the gateway accepts it and needs none).",
         default: "none (no authentication)"
+      },
+      {
+        name: "cluster-key-file",
+        value: "path",
+        description:
+          "Read the cluster key from this file (a mounted Secret), instead of --cluster-key (give one, not both). " +
+          "Surrounding white space and the final newline are not part of the key; an empty or unreadable file is an error.",
+        default: "none"
       }
     ]
   },
@@ -120,8 +128,11 @@ export const sections: Readonly<Record<Section, SectionDoc>> = {
       },
       {
         name: "discovery",
-        value: "host:port",
-        description: "Discovery server to register with and learn peers from.",
+        value: "host:port|dns:NAME[:PORT]|dns+srv:NAME",
+        description:
+          "Discovery server to register with and learn peers from; or dns:NAME (A/AAAA records, each address on " +
+          "this node's gossip port), dns:NAME:PORT, or dns+srv:NAME (SRV records give host and port), re-resolved " +
+          "every --sync-interval.",
         default: "none"
       },
       {
@@ -203,6 +214,26 @@ export const sections: Readonly<Record<Section, SectionDoc>> = {
         value: "path",
         description: "Read --resp-password from this file (one trailing newline ignored); exclusive with --resp-password.",
         default: "none"
+      },
+      {
+        name: "advertise-addr",
+        value: "host:port",
+        description:
+          "Gossip address peers, discovery and the gateway are told, when it is not --addr (a pod IP, a NAT). " +
+          "Required when --addr binds a wildcard (0.0.0.0, ::), which is never advertised.",
+        default: "--addr"
+      },
+      {
+        name: "advertise-http-addr",
+        value: "host:port",
+        description: "HTTP address discovery and the gateway are told, when it is not --http-addr.",
+        default: "--http-addr, or the --advertise-addr host with the --http-addr port when --http-addr is a wildcard"
+      },
+      {
+        name: "dns-server",
+        value: "ip:port",
+        description: "DNS server that --discovery dns:... asks (an IP address, like 10.96.0.10:53).",
+        default: "the system's resolver"
       }
     ]
   },
@@ -223,8 +254,10 @@ export const sections: Readonly<Record<Section, SectionDoc>> = {
       },
       {
         name: "nodes",
-        value: "url,...",
-        description: "Static node HTTP endpoints, comma separated (http://a:8010,http://b:8011).",
+        value: "url|dns:NAME:HTTP_PORT,...",
+        description:
+          "Static node HTTP endpoints, comma separated (http://a:8010,http://b:8011); an item dns:NAME:HTTP_PORT " +
+          "takes the nodes from DNS (A/AAAA records, e.g. a headless Service), re-resolved every --refresh-interval.",
         default: "none"
       },
       {
@@ -232,6 +265,12 @@ export const sections: Readonly<Record<Section, SectionDoc>> = {
         value: "duration",
         description: "How often the node list is refreshed and every node's /health is checked.",
         default: formatDuration(Gateway.defaults.refreshInterval)
+      },
+      {
+        name: "dns-server",
+        value: "ip:port",
+        description: "DNS server that --nodes dns:... asks (an IP address, like 10.96.0.10:53).",
+        default: "the system's resolver"
       }
     ]
   },

@@ -12,6 +12,7 @@ import type * as CliApp from "@effect/cli/CliApp"
 import * as CliConfig from "@effect/cli/CliConfig"
 import * as HelpDoc from "@effect/cli/HelpDoc"
 import * as Options from "@effect/cli/Options"
+import * as FileSystem from "@effect/platform/FileSystem"
 import { Data, Duration, Effect, Either, Option, Redacted } from "effect"
 import { readFileSync } from "node:fs"
 import type { DiscoveryConfigShape } from "../config/DiscoveryConfig.js"
@@ -253,8 +254,28 @@ const resolveLogging = (r: Resolver, level: LogLevelName = "info" as LogLevelNam
     } satisfies LoggingOptions
   })
 
+/** `--cluster-key`, or the content of `--cluster-key-file` (never both). */
 const clusterKey = (r: Resolver) =>
-  Either.map(r.optional("cluster-key", Values.nonEmpty), Option.map(Redacted.make))
+  Effect.gen(function*() {
+    const inline = yield* r.optional("cluster-key", Values.nonEmpty)
+    const file = yield* r.optional("cluster-key-file", Values.nonEmpty)
+    if (Option.isNone(file)) return Option.map(inline, Redacted.make)
+    if (Option.isSome(inline)) {
+      return yield* new UsageError({
+        message: "--cluster-key-file and --cluster-key exclude each other: give one of them"
+      })
+    }
+    const path = file.value
+    const fs = yield* FileSystem.FileSystem
+    const text = yield* fs.readFileString(path).pipe(
+      Effect.mapError((e) =>
+        new UsageError({ message: `invalid --cluster-key-file "${path}": cannot read it (${e.message})` })
+      )
+    )
+    const key = text.trim()
+    if (key === "") return yield* new UsageError({ message: `invalid --cluster-key-file "${path}": the file is empty` })
+    return Option.some(Redacted.make(key))
+  })
 
 /** `--resp-password`, or the content of `--resp-password-file` (one trailing newline dropped). */
 const respPassword = (r: Resolver) =>
@@ -312,11 +333,13 @@ const resolveNode = (r: Resolver) =>
     if (httpAddr === addr) {
       return yield* new UsageError({ message: `invalid --http-addr "${httpAddr}": it must differ from --addr` })
     }
+    const advertise = yield* resolveAdvertise(r, addr, httpAddr)
+    const discovery = yield* r.optional("discovery", Values.discoverySource)
     const syncInterval = yield* r.get("sync-interval", Values.duration, d.syncInterval)
     const config: NodeConfigShape = {
       addr,
       httpAddr,
-      discovery: yield* r.optional("discovery", Values.hostPort),
+      discovery: Option.flatMap(discovery, (source) => source._tag === "Server" ? Option.some(source.addr) : Option.none()),
       peers: yield* r.get("peers", Values.hostPortList, d.peers),
       dataDir: yield* r.get("data-dir", Values.nonEmpty, NodeConfig.defaultDataDir(addr)),
       syncInterval,
@@ -329,7 +352,11 @@ const resolveNode = (r: Resolver) =>
       eagerPush: yield* r.get("eager-push", Values.boolean, d.eagerPush),
       pushWindow: yield* r.get("push-window", Values.duration, d.pushWindow),
       respAddr: yield* r.optional("resp-addr", Values.hostPort),
-      respPassword: yield* respPassword(r)
+      respPassword: yield* respPassword(r),
+      advertiseAddr: advertise.addr,
+      advertiseHttpAddr: advertise.httpAddr,
+      discoveryDns: Option.flatMap(discovery, (source) => source._tag === "Dns" ? Option.some(source.dns) : Option.none()),
+      dnsServer: yield* r.optional("dns-server", Values.dnsServer)
     }
     if (Option.isSome(config.respAddr) && (config.respAddr.value === addr || config.respAddr.value === httpAddr)) {
       return yield* new UsageError({
@@ -339,18 +366,43 @@ const resolveNode = (r: Resolver) =>
     return Invocation.Node({ logging, config })
   })
 
+/**
+ * `--advertise-addr` and `--advertise-http-addr`. A wildcard bind (0.0.0.0, ::) is never
+ * advertised: `--addr` on a wildcard needs `--advertise-addr`; `--http-addr` on a wildcard
+ * is advertised with the host of the advertised gossip address (its own port kept).
+ */
+const resolveAdvertise = (r: Resolver, addr: string, httpAddr: string) =>
+  Effect.gen(function*() {
+    const givenAddr = yield* r.optional("advertise-addr", Values.advertisableHostPort)
+    const givenHttp = yield* r.optional("advertise-http-addr", Values.advertisableHostPort)
+    if (Option.isNone(givenAddr) && Values.isWildcardHost(Values.hostOf(addr))) {
+      return yield* new UsageError({
+        message: `missing --advertise-addr: --addr "${addr}" binds every interface, which cannot be advertised; ` +
+          "give --advertise-addr host:port (the address peers reach this node at)"
+      })
+    }
+    const gossipHost = Values.hostOf(Option.getOrElse(givenAddr, () => addr))
+    const httpAddrOut = Option.isSome(givenHttp) || !Values.isWildcardHost(Values.hostOf(httpAddr))
+      ? givenHttp
+      : Option.some(`${gossipHost.includes(":") ? `[${gossipHost}]` : gossipHost}:${Values.portOf(httpAddr)}`)
+    return { addr: givenAddr, httpAddr: httpAddrOut }
+  })
+
 const resolveGateway = (r: Resolver) =>
   Effect.gen(function*() {
     const d = GatewayConfig.defaults
     const logging = yield* resolveLogging(r)
+    const nodes = yield* r.get("nodes", Values.nodeSources, { urls: d.nodes, dns: [] })
     const config: GatewayConfigShape = {
       addr: yield* r.get("addr", Values.hostPort, d.addr),
       discovery: yield* r.optional("discovery", Values.hostPort),
-      nodes: yield* r.get("nodes", Values.httpEndpointList, d.nodes),
+      nodes: nodes.urls,
       refreshInterval: yield* r.get("refresh-interval", Values.duration, d.refreshInterval),
-      clusterKey: yield* clusterKey(r)
+      clusterKey: yield* clusterKey(r),
+      nodesDns: nodes.dns,
+      dnsServer: yield* r.optional("dns-server", Values.dnsServer)
     }
-    if (Option.isNone(config.discovery) && config.nodes.length === 0) {
+    if (Option.isNone(config.discovery) && config.nodes.length === 0 && nodes.dns.length === 0) {
       return yield* new UsageError({
         message: "the gateway needs --discovery host:port or --nodes http://host:port,... to find nodes"
       })

@@ -1,5 +1,6 @@
 /** Settings of the gateway role, with the contract's defaults. */
 import { Context, Duration, Layer, Option, Redacted } from "effect"
+import type { DnsName } from "../membership/DnsName.js"
 
 export interface GatewayConfigShape {
   readonly addr: string
@@ -8,6 +9,10 @@ export interface GatewayConfigShape {
   readonly nodes: ReadonlyArray<string>
   readonly refreshInterval: Duration.Duration
   readonly clusterKey: Option.Option<Redacted.Redacted<string>>
+  /** `--nodes dns:NAME:HTTP_PORT`: node HTTP endpoints from DNS (A/AAAA records) */
+  readonly nodesDns?: ReadonlyArray<DnsName> | undefined
+  /** `--dns-server host:port`: the resolver to ask (none: the system's) */
+  readonly dnsServer?: Option.Option<string> | undefined
 }
 
 export const defaults: GatewayConfigShape = {

@@ -3,6 +3,7 @@
  * the CLI (main.ts) builds the full object from flags and `DCOUNTER_*` variables.
  */
 import { Context, Duration, Layer, Option, Redacted } from "effect"
+import type { DnsName } from "../membership/DnsName.js"
 
 export interface NodeConfigShape {
   /** gossip TCP address to listen on and advertise */
@@ -27,7 +28,23 @@ export interface NodeConfigShape {
   readonly respAddr: Option.Option<string>
   /** password RESP clients must AUTH with; none: no AUTH */
   readonly respPassword: Option.Option<Redacted.Redacted<string>>
+  /** gossip address peers, discovery and the gateway are told (none: `addr`) */
+  readonly advertiseAddr?: Option.Option<string> | undefined
+  /** HTTP address discovery and the gateway are told (none: `httpAddr`) */
+  readonly advertiseHttpAddr?: Option.Option<string> | undefined
+  /** `--discovery dns:NAME[:PORT]` / `dns+srv:NAME`: peers from DNS (beside or instead of `discovery`) */
+  readonly discoveryDns?: Option.Option<DnsName> | undefined
+  /** `--dns-server host:port`: the resolver DNS discovery asks (none: the system's) */
+  readonly dnsServer?: Option.Option<string> | undefined
 }
+
+/** The gossip address others are told: `--advertise-addr`, else `--addr`. */
+export const advertisedAddr = (config: NodeConfigShape): string =>
+  Option.getOrElse(config.advertiseAddr ?? Option.none(), () => config.addr)
+
+/** The HTTP address others are told: `--advertise-http-addr`, else `--http-addr`. */
+export const advertisedHttpAddr = (config: NodeConfigShape): string =>
+  Option.getOrElse(config.advertiseHttpAddr ?? Option.none(), () => config.httpAddr)
 
 /** `--http-addr` default: same host, port 8010 + (gossip port - 9000). */
 export const defaultHttpAddr = (addr: string): string => {

@@ -15,6 +15,7 @@ import * as OpenApi from "@effect/platform/OpenApi"
 import { Schema } from "effect"
 import { ApiError } from "../http/ApiError.js"
 import { HostPort } from "../protocol/Message.js"
+import { ProbesGroup } from "../http/Probes.js"
 
 // ---------------------------------------------------------------------------------------
 // errors
@@ -139,6 +140,7 @@ export class HealthGroup extends HttpApiGroup.make("health")
 export class DiscoveryApi extends HttpApi.make("discovery")
   .add(DiscoveryGroup)
   .add(HealthGroup)
+  .add(ProbesGroup)
   .addError(BadRequest)
   .annotate(OpenApi.Title, "dcounter discovery")
   .annotate(OpenApi.Description, "Registry of dcounter nodes: register, heartbeat, list, deregister")

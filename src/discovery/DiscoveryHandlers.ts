@@ -17,6 +17,7 @@ import {
 } from "./DiscoveryApi.js"
 import { Registry } from "./Registry.js"
 import * as Prometheus from "../observability/Prometheus.js"
+import * as Probes from "../http/Probes.js"
 
 export const unauthorizedRequests = Metric.counter("dcounter_discovery_unauthorized_total", {
   description: "requests refused for a missing or wrong cluster key",
@@ -91,14 +92,23 @@ export const layerHealthGroup = ApiServer.group(DiscoveryApi, "health", (handler
       Effect.map(registry.peers, (peers) => ({ status: "ok" as const, role: "discovery" as const, peers: peers.length })))
   }))
 
+/** Discovery is ready once it answers: its registry lives in memory, nothing to wait for. */
+export const layerProbesGroup = ApiServer.group(DiscoveryApi, "probes", (handlers) =>
+  handlers
+    .handle("livez", () => Effect.succeed(Probes.live))
+    .handle("readyz", () => Probes.readiness([{ name: "http", ok: true, unmet: "" }])))
+
 /** The handlers and the security of `DiscoveryApi`, ready to be served. */
 export const layer = (options: {
   readonly clusterKey: Option.Option<Redacted.Redacted<string>>
 }): Layer.Layer<
-  HttpApiGroup.ApiGroup<"discovery", "discovery"> | HttpApiGroup.ApiGroup<"discovery", "health"> | ClusterAuth,
+  | HttpApiGroup.ApiGroup<"discovery", "discovery">
+  | HttpApiGroup.ApiGroup<"discovery", "health">
+  | HttpApiGroup.ApiGroup<"discovery", "probes">
+  | ClusterAuth,
   never,
   Registry
 > =>
-  Layer.mergeAll(layerDiscoveryGroup, layerHealthGroup).pipe(
+  Layer.mergeAll(layerDiscoveryGroup, layerHealthGroup, layerProbesGroup).pipe(
     Layer.provideMerge(layerClusterAuth(options.clusterKey))
   )

@@ -23,7 +23,7 @@ const bearerMatches = (key: Redacted.Redacted<string>) =>
 /**
  * Serves `DiscoveryApi` on `addr` (`host:port`; port 0 picks a free one, see
  * `ApiServer.address`). With a cluster key, `/openapi.json` and `/docs` require it too,
- * like every route but `/health` and `/metrics`.
+ * like every route but `/health`, `/livez`, `/readyz` and `/metrics`.
  */
 export const layer = (options: {
   readonly addr: string
@@ -31,7 +31,10 @@ export const layer = (options: {
 }): Layer.Layer<
   ApiServer.ApiServer,
   ApiServer.ApiServerError,
-  HttpApiGroup.ApiGroup<"discovery", "discovery"> | HttpApiGroup.ApiGroup<"discovery", "health"> | ClusterAuth
+  | HttpApiGroup.ApiGroup<"discovery", "discovery">
+  | HttpApiGroup.ApiGroup<"discovery", "health">
+  | HttpApiGroup.ApiGroup<"discovery", "probes">
+  | ClusterAuth
 > =>
   ApiServer.layer(DiscoveryApi, {
     addr: options.addr,

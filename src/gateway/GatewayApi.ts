@@ -14,6 +14,7 @@ import { CounterName } from "../crdt/CounterName.js"
 import { ApiError } from "../http/ApiError.js"
 import { CountBody } from "../http/CountBody.js"
 import { PageQuery } from "../http/PageQuery.js"
+import { ProbesGroup } from "../http/Probes.js"
 
 // ---------------------------------------------------------------------------------------
 // errors
@@ -151,6 +152,7 @@ export class ClusterGroup extends HttpApiGroup.make("cluster")
 export class GatewayApi extends HttpApi.make("gateway")
   .add(CounterGroup)
   .add(ClusterGroup)
+  .add(ProbesGroup)
   .addError(BadRequest)
   .annotate(OpenApi.Title, "dcounter gateway")
   .annotate(

@@ -15,6 +15,7 @@ import { NodePool } from "./NodePool.js"
 import { BadGateway, BadRequest, GatewayApi, Unavailable } from "./GatewayApi.js"
 import type { Answer, Counted } from "./Upstream.js"
 import { Upstream } from "./Upstream.js"
+import * as Probes from "../http/Probes.js"
 
 /** What a node answers for a counter (extra fields are ignored). */
 const NodeCounter = Schema.Struct({ value: Schema.Int, nodeId: Schema.optional(Schema.String) })
@@ -144,9 +145,27 @@ export const layerCluster = ApiServer.group(GatewayApi, "cluster", (handlers) =>
         }))
   }))
 
+/** Ready while at least one node is healthy: with none, every counter request would be a 503. */
+export const layerProbes = ApiServer.group(GatewayApi, "probes", (handlers) =>
+  Effect.gen(function*() {
+    const pool = yield* NodePool
+    return handlers
+      .handle("livez", () => Effect.succeed(Probes.live))
+      .handle("readyz", () =>
+        Effect.gen(function*() {
+          const nodes = yield* pool.nodes
+          const healthy = nodes.filter((n) => n.healthy).length
+          return yield* Probes.readiness([{
+            name: "healthyNode",
+            ok: healthy > 0,
+            unmet: nodes.length === 0 ? "the gateway knows no node yet" : `none of ${nodes.length} nodes is healthy`
+          }])
+        }))
+  }))
+
 /** Every handler group of the gateway API, given the pool and the upstream. */
 export const layer: Layer.Layer<
-  HttpApiGroup.ApiGroup<"gateway", "counter"> | HttpApiGroup.ApiGroup<"gateway", "cluster">,
+  HttpApiGroup.ApiGroup<"gateway", "counter"> | HttpApiGroup.ApiGroup<"gateway", "cluster"> | HttpApiGroup.ApiGroup<"gateway", "probes">,
   never,
   NodePool | Upstream
-> = Layer.merge(layerCounter, layerCluster)
+> = Layer.mergeAll(layerCounter, layerCluster, layerProbes)

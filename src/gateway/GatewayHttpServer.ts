@@ -32,5 +32,5 @@ export const layer = (options: {
 }): Layer.Layer<
   ApiServer.ApiServer,
   ApiServer.ApiServerError,
-  HttpApiGroup.ApiGroup<"gateway", "counter"> | HttpApiGroup.ApiGroup<"gateway", "cluster">
+  HttpApiGroup.ApiGroup<"gateway", "counter"> | HttpApiGroup.ApiGroup<"gateway", "cluster"> | HttpApiGroup.ApiGroup<"gateway", "probes">
 > => ApiServer.layer(GatewayApi, { addr: options.addr, extraRoutes: [dashboard] })

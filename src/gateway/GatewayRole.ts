@@ -8,7 +8,10 @@
 import { Duration, Effect, Layer, Option } from "effect"
 import { GatewayConfig } from "../config/GatewayConfig.js"
 import { ApiServer, type ApiServerError } from "../http/ApiServer.js"
+import { layerUnion } from "../membership/DiscoveryClient.js"
+import * as DiscoveryDns from "../membership/DiscoveryDns.js"
 import * as DiscoveryHttp from "../membership/DiscoveryHttp.js"
+import * as DnsName from "../membership/DnsName.js"
 import * as GatewayHandlers from "./GatewayHandlers.js"
 import * as GatewayHttpServer from "./GatewayHttpServer.js"
 import * as NodeClient from "./NodeClient.js"
@@ -22,7 +25,8 @@ const logListening = Layer.effectDiscard(
     const nodes = yield* (yield* NodePool.NodePool).nodes
     const sources = [
       ...(config.nodes.length > 0 ? [`${config.nodes.length} static node(s)`] : []),
-      ...Option.match(config.discovery, { onNone: () => [], onSome: (d) => [`discovery ${d}`] })
+      ...Option.match(config.discovery, { onNone: () => [], onSome: (d) => [`discovery ${d}`] }),
+      ...(config.nodesDns ?? []).map(DnsName.format)
     ].join(" + ")
     yield* Effect.logInfo(
       `gateway listening on ${address} (dashboard ${address}/, nodes from ${sources}, ` +
@@ -33,19 +37,34 @@ const logListening = Layer.effectDiscard(
   })
 )
 
-/** The discovery client when `--discovery` is given, else nothing (static nodes only). */
+/**
+ * The discovery clients: the discovery server (`--discovery`) and each `--nodes dns:...`
+ * name, as one; nothing when neither is given (static nodes only).
+ */
 const layerDiscovery = Layer.unwrapEffect(
-  Effect.map(GatewayConfig, (config) =>
-    Option.match(config.discovery, {
-      onNone: () => Layer.empty,
-      onSome: (discovery) =>
+  Effect.map(GatewayConfig, (config) => {
+    const server = Option.match(config.discovery, {
+      onNone: () => [],
+      onSome: (discovery) => [
         DiscoveryHttp.layer({
           discovery,
           heartbeatInterval: config.refreshInterval,
           refreshInterval: config.refreshInterval,
           clusterKey: config.clusterKey
         })
-    }))
+      ]
+    })
+    const dns = (config.nodesDns ?? []).map((name) =>
+      DiscoveryDns.layer({
+        name,
+        target: "http",
+        dnsServer: config.dnsServer ?? Option.none(),
+        refreshInterval: config.refreshInterval
+      })
+    )
+    const layers = [...server, ...dns]
+    return layers.length === 0 ? Layer.empty : layerUnion(...layers)
+  })
 )
 
 /** Pool, client and forwarding, without the HTTP server (for tests and embedding). */

@@ -106,6 +106,11 @@ export class ApiServer extends Context.Tag("dcounter/http/ApiServer")<
     readonly address: Address
     /** `http://host:port` */
     readonly url: string
+    /**
+     * Stops serving now, as closing the scope does (drains in-flight requests); idempotent.
+     * For a role that must stop its HTTP API before services built after it (the node).
+     */
+    readonly close: Effect.Effect<void>
   }
 >() {}
 
@@ -447,7 +452,7 @@ const make = <E, R>(options: Options<E, R>) =>
     const hostForUrl = bound.family === "IPv6" ? `[${bound.address}]` : bound.address
     const url = `http://${hostForUrl}:${bound.port}`
 
-    yield* Effect.addFinalizer(() =>
+    const close = yield* Effect.cached(
       Effect.async<void>((resume) => {
         state.closing = true
         let deadline: NodeJS.Timeout | undefined
@@ -472,10 +477,11 @@ const make = <E, R>(options: Options<E, R>) =>
         }
       }).pipe(Effect.zipRight(Effect.logInfo(`HTTP API on ${url} closed`)))
     )
+    yield* Effect.addFinalizer(() => close)
     yield* Effect.logInfo(`HTTP API listening on ${url}`).pipe(
       Effect.annotateLogs({ api: spec.info.title, docs: `${url}/docs` })
     )
-    return { address: { host: bound.address, port: bound.port }, url }
+    return { address: { host: bound.address, port: bound.port }, url, close }
   })
 
 /** Writes a JSON answer with its length, for raw routes. */

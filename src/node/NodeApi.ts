@@ -13,6 +13,7 @@ import { CounterName } from "../crdt/CounterName.js"
 import { ApiError } from "../http/ApiError.js"
 import { By, CountBody } from "../http/CountBody.js"
 import { PageQuery } from "../http/PageQuery.js"
+import { ProbesGroup } from "../http/Probes.js"
 
 // ---------------------------------------------------------------------------------------
 // errors
@@ -41,7 +42,9 @@ export type PayloadTooLarge = InstanceType<typeof PayloadTooLarge>
 /** The write could not be made durable (disk full, I/O error) or the node is stopping (503). */
 export const Unavailable = ApiError("NodeUnavailable", "unavailable", {
   status: 503,
-  description: "The write was not made durable (WAL failure) or the node is shutting down; it was not counted"
+  description:
+    "The node cannot serve: a write was not made durable (WAL failure; it was not counted), or the node is " +
+    "starting (recovering its write-ahead log) or shutting down"
 })
 export type Unavailable = InstanceType<typeof Unavailable>
 
@@ -198,6 +201,7 @@ export class CounterGroup extends HttpApiGroup.make("counter")
   )
   .add(HttpApiEndpoint.get("state", "/state").annotate(OpenApi.Summary, "The default counter's replicated state").annotate(OpenApi.Description, "Per-replica totals of the `default` counter held by this node: what gossip merges.").addSuccess(StateResponse))
   .annotate(OpenApi.Description, "The `default` counter, and this node's view of it")
+  .addError(Unavailable)
 {}
 
 /** Named counters: `/counters`, `/counters/:name`, `/counters/:name/increment|decrement`. */
@@ -228,6 +232,7 @@ export class CountersGroup extends HttpApiGroup.make("counters")
       .addError(CounterOverflow)
       .addError(Unavailable)
   )
+  .addError(Unavailable)
   .annotate(OpenApi.Description, "Named counters: any number per cluster, each 1 to 128 characters of [A-Za-z0-9._:-]")
 {}
 
@@ -250,6 +255,7 @@ export class BatchGroup extends HttpApiGroup.make("batch")
           "one result per write in order"
       )
   )
+  .addError(Unavailable)
 {}
 
 /** Membership and health: `/peers`, `/health`. */
@@ -257,6 +263,7 @@ export class ClusterGroup extends HttpApiGroup.make("cluster")
   .add(HttpApiEndpoint.get("peers", "/peers").annotate(OpenApi.Summary, "The peers this node knows").annotate(OpenApi.Description, "Every known peer with its failure-detection status (alive, suspect, dead) and where it was learned from.").addSuccess(PeersResponse))
   .add(HttpApiEndpoint.get("health", "/health").annotate(OpenApi.Summary, "Whether this node is up").annotate(OpenApi.Description, "Its id, addresses, peer counts by status and number of counters.").addSuccess(HealthResponse))
   .annotate(OpenApi.Description, "Membership and health of this node")
+  .addError(Unavailable)
 {}
 
 export class NodeApi extends HttpApi.make("node")
@@ -264,6 +271,7 @@ export class NodeApi extends HttpApi.make("node")
   .add(CountersGroup)
   .add(ClusterGroup)
   .add(BatchGroup)
+  .add(ProbesGroup)
   .addError(BadRequest)
   .addError(PayloadTooLarge)
   .annotate(OpenApi.Title, "dcounter node")

@@ -6,18 +6,20 @@
  * nothing (it is refused by the schema before a handler runs).
  */
 import { Cause, Effect, Exit, Layer, Option } from "effect"
-import { NodeConfig } from "../config/NodeConfig.js"
+import { advertisedAddr, advertisedHttpAddr, NodeConfig } from "../config/NodeConfig.js"
 import type { CounterName } from "../crdt/CounterName.js"
 import { DEFAULT_COUNTER } from "../crdt/CounterName.js"
 import { byOf } from "../http/CountBody.js"
 import { pageRequestOf } from "../http/PageQuery.js"
 import * as ApiServer from "../http/ApiServer.js"
 import * as Callback from "../http/Callback.js"
-import { PeerManager } from "../membership/PeerManager.js"
-import type { WriteError } from "./CounterStore.js"
-import { CounterStore } from "./CounterStore.js"
+import * as Probes from "../http/Probes.js"
+import type { PeerManager } from "../membership/PeerManager.js"
+import type { CounterStore, WriteError } from "./CounterStore.js"
 import type { BatchResponse, BatchResult, BatchWrite } from "./NodeApi.js"
 import { CounterOverflow, MAX_BODY_BYTES, NodeApi, Unavailable } from "./NodeApi.js"
+import * as NodeReadinessModule from "./NodeReadiness.js"
+import { NodeReadiness, type Running } from "./NodeReadiness.js"
 
 // ---------------------------------------------------------------------------------------
 // handlers
@@ -42,35 +44,63 @@ const write = <A>(
     store.submit(name, kind, by, (exit) => resume(Exit.mapBoth(exit, { onFailure: toHttpError, onSuccess: answer })))
   )
 
+/** Before the node's services are attached (WAL recovery) and once it stops: 503. */
+const notRunning = (readiness: NodeReadiness["Type"]) =>
+  Effect.flatMap(readiness.status, (status) =>
+    Effect.fail(
+      Unavailable.of(
+        status.stopping ? "the node is shutting down" : "the node is starting: its write-ahead log is being recovered"
+      )
+    ))
+
+/**
+ * Runs `f` over the running services, or answers 503. Synchronous, so a `Callback`
+ * returned by `f` stays one (the fiberless path of ApiServer).
+ */
+const withRunning = <A, E>(readiness: NodeReadiness["Type"], f: (running: Running) => Effect.Effect<A, E>) =>
+(): Effect.Effect<A, E | Unavailable> => {
+  const running = readiness.unsafeRunning()
+  return running === undefined ? notRunning(readiness) : f(running)
+}
+
 export const CounterHandlers = ApiServer.group(NodeApi, "counter", (handlers) =>
   Effect.gen(function*() {
-    const store = yield* CounterStore
-    const nodeId: string = store.replicaId
-    const answer = (value: number) => ({ value, nodeId })
+    const readiness = yield* NodeReadiness
+    const answer = (store: CounterStore["Type"]) => (value: number) => ({ value, nodeId: store.replicaId as string })
+    const run = <A, E>(f: (running: Running) => Effect.Effect<A, E>) => withRunning(readiness, f)
     return handlers
-      .handle("counter", () => Callback.sync(() => answer(store.unsafeValue(DEFAULT_COUNTER))))
-      .handle("increment", ({ payload }) => write(store, DEFAULT_COUNTER, "inc", byOf(payload), answer))
-      .handle("decrement", ({ payload }) => write(store, DEFAULT_COUNTER, "dec", byOf(payload), answer))
-      .handle("localCounter", () => Effect.map(store.localValue(DEFAULT_COUNTER), answer))
-      .handle("state", () =>
+      .handle("counter", run(({ store }) => Callback.sync(() => answer(store)(store.unsafeValue(DEFAULT_COUNTER)))))
+      .handle("increment", ({ payload }) =>
+        run(({ store }) => write(store, DEFAULT_COUNTER, "inc", byOf(payload), answer(store)))())
+      .handle("decrement", ({ payload }) =>
+        run(({ store }) => write(store, DEFAULT_COUNTER, "dec", byOf(payload), answer(store)))())
+      .handle("localCounter", run(({ store }) => Effect.map(store.localValue(DEFAULT_COUNTER), answer(store))))
+      .handle("state", run(({ store }) =>
         Effect.map(store.counterState(DEFAULT_COUNTER), (s) => ({
-          nodeId,
+          nodeId: store.replicaId as string,
           increments: s.increments,
           decrements: s.decrements,
           value: s.value
-        })))
+        }))))
   }))
 
 export const CountersHandlers = ApiServer.group(NodeApi, "counters", (handlers) =>
   Effect.gen(function*() {
-    const store = yield* CounterStore
-    const nodeId: string = store.replicaId
-    const answer = (name: CounterName) => (value: number) => ({ name, value, nodeId })
+    const readiness = yield* NodeReadiness
+    const answer = (store: CounterStore["Type"], name: CounterName) => (value: number) => ({
+      name,
+      value,
+      nodeId: store.replicaId as string
+    })
+    const run = <A, E>(f: (running: Running) => Effect.Effect<A, E>) => withRunning(readiness, f)
     return handlers
-      .handle("list", ({ urlParams }) => store.page(pageRequestOf(urlParams)))
-      .handle("get", ({ path }) => Callback.sync(() => answer(path.name)(store.unsafeValue(path.name))))
-      .handle("increment", ({ path, payload }) => write(store, path.name, "inc", byOf(payload), answer(path.name)))
-      .handle("decrement", ({ path, payload }) => write(store, path.name, "dec", byOf(payload), answer(path.name)))
+      .handle("list", ({ urlParams }) => run(({ store }) => store.page(pageRequestOf(urlParams)))())
+      .handle("get", ({ path }) =>
+        run(({ store }) => Callback.sync(() => answer(store, path.name)(store.unsafeValue(path.name))))())
+      .handle("increment", ({ path, payload }) =>
+        run(({ store }) => write(store, path.name, "inc", byOf(payload), answer(store, path.name)))())
+      .handle("decrement", ({ path, payload }) =>
+        run(({ store }) => write(store, path.name, "dec", byOf(payload), answer(store, path.name)))())
   }))
 
 /** One write's result in a batch answer: its error as the single endpoint would name it. */
@@ -88,7 +118,6 @@ const batchResult = (exit: Exit.Exit<number, WriteError>): BatchResult => {
  */
 const writeBatch = (
   store: CounterStore["Type"],
-  nodeId: string,
   writes: ReadonlyArray<BatchWrite>
 ): Callback.Callback<BatchResponse, never> =>
   Callback.make((resume) => {
@@ -98,25 +127,25 @@ const writeBatch = (
       const w = writes[i]!
       store.submit(w.name, w.kind, w.by, (exit) => {
         results[i] = batchResult(exit)
-        if (--left === 0) resume(Exit.succeed({ nodeId, results }))
+        if (--left === 0) resume(Exit.succeed({ nodeId: store.replicaId as string, results }))
       })
     }
   })
 
 export const BatchHandlers = ApiServer.group(NodeApi, "batch", (handlers) =>
   Effect.gen(function*() {
-    const store = yield* CounterStore
-    const nodeId: string = store.replicaId
-    return handlers.handle("write", ({ payload }) => writeBatch(store, nodeId, payload.writes))
+    const readiness = yield* NodeReadiness
+    const run = <A, E>(f: (running: Running) => Effect.Effect<A, E>) => withRunning(readiness, f)
+    return handlers.handle("write", ({ payload }) => run(({ store }) => writeBatch(store, payload.writes))())
   }))
 
 export const ClusterHandlers = ApiServer.group(NodeApi, "cluster", (handlers) =>
   Effect.gen(function*() {
-    const store = yield* CounterStore
-    const peers = yield* PeerManager
+    const readiness = yield* NodeReadiness
     const config = yield* NodeConfig
+    const run = <A, E>(f: (running: Running) => Effect.Effect<A, E>) => withRunning(readiness, f)
     return handlers
-      .handle("peers", () =>
+      .handle("peers", run(({ peers }) =>
         Effect.map(peers.peers, (list) => ({
           peers: list.map((p) => ({
             addr: p.addr,
@@ -128,8 +157,8 @@ export const ClusterHandlers = ApiServer.group(NodeApi, "cluster", (handlers) =>
             heard: p.heard,
             sources: p.sources
           }))
-        })))
-      .handle("health", () =>
+        }))))
+      .handle("health", run(({ peers, store }) =>
         Effect.gen(function*() {
           const list = yield* peers.peers
           const count = (s: string) => list.filter((p) => p.status === s).length
@@ -137,12 +166,28 @@ export const ClusterHandlers = ApiServer.group(NodeApi, "cluster", (handlers) =>
             status: "ok" as const,
             role: "node" as const,
             nodeId: store.replicaId,
-            addr: config.addr,
-            httpAddr: config.httpAddr,
+            addr: advertisedAddr(config),
+            httpAddr: advertisedHttpAddr(config),
             peers: { alive: count("alive"), suspect: count("suspect"), dead: count("dead") },
             counters: yield* store.count
           }
-        }))
+        })))
+  }))
+
+/** `/livez` always; `/readyz` from the start-up steps (NodeReadiness). */
+export const ProbesHandlers = ApiServer.group(NodeApi, "probes", (handlers) =>
+  Effect.gen(function*() {
+    const readiness = yield* NodeReadiness
+    return handlers
+      .handle("livez", () => Effect.succeed(Probes.live))
+      .handle("readyz", () =>
+        Effect.flatMap(readiness.status, (status) =>
+          Probes.readiness([
+            { name: "wal", ok: status.wal, unmet: "the write-ahead log is being recovered" },
+            { name: "gossip", ok: status.gossip, unmet: "the gossip listener is not up yet" },
+            { name: "http", ok: status.http, unmet: "the HTTP API is not listening yet" },
+            { name: "running", ok: !status.stopping, unmet: "the node is shutting down" }
+          ])))
   }))
 
 // ---------------------------------------------------------------------------------------
@@ -152,18 +197,30 @@ export const ClusterHandlers = ApiServer.group(NodeApi, "cluster", (handlers) =>
  * Serves the node API on `addr` (`host:port`; port 0 picks a free one) with `ApiServer`:
  * routes, decoders and encoders compiled from `NodeApi`, handlers called directly, the
  * contract's errors (400/404/405/413 JSON), `/openapi.json`, `/docs` and `/metrics`. The
- * only place that knows how the API is served.
+ * only place that knows how the API is served. The handlers find the node's services
+ * through `NodeReadiness`, so the server can listen before they exist.
  */
+export const serveGated = (
+  addr: string
+): Layer.Layer<ApiServer.ApiServer, ApiServer.ApiServerError, NodeReadiness | NodeConfig> =>
+  ApiServer.layer(NodeApi, { addr, bodyLimit: MAX_BODY_BYTES }).pipe(
+    Layer.provide([CounterHandlers, CountersHandlers, ClusterHandlers, BatchHandlers, ProbesHandlers])
+  )
+
+/** Serves the node API over services that are already running. */
 export const serve = (
   addr: string
 ): Layer.Layer<ApiServer.ApiServer, ApiServer.ApiServerError, CounterStore | PeerManager | NodeConfig> =>
-  ApiServer.layer(NodeApi, { addr, bodyLimit: MAX_BODY_BYTES }).pipe(
-    Layer.provide([CounterHandlers, CountersHandlers, ClusterHandlers, BatchHandlers])
-  )
+  serveGated(addr).pipe(Layer.provide(NodeReadinessModule.layerRunning))
 
-/** The node's HTTP server on `--http-addr`, over the running node's services. */
+/**
+ * The node's HTTP server on `--http-addr`, started before the node's services: it marks the
+ * `http` step done once it listens.
+ */
 export const layer: Layer.Layer<
   ApiServer.ApiServer,
   ApiServer.ApiServerError,
-  CounterStore | PeerManager | NodeConfig
-> = Layer.unwrapEffect(Effect.map(NodeConfig, (config) => serve(config.httpAddr)))
+  NodeReadiness | NodeConfig
+> = Layer.unwrapEffect(Effect.map(NodeConfig, (config) => serveGated(config.httpAddr))).pipe(
+  Layer.tap(() => Effect.flatMap(NodeReadiness, (readiness) => readiness.done("http")))
+)

@@ -2,18 +2,24 @@
  * The node role: CRDT store behind the WAL, transport, membership, gossip, discovery and
  * the HTTP API, composed as layers.
  *
- *     NodeConfig -> DataDir -> Wal -> CounterStore
- *                -> Transport (Hello = addresses + replica id) -> PeerManager -> Gossip
- *                -> discovery client -> HTTP (and the Redis protocol, with --resp-addr)
+ *     NodeConfig -> NodeReadiness -> HTTP (probes answer, counter routes 503)
+ *                -> DataDir -> Wal -> CounterStore
+ *                -> Transport (Hello = advertised addresses + replica id) -> PeerManager -> Gossip
+ *                -> discovery client (server or DNS) -> services attached to HTTP
+ *                   (and the Redis protocol, with --resp-addr)
  *
  * `layerServices` is the part every variant shares; `layerMemory` runs it on a simulated
  * disk and the in-process `Network` (tests, `dcounter simulate`); `layer` on files, TCP,
- * discovery and HTTP (`dcounter --role node`). Layers release in reverse order, so a closing node
- * stops HTTP first, then gossip, then commits its queued writes and flushes the WAL.
+ * discovery and HTTP (`dcounter --role node`). Closing a node fails `/readyz` and stops
+ * HTTP first (explicitly: it was built first), then the rest releases in reverse order:
+ * gossip, then the queued writes are committed and the WAL flushed.
  */
-import { Duration, Effect, Layer, Option } from "effect"
-import { NodeConfig, type NodeConfigShape } from "../config/NodeConfig.js"
+import { Context, Duration, Effect, Layer, Option } from "effect"
+import { advertisedAddr, advertisedHttpAddr, NodeConfig, type NodeConfigShape } from "../config/NodeConfig.js"
+import { portOf } from "../cli/Values.js"
+import * as DiscoveryDns from "../membership/DiscoveryDns.js"
 import * as DiscoveryHttp from "../membership/DiscoveryHttp.js"
+import * as DnsName from "../membership/DnsName.js"
 import * as ApiServer from "../http/ApiServer.js"
 import * as PeerManager from "../membership/PeerManager.js"
 import { Hello, PROTOCOL_VERSION } from "../protocol/Message.js"
@@ -35,6 +41,7 @@ import * as CounterStore from "./CounterStore.js"
 import * as Gossip from "./Gossip.js"
 import * as KnownPeers from "./KnownPeers.js"
 import * as NodeHttp from "./NodeHttp.js"
+import * as NodeReadiness from "./NodeReadiness.js"
 
 export interface NodeServicesOptions {
   readonly store?: CounterStore.CounterStoreOptions
@@ -50,8 +57,8 @@ export const helloOf = (config: NodeConfigShape, replicaId: DataDir["Type"]["rep
   new Hello({
     protocol: PROTOCOL_VERSION,
     replicaId,
-    gossipAddr: config.addr as HostPort,
-    httpAddr: config.httpAddr as HostPort
+    gossipAddr: advertisedAddr(config) as HostPort,
+    httpAddr: advertisedHttpAddr(config) as HostPort
   })
 
 /** A transport layer built from the node's Hello, once the data directory gave the replica id. */
@@ -100,10 +107,13 @@ const logStarted = Layer.scopedDiscard(
     const config = yield* NodeConfig
     const dataDir = yield* DataDir
     const http = (yield* ApiServer.ApiServer).url
-    const discovery = Option.getOrElse(config.discovery, () => "none")
+    const discovery = Option.getOrElse(
+      Option.orElse(config.discovery, () => Option.map(config.discoveryDns ?? Option.none(), DnsName.format)),
+      () => "none"
+    )
     yield* Effect.logInfo(
       `node ${dataDir.replicaId}${dataDir.fresh ? " (new replica)" : ""} up: gossip on ${config.addr}, ` +
-        `HTTP on ${http}, data dir ${dataDir.path}`
+        `HTTP on ${http}, advertised as ${advertisedAddr(config)} / ${advertisedHttpAddr(config)}, data dir ${dataDir.path}`
     )
     yield* Effect.logInfo(
       `node peers: ${config.peers.length > 0 ? config.peers.join(",") : "none given"}; discovery ${discovery}; ` +
@@ -118,33 +128,66 @@ const logStarted = Layer.scopedDiscard(
   })
 )
 
+/** Peers from DNS when `--discovery dns:...` is set (A/AAAA answers on the advertised gossip port). */
+const discoveryDns = (config: NodeConfigShape) =>
+  Option.match(config.discoveryDns ?? Option.none(), {
+    onNone: () => Layer.empty,
+    onSome: (name) =>
+      DiscoveryDns.layer({
+        name,
+        target: "gossip",
+        defaultPort: portOf(advertisedAddr(config)),
+        dnsServer: config.dnsServer ?? Option.none(),
+        refreshInterval: config.syncInterval
+      })
+  })
+
+/** Marks a start-up step done once `layer` is built (see NodeReadiness). */
+const stepDone = (step: NodeReadiness.Step) => <A, E, R>(layer: Layer.Layer<A, E, R>) =>
+  Layer.tap(layer, () => Effect.flatMap(NodeReadiness.NodeReadiness, (readiness) => readiness.done(step)))
+
 /**
- * The node role on real resources: data directory and file WAL, TCP gossip, discovery over
- * HTTP (when `--discovery` is set), the HTTP API on `--http-addr`. Built in the order of
- * the module comment, so closing it stops HTTP first, then gossip and membership,
- * deregisters from discovery, closes the gossip sockets, commits the queued writes and
- * flushes the WAL, and last unlocks the data directory.
+ * Hands the running services to the HTTP handlers; when the node stops, fails `/readyz`
+ * and closes the HTTP API before anything else closes.
  */
-export const layerWith = (
-  options: NodeServicesOptions & { readonly wal?: WalFile.WalFileOptions } = {}
-): Layer.Layer<NodeServices | Transport | DataDir | ApiServer.ApiServer, NodeStartError, NodeConfig> =>
+const attach = Layer.scopedDiscard(
+  Effect.gen(function*() {
+    const readiness = yield* NodeReadiness.NodeReadiness
+    const server = yield* ApiServer.ApiServer
+    yield* readiness.attach({ store: yield* CounterStore.CounterStore, peers: yield* PeerManager.PeerManager })
+    yield* Effect.addFinalizer(() => readiness.stopping.pipe(Effect.zipRight(server.close)))
+  })
+)
+
+/**
+ * The node role over a given data directory and WAL (`layerWith` gives the files; tests
+ * give memory ones, and can hold their recovery): TCP gossip, discovery (a discovery
+ * server, DNS or none), the HTTP API on `--http-addr`.
+ *
+ * The HTTP API starts first, so `/livez` answers and `/readyz` reports the missing step
+ * while the WAL is recovered and the gossip listener starts (NodeReadiness); the counter
+ * routes answer 503 until then. Closing stops HTTP first (after failing `/readyz`), then
+ * gossip and membership, deregisters from discovery, closes the gossip sockets, commits the
+ * queued writes and flushes the WAL, and last unlocks the data directory.
+ */
+export const layerOver = <E>(
+  walAndDataDir: Layer.Layer<Wal | DataDir, E, NodeConfig>,
+  options: NodeServicesOptions = {}
+): Layer.Layer<NodeServices | Transport | DataDir | ApiServer.ApiServer, NodeStartError | E, NodeConfig> =>
   Layer.unwrapEffect(
     Effect.map(NodeConfig, (config) => {
-      const storage = CounterStore.layer(options.store).pipe(
-        Layer.provideMerge(WalFile.layer(options.wal)),
-        Layer.provideMerge(DataDirFile.layer(config.dataDir))
-      )
+      const storage = CounterStore.layer(options.store).pipe(Layer.provideMerge(walAndDataDir), stepDone("wal"))
       const transport = transportFor((self) =>
         TransportTcp.layer({ listen: config.addr as HostPort, self, clusterKey: config.clusterKey })
-      )
+      ).pipe(stepDone("gossip"))
       const discovery = Option.match(config.discovery, {
-        onNone: () => Layer.empty,
+        onNone: () => discoveryDns(config),
         onSome: (addr) =>
           Layer.unwrapEffect(
             Effect.map(DataDir, (dataDir) =>
               DiscoveryHttp.layer({
                 discovery: addr,
-                self: { addr: config.addr, httpAddr: config.httpAddr, nodeId: dataDir.replicaId },
+                self: { addr: advertisedAddr(config), httpAddr: advertisedHttpAddr(config), nodeId: dataDir.replicaId },
                 heartbeatInterval: config.heartbeatInterval,
                 refreshInterval: config.syncInterval,
                 clusterKey: config.clusterKey
@@ -155,19 +198,31 @@ export const layerWith = (
       const services = Gossip.layer(options.gossip).pipe(
         Layer.provideMerge(KnownPeers.layer().pipe(Layer.provideMerge(PeerManager.layer(options.peers)))),
         Layer.provideMerge(discovery),
-        Layer.provideMerge(transport)
+        Layer.provideMerge(transport),
+        Layer.provideMerge(storage)
       )
-      const http = NodeHttp.layer
-      // the Redis-protocol listener (only with --resp-addr), beside HTTP over the same services
-      const running = Layer.mergeAll(http, RespServer.layerFromConfig, logStarted.pipe(Layer.provide(http))).pipe(
-        Layer.provideMerge(services)
+      // the Redis-protocol listener (only with --resp-addr), beside HTTP over the same
+      // services; once the data directory gave the replica id, their log lines carry it
+      const running = Layer.unwrapEffect(
+        Effect.map(DataDir, (dataDir) =>
+          Layer.annotateLogs(Layer.mergeAll(attach, logStarted, RespServer.layerFromConfig), "nodeId", dataDir.replicaId))
       )
-      // once the data directory gave the replica id, every log line carries it as `nodeId`
-      const withNodeId = Layer.unwrapEffect(
-        Effect.map(DataDir, (dataDir) => Layer.annotateLogs(running, "nodeId", dataDir.replicaId))
+      return running.pipe(
+        Layer.provideMerge(services),
+        Layer.provideMerge(NodeHttp.layer),
+        Layer.provideMerge(NodeReadiness.layer),
+        Layer.map((context) => Context.omit(NodeReadiness.NodeReadiness)(context))
       )
-      return withNodeId.pipe(Layer.provideMerge(storage))
     })
+  )
+
+/** The node role on real resources: data directory and file WAL (see `layerOver`). */
+export const layerWith = (
+  options: NodeServicesOptions & { readonly wal?: WalFile.WalFileOptions } = {}
+): Layer.Layer<NodeServices | Transport | DataDir | ApiServer.ApiServer, NodeStartError, NodeConfig> =>
+  Layer.unwrapEffect(
+    Effect.map(NodeConfig, (config) =>
+      layerOver(WalFile.layer(options.wal).pipe(Layer.provideMerge(DataDirFile.layer(config.dataDir))), options))
   )
 
 /** `dcounter --role node`. */

@@ -192,7 +192,7 @@ describe("DiscoveryRole (live HTTP)", () => {
         components: { securitySchemes: Record<string, { type: string; scheme: string }> }
       }
       expect(doc.openapi).toMatch(/^3\./)
-      expect(Object.keys(doc.paths).sort()).toEqual(["/deregister", "/health", "/heartbeat", "/peers", "/register"])
+      expect(Object.keys(doc.paths).sort()).toEqual(["/deregister", "/health", "/heartbeat", "/livez", "/peers", "/readyz", "/register"])
       expect(Object.values(doc.components.securitySchemes)).toContainEqual(
         expect.objectContaining({ type: "http", scheme: "bearer" })
       )

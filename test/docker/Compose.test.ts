@@ -7,7 +7,8 @@
 import { NodeContext } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either, Option } from "effect"
-import { readFileSync } from "node:fs"
+import { spawnSync } from "node:child_process"
+import { existsSync, readFileSync } from "node:fs"
 import * as path from "node:path"
 import { parse as parseYaml } from "yaml"
 import type { Invocation } from "../../src/cli/Invocation.js"
@@ -157,5 +158,29 @@ describe("Dockerfile", () => {
     for (const file of ["bin/dcounter.js", "scripts/healthcheck.ts", "package-lock.json", "tsconfig.build.json"]) {
       expect(() => readFileSync(path.join(root, file)), file).not.toThrow()
     }
+  })
+})
+
+// Debian's docker-compose 1.29 reads the Compose Specification without its later top-level
+// `name` (it fails with "'name' does not match any of the regexes: '^x-'"); `docker
+// compose` v2 reads both. Only keys both know keep the file usable by either.
+const composeV1 = ["/usr/bin/docker-compose", "/usr/local/bin/docker-compose"].find((p) => existsSync(p))
+
+describe("docker-compose.yml for both docker compose v2 and docker-compose 1.29", () => {
+  it("has only top-level keys that docker-compose 1.29 accepts", () => {
+    const raw = parseYaml(readFileSync(path.join(root, "docker/docker-compose.yml"), "utf8")) as Record<string, unknown>
+    for (const key of Object.keys(raw)) {
+      expect(["version", "services", "volumes", "networks", "secrets", "configs"].includes(key) || key.startsWith("x-"), key)
+        .toBe(true)
+    }
+  })
+
+  it.skipIf(composeV1 === undefined)("docker-compose 1.29 validates it (skipped: docker-compose is not installed)", () => {
+    const result = spawnSync(composeV1!, ["-f", path.join(root, "docker/docker-compose.yml"), "config", "-q"], {
+      encoding: "utf8",
+      timeout: 30_000
+    })
+    expect(result.stderr).toBe("")
+    expect(result.status).toBe(0)
   })
 })
