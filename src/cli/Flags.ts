@@ -156,7 +156,7 @@ export const sections: Readonly<Record<Section, SectionDoc>> = {
       {
         name: "full-sync-interval",
         value: "duration",
-        description: "How often the node pushes its full state to a few peers.",
+        description: "A second, slower anti-entropy round to a few peers. Full state goes only to a peer that holds none of this node's history (new, restarted).",
         default: "10 x --sync-interval"
       },
       {
@@ -192,7 +192,7 @@ export const sections: Readonly<Record<Section, SectionDoc>> = {
       {
         name: "push-window",
         value: "duration",
-        description: "How long local writes are batched before an eager push.",
+        description: "The first change after a quiet window is pushed to the peers at once; under load at most one eager push leaves per window, carrying every write of it.",
         default: formatDuration(Node.defaults.pushWindow)
       },
       {

@@ -22,7 +22,7 @@ export interface NodeConfigShape {
   readonly clusterKey: Option.Option<Redacted.Redacted<string>>
   /** eager delta push of local writes (off reproduces the seed's behaviour) */
   readonly eagerPush: boolean
-  /** how long local writes are batched before an eager push */
+  /** at most one eager push per window; the first change after a quiet window goes at once */
   readonly pushWindow: Duration.Duration
   /** Redis-protocol (RESP) listener address; none: no RESP listener */
   readonly respAddr: Option.Option<string>
