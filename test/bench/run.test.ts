@@ -47,7 +47,7 @@ describe("bench runner", () => {
       quick: false,
       only: undefined,
       timeoutSeconds: 120,
-      suiteTimeoutSeconds: 900,
+      suiteTimeoutSeconds: 1500,
       readme: false
     })
     expect(
