@@ -176,13 +176,21 @@ export const make = (options: GossipOptions = {}) =>
 
     /** Per peer: how much of its history we hold (set by anti-entropy answers and acks). */
     const watermarks = new Map<HostPort, Watermark>()
-    /** Per peer: the parts of its anti-entropy answer received so far. */
-    const assembling = new Map<HostPort, { readonly upTo: Watermark; readonly got: Set<number> }>()
+    /** Per peer: the parts of its anti-entropy answer received so far, since when (ms). */
+    const assembling = new Map<HostPort, { readonly upTo: Watermark; readonly got: Set<number>; readonly since: number }>()
+    /**
+     * A peer whose answer is still arriving is not asked again before `answerTimeout`: a
+     * whole state can take longer than a sync interval to arrive, and asking again would
+     * have it sent again (and again) while the first is on its way.
+     */
+    const answerTimeout = Math.max(30_000, 10 * Duration.toMillis(config.syncInterval))
 
     const here = (version: number) => new Watermark({ incarnation: store.incarnation, version }, true)
 
     const sendDigestPull = (to: HostPort, reply = false) =>
       Effect.gen(function*() {
+        const pending = assembling.get(to)
+        if (pending !== undefined && (yield* Clock.currentTimeMillis) - pending.since < answerTimeout) return
         const [digest, size] = yield* Effect.all([store.digest, store.size])
         const since = watermarks.get(to)
         stats.digestPullsSent++
@@ -268,11 +276,11 @@ export const make = (options: GossipOptions = {}) =>
     }
 
     /** Counts the parts of an anti-entropy answer; all of them in: the watermark moves. */
-    const received = (from: HostPort, sync: SyncPart) => {
+    const received = (from: HostPort, sync: SyncPart, now: number) => {
       if (sync.part >= sync.parts) return
       let a = assembling.get(from)
       if (a === undefined || a.upTo.incarnation !== sync.upTo.incarnation || a.upTo.version !== sync.upTo.version) {
-        a = { upTo: sync.upTo, got: new Set() }
+        a = { upTo: sync.upTo, got: new Set(), since: now }
         assembling.set(from, a)
       }
       a.got.add(sync.part)
@@ -295,7 +303,7 @@ export const make = (options: GossipOptions = {}) =>
         const changed = yield* store.merge(push.entries, { from, repair: push.digest !== "" && !wholeState })
         if (changed.length > 0) stats.pushesThatChanged++
         yield* Metric.increment(changed.length > 0 ? pushesChanged : pushesUnchanged)
-        if (push.sync !== undefined) received(from, push.sync)
+        if (push.sync !== undefined) received(from, push.sync, yield* Clock.currentTimeMillis)
         if (push.covers !== undefined) {
           const { covers } = push
           const known = watermarks.get(from)
