@@ -185,6 +185,14 @@ export const make = (options: GossipOptions = {}) =>
      */
     const answerTimeout = Math.max(30_000, 10 * Duration.toMillis(config.syncInterval))
 
+    /**
+     * Per asker (address and incarnation): when a whole state was last sent to it. Asked
+     * again for it before `answerTimeout` (a start, a join and a recovery can all ask at
+     * once, and a whole state of a million counters takes longer than a sync interval to
+     * arrive), the one on its way is enough: it is not queued again.
+     */
+    const wholeSent = new Map<string, number>()
+
     const here = (version: number) => new Watermark({ incarnation: store.incarnation, version }, true)
 
     const sendDigestPull = (to: HostPort, reply = false) =>
@@ -199,6 +207,7 @@ export const make = (options: GossipOptions = {}) =>
           new DigestPull({
             digest,
             entries: size,
+            incarnation: store.incarnation,
             ...(since !== undefined ? { since } : {}),
             ...(reply ? { reply } : {})
           }, true)
@@ -212,7 +221,7 @@ export const make = (options: GossipOptions = {}) =>
      * (it is new, restarted, or we did). Always at least one part, so the asker's
      * watermark moves even when it holds everything already.
      */
-    const sendSyncAnswer = (to: HostPort, asker: ReplicaId, since: Watermark | undefined) =>
+    const sendSyncAnswer = (to: HostPort, asker: ReplicaId, since: Watermark | undefined, askerIncarnation?: string) =>
       Effect.gen(function*() {
         // the version first: entries that change in between make the answer hold more than
         // the watermark says, never less
@@ -238,6 +247,14 @@ export const make = (options: GossipOptions = {}) =>
             yield* send(part, parts, entries.slice(part * maxPushEntries, (part + 1) * maxPushEntries))
           }
           return
+        }
+        if (askerIncarnation !== undefined) {
+          const key = `${to} ${askerIncarnation}`
+          const now = yield* Clock.currentTimeMillis
+          const last = wholeSent.get(key)
+          if (last !== undefined && now - last < answerTimeout) return
+          for (const [k, t] of wholeSent) if (now - t >= answerTimeout) wholeSent.delete(k)
+          wholeSent.set(key, now)
         }
         // the whole state, walked in chunks (no copy of all of it): every entry that existed
         // at `version` is among the first `size`, with totals at least as high as then
@@ -327,7 +344,7 @@ export const make = (options: GossipOptions = {}) =>
             if (digest === message.digest) {
               return yield* transport.send(sender, new DigestAck({ digest, at: here(version) }, true))
             }
-            yield* sendSyncAnswer(sender, from.replicaId, message.since)
+            yield* sendSyncAnswer(sender, from.replicaId, message.since, message.incarnation)
             // and the other way round: the asker answers with what we lack
             if (message.reply !== true) yield* sendDigestPull(sender, true)
             return

@@ -52,7 +52,9 @@ export class DigestPull extends Schema.TaggedClass<DigestPull>()("DigestPull", {
   /** The asker's watermark for the receiver: what of the receiver's history it holds. */
   since: Schema.optional(Watermark),
   /** A pull sent back in answer to a pull: answered, never pulled back again. */
-  reply: Schema.optional(Schema.Boolean)
+  reply: Schema.optional(Schema.Boolean),
+  /** The asker's own incarnation: a whole state already on its way to it is not sent again. */
+  incarnation: Schema.optional(Schema.String.pipe(Schema.minLength(1), Schema.maxLength(64)))
 }) {}
 
 /** "My digest is the same as yours." */
