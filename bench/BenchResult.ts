@@ -111,6 +111,22 @@ export const median = (xs: ReadonlyArray<number>): number => {
   return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2
 }
 
+/**
+ * The figures of a load run, as medians over its rounds: throughput, p50, p99, and the
+ * server's CPU per request when every round measured it.
+ */
+export const loadFigures = (
+  rounds: ReadonlyArray<{ readonly rps: number; readonly p50ms: number; readonly p99ms: number }>,
+  cpuMicros: ReadonlyArray<number | undefined>
+): Array<Figure> => [
+  figure("throughput", median(rounds.map((r) => r.rps)), "req/s", "higher"),
+  figure("p50", median(rounds.map((r) => r.p50ms)), "ms", "lower"),
+  figure("p99", median(rounds.map((r) => r.p99ms)), "ms", "lower"),
+  ...(cpuMicros.length > 0 && cpuMicros.every((c) => c !== undefined)
+    ? [figure("server CPU", median(cpuMicros as ReadonlyArray<number>), "us/req", "lower")]
+    : [])
+]
+
 /** A number with a sensible number of digits: 1234567 -> "1,234,567", 0.01234 -> "0.0123". */
 export const formatNumber = (n: number): string => {
   if (!Number.isFinite(n)) return String(n)

@@ -25,6 +25,13 @@ export const repoRoot = Path.basename(Path.dirname(here)) === "dist" ? Path.reso
 // ---------------------------------------------------------------------------------------
 // ports
 
+/** The caller's environment without DCOUNTER_* variables, so children get only their flags. */
+export const cleanEnv = (): NodeJS.ProcessEnv => {
+  const env: NodeJS.ProcessEnv = {}
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith("DCOUNTER_")) env[k] = v
+  return env
+}
+
 /** A free TCP port on 127.0.0.1 (closed again before it is used). */
 export const freePort = (): Promise<number> =>
   new Promise((resolve, reject) => {

@@ -46,7 +46,7 @@ import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import type { BenchOptions, BenchResult } from "./BenchResult.js"
-import { figure, isMain, main, median, ratioOf } from "./BenchResult.js"
+import { isMain, loadFigures, main, median, ratioOf } from "./BenchResult.js"
 import type { CaseRound, ClusterCase, Snapshot } from "./ClusterCases.js"
 import { BARE_EVERY, BARE_NAME, busiestPeer, CASES, caseRound, caseTitle, randomCountersLua, roundPlan } from "./ClusterCases.js"
 import { caseResult, clusterGoals, compactTable, goalLines, goalResult, noiseWarning } from "./ClusterReport.js"
@@ -391,14 +391,7 @@ export const run = async (options: ClusterBenchOptions = {}): Promise<ReadonlyAr
       results.push({
         bench: "cluster",
         name: BARE_NAME,
-        figures: [
-          figure("throughput", median(bareRuns.map((r) => r.rps)), "req/s", "higher"),
-          figure("p50", median(bareRuns.map((r) => r.p50ms)), "ms", "lower"),
-          figure("p99", median(bareRuns.map((r) => r.p99ms)), "ms", "lower"),
-          ...(bareRuns.every((r) => r.cpuUs !== undefined)
-            ? [figure("server CPU", median(bareRuns.map((r) => r.cpuUs!)), "us/req", "lower")]
-            : [])
-        ],
+        figures: loadFigures(bareRuns, bareRuns.map((r) => r.cpuUs)),
         notes: [
           `median of ${bareRuns.length} runs of ${seconds} s, one before every ${BARE_EVERY} cases of a round`,
           idleNote,

@@ -57,6 +57,7 @@ import * as Path from "node:path"
 import { fileURLToPath, pathToFileURL } from "node:url"
 import type { BenchOptions, BenchResult, Figure } from "./BenchResult.js"
 import { figure, formatNumber, isMain, main, ratioOf } from "./BenchResult.js"
+import { cleanEnv } from "./Processes.js"
 
 // ---------------------------------------------------------------------------------------
 // pure helpers
@@ -191,12 +192,6 @@ const killLive = () => {
   for (const child of live) child.kill("SIGKILL")
 }
 
-/** The caller's environment without DCOUNTER_* variables, so children get only their flags. */
-const cleanEnv = (): NodeJS.ProcessEnv => {
-  const env: NodeJS.ProcessEnv = {}
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith("DCOUNTER_")) env[k] = v
-  return env
-}
 
 const startProcess = (label: string, args: ReadonlyArray<string>, cwd: string): Proc => {
   let output = ""

@@ -47,7 +47,7 @@ import { fileURLToPath } from "node:url"
 import * as ApiServer from "../src/http/ApiServer.js"
 import * as Baseline from "./baseline.js"
 import type { BenchOptions, BenchResult } from "./BenchResult.js"
-import { figure, isMain, main, median, ratioOf } from "./BenchResult.js"
+import { isMain, loadFigures, main, median, ratioOf } from "./BenchResult.js"
 import type { LoadGenerator, LoadResult, Target } from "./LoadGenerator.js"
 import { detectLoadGenerator } from "./LoadGenerator.js"
 import type { RoleProcess } from "./Processes.js"
@@ -473,14 +473,7 @@ export const run = async (options: HttpBenchOptions = {}): Promise<ReadonlyArray
       const result: BenchResult = {
         bench: "http",
         name: t.name,
-        figures: [
-          figure("throughput", median(rs.map((r) => r.rps)), "req/s", "higher"),
-          figure("p50", median(rs.map((r) => r.p50ms)), "ms", "lower"),
-          figure("p99", median(rs.map((r) => r.p99ms)), "ms", "lower"),
-          ...(rs.every((r) => r.cpuMicros !== undefined)
-            ? [figure("server CPU", median(rs.map((r) => r.cpuMicros!)), "us/req", "lower")]
-            : [])
-        ],
+        figures: loadFigures(rs, rs.map((r) => r.cpuMicros)),
         notes
       }
       if (ratios === undefined) return result

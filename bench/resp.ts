@@ -29,7 +29,7 @@ import * as Http from "node:http"
 import * as Net from "node:net"
 import * as Path from "node:path"
 import type { BenchOptions, BenchResult } from "./BenchResult.js"
-import { figure, isMain, main, median, ratioOf } from "./BenchResult.js"
+import { figure, isMain, loadFigures, main, median, ratioOf } from "./BenchResult.js"
 import { detectLoadGenerator, runProcess } from "./LoadGenerator.js"
 import {
   cpuSeconds,
@@ -370,12 +370,7 @@ export const run = async (options: RespBenchOptions = {}): Promise<ReadonlyArray
         bench: "resp",
         name: t.name,
         figures: [
-          figure("throughput", median(rs.map((r) => r.rps)), "req/s", "higher"),
-          figure("p50", median(rs.map((r) => r.p50ms)), "ms", "lower"),
-          figure("p99", median(rs.map((r) => r.p99ms)), "ms", "lower"),
-          ...(rs.every((r) => r.cpuMicros !== undefined)
-            ? [figure("server CPU", median(rs.map((r) => r.cpuMicros!)), "us/req", "lower")]
-            : []),
+          ...loadFigures(rs, rs.map((r) => r.cpuMicros)),
           ...(all ? [figure("CPU, all 3 nodes", median(rs.map((r) => r.cpuMicrosAll!)), "us/req", "lower")] : [])
         ],
         notes: [

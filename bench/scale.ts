@@ -56,7 +56,7 @@ import * as WalFile from "../src/storage/WalFile.js"
 import type { BenchOptions, BenchResult, Figure } from "./BenchResult.js"
 import { figure, formatNumber, isMain, main } from "./BenchResult.js"
 import { median, parseProcStatus } from "./footprint.js"
-import { cpuSeconds, freePort } from "./Processes.js"
+import { cleanEnv, cpuSeconds, freePort } from "./Processes.js"
 
 // ---------------------------------------------------------------------------------------
 // pure helpers
@@ -371,12 +371,6 @@ const killLive = () => {
   for (const child of live) child.kill("SIGKILL")
 }
 
-/** The caller's environment without DCOUNTER_* variables, so children get only their flags. */
-const cleanEnv = (): NodeJS.ProcessEnv => {
-  const env: NodeJS.ProcessEnv = {}
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith("DCOUNTER_")) env[k] = v
-  return env
-}
 
 interface NodeSpec {
   readonly label: string
