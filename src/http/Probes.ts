@@ -38,14 +38,17 @@ export class ProbesGroup extends HttpApiGroup.make("probes")
   .add(
     HttpApiEndpoint.get("livez", "/livez")
       .addSuccess(Live)
+      .annotate(OpenApi.Summary, "Liveness probe")
       .annotate(OpenApi.Description, "200 while the process and its event loop answer (liveness probe)")
   )
   .add(
     HttpApiEndpoint.get("readyz", "/readyz")
       .addSuccess(Ready)
       .addError(NotReady)
+      .annotate(OpenApi.Summary, "Readiness probe")
       .annotate(OpenApi.Description, "200 when this role can serve, else 503 saying why (readiness probe)")
   )
+  .annotate(OpenApi.Description, "Liveness and readiness probes, for Kubernetes and load balancers")
 {}
 
 /** One readiness condition: its name, whether it holds, and what to say when it does not. */

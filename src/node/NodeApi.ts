@@ -256,6 +256,7 @@ export class BatchGroup extends HttpApiGroup.make("batch")
       )
   )
   .addError(Unavailable)
+  .annotate(OpenApi.Description, "Internal: the gateway forwards the writes queued for this node in one request")
 {}
 
 /** Membership and health: `/peers`, `/health`. */

@@ -198,17 +198,20 @@ export const layerOver = <E>(
       const services = Gossip.layer(options.gossip).pipe(
         Layer.provideMerge(KnownPeers.layer().pipe(Layer.provideMerge(PeerManager.layer(options.peers)))),
         Layer.provideMerge(discovery),
-        Layer.provideMerge(transport),
-        Layer.provideMerge(storage)
+        Layer.provideMerge(transport)
       )
       // the Redis-protocol listener (only with --resp-addr), beside HTTP over the same
-      // services; once the data directory gave the replica id, their log lines carry it
+      // services; once the data directory gave the replica id, every log line carries it
       const running = Layer.unwrapEffect(
         Effect.map(DataDir, (dataDir) =>
-          Layer.annotateLogs(Layer.mergeAll(attach, logStarted, RespServer.layerFromConfig), "nodeId", dataDir.replicaId))
+          Layer.annotateLogs(
+            Layer.mergeAll(attach, logStarted, RespServer.layerFromConfig).pipe(Layer.provideMerge(services)),
+            "nodeId",
+            dataDir.replicaId
+          ))
       )
       return running.pipe(
-        Layer.provideMerge(services),
+        Layer.provideMerge(storage),
         Layer.provideMerge(NodeHttp.layer),
         Layer.provideMerge(NodeReadiness.layer),
         Layer.map((context) => Context.omit(NodeReadiness.NodeReadiness)(context))

@@ -105,6 +105,10 @@ describe("OpenAPI", () => {
       yield* n.check("post", "/counters/{name}/decrement", "/counters/x/decrement", 413, JSON.stringify({ by: 1, pad: "x".repeat(70_000) }))
       yield* n.check("get", "/peers", "/peers", 200)
       yield* n.check("get", "/health", "/health", 200)
+      yield* n.check("post", "/batch", "/batch", 200, '{"writes":[{"name":"x","kind":"inc","by":1},{"name":"y","kind":"dec","by":2}]}')
+      yield* n.check("post", "/batch", "/batch", 400, '{"writes":[{"name":"x","kind":"add","by":1}]}')
+      yield* n.check("get", "/livez", "/livez", 200)
+      yield* n.check("get", "/readyz", "/readyz", 200)
       expect(everyOperation(nodeSpec, n.seen)).toEqual([])
 
       const discoverySpec = yield* fetchSpec(cluster.discovery)
@@ -117,6 +121,8 @@ describe("OpenAPI", () => {
       yield* d.check("get", "/peers", "/peers", 200)
       yield* d.check("post", "/deregister", "/deregister", 200, '{"addr":"127.0.0.1:1"}')
       yield* d.check("get", "/health", "/health", 200)
+      yield* d.check("get", "/livez", "/livez", 200)
+      yield* d.check("get", "/readyz", "/readyz", 200)
       expect(everyOperation(discoverySpec, d.seen)).toEqual([])
 
       const gatewaySpec = yield* fetchSpec(cluster.gateway)
@@ -132,6 +138,8 @@ describe("OpenAPI", () => {
       yield* g.check("post", "/counters/{name}/decrement", "/counters/x/decrement", 200)
       yield* g.check("get", "/nodes", "/nodes", 200)
       yield* g.check("get", "/health", "/health", 200)
+      yield* g.check("get", "/livez", "/livez", 200)
+      yield* g.check("get", "/readyz", "/readyz", 200)
       // no node left: 503s
       for (const nodeProcess of cluster.nodes) nodeProcess.child.kill("SIGKILL")
       for (const nodeProcess of cluster.nodes) yield* nodeProcess.child.exited
@@ -143,6 +151,7 @@ describe("OpenAPI", () => {
       )
       yield* g.check("get", "/health", "/health", 503)
       yield* g.check("get", "/counter", "/counter", 503)
+      yield* g.check("get", "/readyz", "/readyz", 503)
       expect(everyOperation(gatewaySpec, g.seen)).toEqual([])
     }), { timeout: 240_000 })
 })
