@@ -5,7 +5,7 @@
  *
  * Per size, in a fresh temporary directory (real data directories, real TCP, loopback):
  *
- *  1. nodes A and B (static peers of each other). The counters `c0000000`, `c0000001`, ...
+ *  1. node A, then B (static peers of each other). The counters `c0000000`, `c0000001`, ...
  *     are created on A with one increment each, either over HTTP (`http`: wrk, one thread,
  *     64 keep-alive connections, POST /counters/NAME/increment with sequential distinct
  *     names; A's /health count is polled and wrk stopped once it reaches N: the create rate)
@@ -499,7 +499,7 @@ const awaitServing = async (p: NodeProc, timeoutMs: number, counters?: number): 
   const deadline = p.spawnedAt + timeoutMs
   let probe = "/readyz"
   while (performance.now() < deadline && !p.hasExited()) {
-    const r = await request("GET", `${p.url}${probe}`, 2_000)
+    const r = await request("GET", `${p.url}${probe}`, 5_000)
     if (r?.status === 404 && probe === "/readyz") {
       probe = "/health"
       continue
@@ -806,11 +806,12 @@ const runCase = async (
       await seed(specA.dataDir, counters)
       m = { ...m, createSeconds: (performance.now() - s0) / 1000 }
     }
+    // A alone first: with seeded counters its start is a replay, measured like the restart
     let a = started(startNode(specA))
-    const nodeB = started(startNode(specB))
     const firstStart = await awaitServing(a, b.startMs, create === "seed" ? counters : undefined)
     if (firstStart === undefined) throw new Error(`start: node A did not serve within ${b.startMs / 1000} s: ${a.tail()}`)
     if (create === "seed") m = { ...m, firstStartSeconds: firstStart }
+    const nodeB = started(startNode(specB))
     if ((await awaitServing(nodeB, b.startMs)) === undefined) {
       throw new Error(`start: node B did not serve within ${b.startMs / 1000} s: ${nodeB.tail()}`)
     }
