@@ -1,22 +1,8 @@
 /** The built `dcounter` program as a user runs it: exit statuses, one-line errors, help, signals. */
-import { execFile } from "node:child_process"
 import { describe, expect, it } from "@effect/vitest"
 import { Duration, Effect } from "effect"
 import * as Processes from "../../scripts/lib/Processes.js"
-
-const dcounter = (args: ReadonlyArray<string>, env: Record<string, string> = {}) =>
-  Effect.async<{ code: number; stdout: string; stderr: string }>((resume) => {
-    const child = execFile(
-      process.execPath,
-      [Processes.dcounterBin, ...args],
-      { env: { PATH: process.env["PATH"] ?? "", ...env }, timeout: 60_000 },
-      (error, stdout, stderr) => {
-        const code = error === null ? 0 : typeof error.code === "number" ? error.code : -1
-        resume(Effect.succeed({ code, stdout, stderr }))
-      }
-    )
-    return Effect.sync(() => child.kill())
-  })
+import { dcounter } from "./dcounterCli.js"
 
 describe("dcounter (built)", () => {
   it.live("an invalid option exits 2 with one line on stderr naming it", () =>

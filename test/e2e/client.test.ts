@@ -2,25 +2,11 @@
  * The shell client (`dcounter get|inc|dec|list|status`) against a live cluster (discovery,
  * 2 nodes, gateway), as a script would use it: what it prints and each exit status.
  */
-import { execFile } from "node:child_process"
 import { describe, expect, it } from "@effect/vitest"
 import { Duration, Effect } from "effect"
 import * as Processes from "../../scripts/lib/Processes.js"
 import * as LocalCluster from "./LocalCluster.js"
-
-const dcounter = (args: ReadonlyArray<string>, env: Record<string, string> = {}) =>
-  Effect.async<{ code: number; stdout: string; stderr: string }>((resume) => {
-    const child = execFile(
-      process.execPath,
-      [Processes.dcounterBin, ...args],
-      { env: { PATH: process.env["PATH"] ?? "", ...env }, timeout: 60_000 },
-      (error, stdout, stderr) => {
-        const code = error === null ? 0 : typeof error.code === "number" ? error.code : -1
-        resume(Effect.succeed({ code, stdout, stderr }))
-      }
-    )
-    return Effect.sync(() => child.kill())
-  })
+import { dcounter } from "./dcounterCli.js"
 
 describe("dcounter get|inc|dec|list|status", () => {
   it.scopedLive("talks to a gateway and a node; exit 0, 1, 2 and 3", () =>

@@ -10,24 +10,13 @@ import {
   HEADER_BYTES,
   TAG_BYTES
 } from "../../src/protocol/Frame.js"
+import { split } from "../support/chunks.js"
 
 const RUNS = { numRuns: 1000 }
 
 const concat = (parts: ReadonlyArray<Uint8Array>): Uint8Array => Buffer.concat(parts)
 
 /** Cuts `bytes` at the given positions (any order, duplicates allowed). */
-const split = (bytes: Uint8Array, cuts: ReadonlyArray<number>): Array<Uint8Array> => {
-  const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b)
-  const out: Array<Uint8Array> = []
-  let from = 0
-  for (const p of points) {
-    out.push(bytes.subarray(from, p))
-    from = p
-  }
-  out.push(bytes.subarray(from))
-  return out
-}
-
 const feed = (decoder: FrameDecoder, pieces: ReadonlyArray<Uint8Array>) => {
   const frames: Array<Uint8Array> = []
   let error: FrameError | undefined

@@ -2,22 +2,11 @@ import { describe, expect, it } from "@effect/vitest"
 import { FastCheck as fc } from "effect"
 import type { Command, RespProtocolError } from "../../src/resp/RespParser.js"
 import { encodeCommand, parseLength, RespParser, splitInline } from "../../src/resp/RespParser.js"
+import { split } from "../support/chunks.js"
 
 const RUNS = { numRuns: 500 }
 
 /** Cuts `bytes` at the given positions (any order, duplicates allowed). */
-const split = (bytes: Buffer, cuts: ReadonlyArray<number>): Array<Buffer> => {
-  const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b)
-  const out: Array<Buffer> = []
-  let from = 0
-  for (const p of points) {
-    out.push(bytes.subarray(from, p))
-    from = p
-  }
-  out.push(bytes.subarray(from))
-  return out
-}
-
 const feed = (parser: RespParser, pieces: ReadonlyArray<Uint8Array>) => {
   const commands: Array<Command> = []
   let error: RespProtocolError | undefined
