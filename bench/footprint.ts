@@ -479,7 +479,7 @@ export interface Breakdown {
 }
 
 const roleModule: Record<Exclude<Role, "baseline">, string> = {
-  discovery: "dist/src/discovery/DiscoveryRole.js",
+  discovery: "dist/src/discoveryServer/DiscoveryRole.js",
   node: "dist/src/node/NodeRole.js",
   gateway: "dist/src/gateway/GatewayRole.js"
 }

@@ -8,8 +8,8 @@ import type * as CliApp from "@effect/cli/CliApp"
 import type { Teardown } from "@effect/platform/Runtime"
 import { Cause, Effect, Exit, Option } from "effect"
 import { ClientError } from "../client/ClientError.js"
-import type { Env } from "./Invocation.js"
-import { parse, UsageError } from "./Invocation.js"
+import { type Env, UsageError } from "../config/Usage.js"
+import { parse } from "./Invocation.js"
 import * as Run from "./Run.js"
 
 /** `dcounter <argv>`: runs until the role stops (interrupted by a signal) or fails. */

@@ -9,7 +9,7 @@ import { Duration } from "effect"
 import * as Discovery from "../config/DiscoveryConfig.js"
 import * as Gateway from "../config/GatewayConfig.js"
 import * as Node from "../config/NodeConfig.js"
-import { formatDuration } from "./Values.js"
+import { formatDuration } from "../config/Values.js"
 
 export interface FlagDoc {
   /** without the leading `--` */

@@ -26,10 +26,8 @@ import type { SimulateOptions } from "../simulate/SimulateOptions.js"
 import type { Command } from "./Flags.js"
 import { allFlagNames, envName, flagNamesOf, simulateDefaults } from "./Flags.js"
 import * as Help from "./Help.js"
-import * as Values from "./Values.js"
-
-/** A bad command line or environment: exit status 2, `message` printed on one line. */
-export class UsageError extends Data.TaggedError("UsageError")<{ readonly message: string }> {}
+import * as Values from "../config/Values.js"
+import { type Env, UsageError } from "../config/Usage.js"
 
 export type LogLevelName = Logging.Level
 export type LogFormat = Logging.Format
@@ -52,9 +50,6 @@ export type Invocation = Data.TaggedEnum<{
   Wal: { readonly logging: LoggingOptions; readonly action: "check" | "repair"; readonly dataDir: string }
 }>
 export const Invocation = Data.taggedEnum<Invocation>()
-
-/** The environment as `process.env` gives it. */
-export type Env = Readonly<Record<string, string | undefined>>
 
 const cliConfig = CliConfig.make({ isCaseSensitive: true, autoCorrectLimit: 2, showBuiltIns: false })
 

@@ -73,7 +73,7 @@ export const run = (invocation: Invocation): Effect.Effect<void, unknown> => {
     case "Version":
       return Console.log(`dcounter ${version()}`)
     case "Discovery":
-      return Effect.flatMap(Effect.promise(() => import("../discovery/DiscoveryRole.js")), (DiscoveryRole) =>
+      return Effect.flatMap(Effect.promise(() => import("../discoveryServer/DiscoveryRole.js")), (DiscoveryRole) =>
         launch(
           DiscoveryRole.layer.pipe(Layer.provide(Layer.succeed(DiscoveryConfig, invocation.config))),
           invocation.logging,

@@ -6,8 +6,7 @@
  */
 import { Data, Effect, Either } from "effect"
 import { COUNTER_NAME_PATTERN } from "../crdt/CounterName.js"
-import type { Env } from "../cli/Invocation.js"
-import { UsageError } from "../cli/Invocation.js"
+import { type Env, UsageError } from "../config/Usage.js"
 
 export const DEFAULT_URL = "http://127.0.0.1:8080"
 

@@ -1,6 +1,6 @@
 /** Settings of the gateway role, with the contract's defaults. */
 import { Context, Duration, Layer, Option, Redacted } from "effect"
-import type { DnsName } from "../membership/DnsName.js"
+import type { DnsName } from "../discoveryClient/DnsName.js"
 
 export interface GatewayConfigShape {
   readonly addr: string

@@ -3,7 +3,7 @@
  * the CLI (main.ts) builds the full object from flags and `DCOUNTER_*` variables.
  */
 import { Context, Duration, Layer, Option, Redacted } from "effect"
-import type { DnsName } from "../membership/DnsName.js"
+import type { DnsName } from "../discoveryClient/DnsName.js"
 
 export interface NodeConfigShape {
   /** gossip TCP address to listen on and advertise */

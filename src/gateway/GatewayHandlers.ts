@@ -7,15 +7,15 @@
 import type { HttpApiGroup } from "@effect/platform"
 import { Duration, Effect, Either, Exit, Layer, Option, Schema } from "effect"
 import { DEFAULT_COUNTER } from "../crdt/CounterName.js"
-import { byOf } from "../http/CountBody.js"
-import { searchOf } from "../http/PageQuery.js"
+import { byOf } from "../api/CountBody.js"
+import { searchOf } from "../api/PageQuery.js"
 import * as ApiServer from "../http/ApiServer.js"
 import type { NodeView } from "./NodePool.js"
 import { NodePool } from "./NodePool.js"
 import { BadGateway, BadRequest, GatewayApi, Unavailable } from "./GatewayApi.js"
 import type { Answer, Counted } from "./Upstream.js"
 import { Upstream } from "./Upstream.js"
-import * as Probes from "../http/Probes.js"
+import * as Probes from "../api/Probes.js"
 
 /** What a node answers for a counter (extra fields are ignored). */
 const NodeCounter = Schema.Struct({ value: Schema.Int, nodeId: Schema.optional(Schema.String) })

@@ -8,7 +8,7 @@
 import type { Scope } from "effect"
 import { Clock, Context, Duration, Effect, Layer, Option, Runtime, Schedule } from "effect"
 import { GatewayConfig } from "../config/GatewayConfig.js"
-import { DiscoveryClient } from "../membership/DiscoveryClient.js"
+import { DiscoveryClient } from "../discoveryClient/DiscoveryClient.js"
 import { NodeClient } from "./NodeClient.js"
 
 export type NodeSource = "static" | "discovery"

@@ -9,7 +9,7 @@
  * Each node is tried at most once per request.
  *
  * This is the gateway's hot path, so it runs without a fiber: `read` and `write` return a
- * `Callback` (http/Callback.ts), an Effect that `ApiServer` answers straight from the
+ * `Callback` (internal/Callback.ts), an Effect that `ApiServer` answers straight from the
  * node's reply, and the handler's mapping of the answer (`decode`) is applied in the same
  * callback. No span per request (a span and a fiber per request were most of the gateway's
  * CPU in bench/http); the counters below are updated directly.
@@ -19,7 +19,7 @@
  * batch as a whole (internal/writeBatcher.ts).
  */
 import { Cause, Context, Duration, Effect, Exit, Layer, Metric, Runtime } from "effect"
-import * as Callback from "../http/Callback.js"
+import * as Callback from "../internal/Callback.js"
 import { Unavailable } from "./GatewayApi.js"
 import type { Counted, Write, WriteError } from "./internal/writeBatcher.js"
 import { WriteBatcher } from "./internal/writeBatcher.js"

@@ -75,7 +75,7 @@ import {
 import type { Scope } from "effect"
 import * as Http from "node:http"
 import type { AddressInfo } from "node:net"
-import * as Metrics from "../observability/Metrics.js"
+import * as Metrics from "../observability/HttpMetrics.js"
 import * as BuildInfo from "../observability/BuildInfo.js"
 import * as OpenApiDoc from "./internal/openapi.js"
 import * as Prometheus from "../observability/Prometheus.js"

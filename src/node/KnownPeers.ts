@@ -10,7 +10,7 @@
 import * as Fs from "node:fs/promises"
 import * as Path from "node:path"
 import { Duration, Effect, Layer, Queue, Schedule, Schema } from "effect"
-import * as PeerManager from "../membership/PeerManager.js"
+import * as PeerManager from "./PeerManager.js"
 import { HostPort } from "../protocol/Message.js"
 import { DataDir } from "../storage/DataDir.js"
 

@@ -1,5 +1,5 @@
 /**
- * N nodes in one process on the in-process `Network`, each on its own `MemoryDisk`: the
+ * N nodes in one process on the in-process `MemoryNetwork`, each on its own `MemoryDisk`: the
  * harness of the cluster tests and of `dcounter simulate`. Nodes can be written to, read,
  * stopped, crashed (kill -9 of the disk's process), restarted on the same disk, or
  * restarted on a new empty disk (a lost data directory). Every node lives in its own
@@ -9,12 +9,12 @@ import type { Scope } from "effect"
 import { Context, Effect, ExecutionStrategy, Exit, Layer, Scope as S } from "effect"
 import { NodeConfig, type NodeConfigShape } from "../config/NodeConfig.js"
 import type { CounterName } from "../crdt/CounterName.js"
-import type { DiscoveryClient } from "../membership/DiscoveryClient.js"
-import { PeerManager } from "../membership/PeerManager.js"
+import type { DiscoveryClient } from "../discoveryClient/DiscoveryClient.js"
+import { PeerManager } from "./PeerManager.js"
 import type { HostPort } from "../protocol/Message.js"
 import * as MemoryDiskModule from "../storage/MemoryDisk.js"
 import type { MemoryDisk } from "../storage/MemoryDisk.js"
-import { Network } from "../transport/Network.js"
+import { MemoryNetwork } from "../transport/MemoryNetwork.js"
 import { Transport } from "../transport/Transport.js"
 import { CounterStore, type WriteError } from "./CounterStore.js"
 import { Gossip } from "./Gossip.js"
@@ -57,7 +57,7 @@ export interface ClusterNode {
 }
 
 export interface MemoryCluster {
-  readonly network: Network["Type"]
+  readonly network: MemoryNetwork["Type"]
   readonly nodes: ReadonlyArray<ClusterNode>
   /** The running services of node `i` (dies if it is stopped). */
   readonly node: (i: number) => RunningNode
@@ -87,9 +87,9 @@ interface Slot {
   scope: Scope.CloseableScope | undefined
 }
 
-export const make = (options: MemoryClusterOptions): Effect.Effect<MemoryCluster, never, Network | Scope.Scope> =>
+export const make = (options: MemoryClusterOptions): Effect.Effect<MemoryCluster, never, MemoryNetwork | Scope.Scope> =>
   Effect.gen(function*() {
-    const network = yield* Network
+    const network = yield* MemoryNetwork
     const clusterScope = yield* Effect.scope
     const host = options.host ?? "127.0.0.1"
     const basePort = options.basePort ?? 9001
@@ -114,7 +114,7 @@ export const make = (options: MemoryClusterOptions): Effect.Effect<MemoryCluster
         const discovery = options.discovery?.({ index: slot.index, addr: slot.addr }) ?? Layer.empty
         const ctx = yield* Layer.buildWithScope(
           NodeRole.layerMemory(slot.disk, services).pipe(
-            Layer.provide(Layer.mergeAll(config, discovery, Layer.succeed(Network, network)))
+            Layer.provide(Layer.mergeAll(config, discovery, Layer.succeed(MemoryNetwork, network)))
           ),
           scope
         ).pipe(Effect.orDie)

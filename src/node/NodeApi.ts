@@ -10,10 +10,10 @@ import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
 import * as OpenApi from "@effect/platform/OpenApi"
 import { Schema } from "effect"
 import { CounterName } from "../crdt/CounterName.js"
-import { ApiError } from "../http/ApiError.js"
-import { By, CountBody } from "../http/CountBody.js"
-import { PageQuery } from "../http/PageQuery.js"
-import { ProbesGroup } from "../http/Probes.js"
+import { ApiError } from "../api/ApiError.js"
+import { By, CountBody } from "../api/CountBody.js"
+import { PageQuery } from "../api/PageQuery.js"
+import { ProbesGroup } from "../api/Probes.js"
 
 // ---------------------------------------------------------------------------------------
 // errors

@@ -9,12 +9,12 @@ import { Cause, Effect, Exit, Layer, Option } from "effect"
 import { advertisedAddr, advertisedHttpAddr, NodeConfig } from "../config/NodeConfig.js"
 import type { CounterName } from "../crdt/CounterName.js"
 import { DEFAULT_COUNTER } from "../crdt/CounterName.js"
-import { byOf } from "../http/CountBody.js"
-import { pageRequestOf } from "../http/PageQuery.js"
+import { byOf } from "../api/CountBody.js"
+import { pageRequestOf } from "../api/PageQuery.js"
 import * as ApiServer from "../http/ApiServer.js"
-import * as Callback from "../http/Callback.js"
-import * as Probes from "../http/Probes.js"
-import type { PeerManager } from "../membership/PeerManager.js"
+import * as Callback from "../internal/Callback.js"
+import * as Probes from "../api/Probes.js"
+import type { PeerManager } from "./PeerManager.js"
 import type { CounterStore, WriteError } from "./CounterStore.js"
 import type { BatchResponse, BatchResult, BatchWrite } from "./NodeApi.js"
 import { CounterOverflow, MAX_BODY_BYTES, NodeApi, Unavailable } from "./NodeApi.js"
@@ -30,7 +30,7 @@ const toHttpError = (e: WriteError): CounterOverflow | Unavailable =>
 
 /**
  * A durable write as a handler's answer: a `Callback` (ApiServer answers it from the
- * committer, without a fiber per request; see http/Callback.ts) that resolves with
+ * committer, without a fiber per request; see internal/Callback.ts) that resolves with
  * `answer(newValue)` once the write is durable.
  */
 const write = <A>(

@@ -12,7 +12,7 @@
  * when the node begins to stop, so `/readyz` fails before anything closes.
  */
 import { Context, Effect, Layer } from "effect"
-import { PeerManager } from "../membership/PeerManager.js"
+import { PeerManager } from "./PeerManager.js"
 import { CounterStore } from "./CounterStore.js"
 
 export type Step = "wal" | "gossip" | "http"

@@ -9,19 +9,19 @@
  *                   (and the Redis protocol, with --resp-addr)
  *
  * `layerServices` is the part every variant shares; `layerMemory` runs it on a simulated
- * disk and the in-process `Network` (tests, `dcounter simulate`); `layer` on files, TCP,
+ * disk and the in-process `MemoryNetwork` (tests, `dcounter simulate`); `layer` on files, TCP,
  * discovery and HTTP (`dcounter --role node`). Closing a node fails `/readyz` and stops
  * HTTP first (explicitly: it was built first), then the rest releases in reverse order:
  * gossip, then the queued writes are committed and the WAL flushed.
  */
 import { Context, Duration, Effect, Layer, Option } from "effect"
 import { advertisedAddr, advertisedHttpAddr, NodeConfig, type NodeConfigShape } from "../config/NodeConfig.js"
-import { portOf } from "../cli/Values.js"
-import * as DiscoveryDns from "../membership/DiscoveryDns.js"
-import * as DiscoveryHttp from "../membership/DiscoveryHttp.js"
-import * as DnsName from "../membership/DnsName.js"
+import { portOf } from "../config/Values.js"
+import * as DiscoveryDns from "../discoveryClient/DiscoveryDns.js"
+import * as DiscoveryHttp from "../discoveryClient/DiscoveryHttp.js"
+import * as DnsName from "../discoveryClient/DnsName.js"
 import * as ApiServer from "../http/ApiServer.js"
-import * as PeerManager from "../membership/PeerManager.js"
+import * as PeerManager from "./PeerManager.js"
 import { Hello, PROTOCOL_VERSION } from "../protocol/Message.js"
 import type { HostPort } from "../protocol/Message.js"
 import { DataDir } from "../storage/DataDir.js"
@@ -32,8 +32,8 @@ import type { MemoryDisk } from "../storage/MemoryDisk.js"
 import type { Wal, WalCorrupted, WalError } from "../storage/Wal.js"
 import * as WalFile from "../storage/WalFile.js"
 import * as WalMemory from "../storage/WalMemory.js"
-import type { Network } from "../transport/Network.js"
-import * as RespServer from "../resp/RespServer.js"
+import type { MemoryNetwork } from "../transport/MemoryNetwork.js"
+import * as RespServer from "./resp/RespServer.js"
 import type { Transport, TransportError } from "../transport/Transport.js"
 import * as TransportTcp from "../transport/TransportTcp.js"
 import * as TransportMemory from "../transport/TransportMemory.js"
@@ -86,7 +86,7 @@ export const layerServices = (
 export const layerMemory = (
   disk: MemoryDisk,
   options: NodeServicesOptions & { readonly wal?: WalMemory.WalMemoryOptions } = {}
-): Layer.Layer<NodeServices | Transport | DataDir | Wal, DataDirError, NodeConfig | Network> =>
+): Layer.Layer<NodeServices | Transport | DataDir | Wal, DataDirError, NodeConfig | MemoryNetwork> =>
   layerServices(options).pipe(
     Layer.provideMerge(transportFor((self) => TransportMemory.layer(self))),
     Layer.provideMerge(WalMemory.layer(disk, options.wal)),

@@ -4,7 +4,7 @@
  * per node, convergence and propagation times.
  */
 import { Duration, Option } from "effect"
-import { formatDuration } from "../cli/Values.js"
+import { formatDuration } from "../config/Values.js"
 import type { Progress, SimulationResult } from "./Simulation.js"
 
 /** Nearest-rank percentile of `values` (0 < p <= 100); undefined when empty. */

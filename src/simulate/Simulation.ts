@@ -1,6 +1,6 @@
 /**
  * `dcounter simulate`: an in-process cluster (MemoryCluster: memory disks, the in-process
- * Network) under random writes and optional faults, then a check that every node ends with
+ * MemoryNetwork) under random writes and optional faults, then a check that every node ends with
  * exactly the acknowledged total.
  *
  * - Writes: `rate` per second for `duration`, each an increment (60%) or decrement (40%)
@@ -25,8 +25,8 @@ import type { CounterName } from "../crdt/CounterName.js"
 import { DEFAULT_COUNTER } from "../crdt/CounterName.js"
 import * as MemoryCluster from "../node/MemoryCluster.js"
 import type { HostPort } from "../protocol/Message.js"
-import * as NetworkModule from "../transport/Network.js"
-import { Network, type NetworkStats } from "../transport/Network.js"
+import * as NetworkModule from "../transport/MemoryNetwork.js"
+import { MemoryNetwork, type MemoryNetworkStats } from "../transport/MemoryNetwork.js"
 import type { SimulateOptions } from "./SimulateOptions.js"
 
 /** Most writes outstanding at once. */
@@ -77,7 +77,7 @@ export interface SimulationResult {
   readonly expected: number
   readonly nodes: ReadonlyArray<NodeOutcome>
   readonly faults: FaultLog
-  readonly network: NetworkStats
+  readonly network: MemoryNetworkStats
   /** ms from the end of the writes (network healed, nodes back) to full agreement, none on timeout */
   readonly convergedAfterMillis: Option.Option<number>
   /** propagation time of each probe that reached every node, in ms */
@@ -128,7 +128,7 @@ const runSeeded = (
       size: options.nodeCount,
       seeds: "all",
       config: { syncInterval: options.syncInterval, fullSyncInterval: Duration.times(options.syncInterval, 10) }
-    }).pipe(Effect.provideService(Network, network))
+    }).pipe(Effect.provideService(MemoryNetwork, network))
     const n = options.nodeCount
     const addrs = cluster.nodes.map((node) => node.addr)
 

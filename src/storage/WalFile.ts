@@ -38,7 +38,7 @@ import { Clock, Duration, Effect, Exit, Fiber, FiberSet, Layer, Metric, Queue } 
 import { CounterMap } from "../crdt/CounterMap.js"
 import type { Entry } from "../crdt/Entry.js"
 import { DataDir } from "./DataDir.js"
-import { Batcher, type Waiter } from "../util/Batcher.js"
+import { Batcher, type Waiter } from "./internal/Batcher.js"
 import { Coalescer } from "./internal/Coalescer.js"
 import { type FileIo, nodeIo } from "./internal/FileIo.js"
 import { errorCode, errorMessage, fsyncDir } from "./internal/fsync.js"

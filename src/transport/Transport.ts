@@ -2,7 +2,7 @@
  * The gossip transport port. A node sends messages to peers by gossip address and reads
  * what peers send from one bounded queue, in order per connection. Implementations:
  * `TransportTcp.layer` (persistent TCP connections, see TransportTcp.ts) and
- * `TransportMemory.layer` over the in-process `Network` (see Network.ts) for tests and
+ * `TransportMemory.layer` over the in-process `MemoryNetwork` (see MemoryNetwork.ts) for tests and
  * `dcounter simulate`.
  */
 import type { Effect, Queue } from "effect"

@@ -1,11 +1,11 @@
 /**
- * `Transport` over the in-process `Network` (see Network.ts for the delivery model and the
+ * `Transport` over the in-process `MemoryNetwork` (see MemoryNetwork.ts for the delivery model and the
  * faults): for tests and `dcounter simulate`. Messages are passed by reference, not
  * encoded; a peer's first message on a connection is preceded by its Hello, as on TCP.
  */
 import { Effect, Layer, Queue } from "effect"
 import type { Hello } from "../protocol/Message.js"
-import { Network } from "./Network.js"
+import { MemoryNetwork } from "./MemoryNetwork.js"
 import type { Inbound } from "./Transport.js"
 import { Transport } from "./Transport.js"
 
@@ -16,7 +16,7 @@ export interface TransportMemoryOptions {
 
 export const make = (self: Hello, options: TransportMemoryOptions = {}) =>
   Effect.gen(function* () {
-    const network = yield* Network
+    const network = yield* MemoryNetwork
     const inbound = yield* Queue.bounded<Inbound>(options.inboundQueueSize ?? 4096)
     yield* Effect.addFinalizer(() => Queue.shutdown(inbound))
     yield* network.register(self, inbound)
@@ -41,5 +41,5 @@ export const make = (self: Hello, options: TransportMemoryOptions = {}) =>
     })
   })
 
-export const layer = (self: Hello, options: TransportMemoryOptions = {}): Layer.Layer<Transport, never, Network> =>
+export const layer = (self: Hello, options: TransportMemoryOptions = {}): Layer.Layer<Transport, never, MemoryNetwork> =>
   Layer.scoped(Transport, make(self, options))

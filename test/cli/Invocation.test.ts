@@ -3,7 +3,8 @@ import { describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Either, Option, Redacted } from "effect"
 import { allFlagNames, envName, flagNamesOf, sections } from "../../src/cli/Flags.js"
 import * as Help from "../../src/cli/Help.js"
-import type { Env, Invocation } from "../../src/cli/Invocation.js"
+import type { Env } from "../../src/config/Usage.js"
+import type { Invocation } from "../../src/cli/Invocation.js"
 import { parse } from "../../src/cli/Invocation.js"
 
 const run = (argv: ReadonlyArray<string>, env: Env = {}) =>

@@ -5,7 +5,7 @@ import { Effect, Either, Option, Redacted } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import type { Env } from "../../src/cli/Invocation.js"
+import type { Env } from "../../src/config/Usage.js"
 import { parse } from "../../src/cli/Invocation.js"
 
 const run = (argv: ReadonlyArray<string>, env: Env = {}) =>

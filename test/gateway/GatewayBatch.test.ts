@@ -12,7 +12,7 @@ import { ApiServer } from "../../src/http/ApiServer.js"
 import * as NodeHttp from "../../src/node/NodeHttp.js"
 import * as NodeRole from "../../src/node/NodeRole.js"
 import * as MemoryDisk from "../../src/storage/MemoryDisk.js"
-import { Network } from "../../src/transport/Network.js"
+import { MemoryNetwork } from "../../src/transport/MemoryNetwork.js"
 import * as FakeNode from "./FakeNode.js"
 
 const silent = Logger.replace(Logger.defaultLogger, Logger.none)
@@ -33,7 +33,7 @@ const realNode = Effect.gen(function*() {
     NodeHttp.serve("127.0.0.1:0").pipe(
       Layer.provideMerge(NodeRole.layerMemory(MemoryDisk.make())),
       Layer.provideMerge(NodeConfig.layer({ addr: "127.0.0.1:9101", httpAddr: "127.0.0.1:8111" })),
-      Layer.provide(Network.layer())
+      Layer.provide(MemoryNetwork.layer())
     )
   )
   return Context.get(ctx, ApiServer).url

@@ -10,7 +10,7 @@ import * as GatewayRole from "../../src/gateway/GatewayRole.js"
 import { ApiServer } from "../../src/http/ApiServer.js"
 import { describeIssues } from "../../src/http/internal/codec.js"
 import * as FakeNode from "../gateway/FakeNode.js"
-import { startDiscovery } from "../discovery/startDiscovery.js"
+import { startDiscovery } from "../discoveryServer/startDiscovery.js"
 
 /** No product log lines in a passing test. */
 const quiet = Logger.remove(Logger.defaultLogger)

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Arbitrary, Either, FastCheck as fc, ParseResult, Schema } from "effect"
-import { CountBody } from "../../src/http/CountBody.js"
+import { CountBody } from "../../src/api/CountBody.js"
 import { compilePlain, NOT_PLAIN } from "../../src/http/internal/plain.js"
 import { BatchRequest, BatchResponse } from "../../src/node/NodeApi.js"
 

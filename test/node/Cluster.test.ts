@@ -1,14 +1,14 @@
 /**
- * Layer-swapped cluster tests: real node layers on the in-process Network and simulated
+ * Layer-swapped cluster tests: real node layers on the in-process MemoryNetwork and simulated
  * disks, timed by the TestClock (nothing sleeps for real).
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Layer, Random, TestClock } from "effect"
 import type { NodeConfigShape } from "../../src/config/NodeConfig.js"
 import type { CounterName } from "../../src/crdt/CounterName.js"
-import { DiscoveryClient, type DiscoveredPeer } from "../../src/membership/DiscoveryClient.js"
+import { DiscoveryClient, type DiscoveredPeer } from "../../src/discoveryClient/DiscoveryClient.js"
 import * as MemoryCluster from "../../src/node/MemoryCluster.js"
-import { Network } from "../../src/transport/Network.js"
+import { MemoryNetwork } from "../../src/transport/MemoryNetwork.js"
 
 const c = (s: string) => s as CounterName
 const A = c("default")
@@ -27,8 +27,8 @@ const config: Partial<NodeConfigShape> = {
 const cluster = (options: Partial<MemoryCluster.MemoryClusterOptions> = {}) =>
   MemoryCluster.make({ size: 5, config, ...options })
 
-const run = <A, E>(self: Effect.Effect<A, E, Network | import("effect").Scope.Scope>, seed = 42) =>
-  self.pipe(Effect.provide(Network.layer({ seed })), Effect.withRandom(Random.make(seed)))
+const run = <A, E>(self: Effect.Effect<A, E, MemoryNetwork | import("effect").Scope.Scope>, seed = 42) =>
+  self.pipe(Effect.provide(MemoryNetwork.layer({ seed })), Effect.withRandom(Random.make(seed)))
 
 const advance = (ms: number) => TestClock.adjust(Duration.millis(ms))
 

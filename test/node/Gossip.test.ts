@@ -10,7 +10,7 @@ import type { NodeConfigShape } from "../../src/config/NodeConfig.js"
 import * as CounterMap from "../../src/crdt/CounterMap.js"
 import type { CounterName } from "../../src/crdt/CounterName.js"
 import * as MemoryCluster from "../../src/node/MemoryCluster.js"
-import { Network } from "../../src/transport/Network.js"
+import { MemoryNetwork } from "../../src/transport/MemoryNetwork.js"
 
 const c = (s: string) => s as CounterName
 
@@ -22,8 +22,8 @@ const quiet: Partial<NodeConfigShape> = {
   maxSyncPeers: 2
 }
 
-const run = <A, E>(self: Effect.Effect<A, E, Network | import("effect").Scope.Scope>, seed = 7, drop = 0) =>
-  self.pipe(Effect.provide(Network.layer({ seed, dropProbability: drop })), Effect.withRandom(Random.make(seed)))
+const run = <A, E>(self: Effect.Effect<A, E, MemoryNetwork | import("effect").Scope.Scope>, seed = 7, drop = 0) =>
+  self.pipe(Effect.provide(MemoryNetwork.layer({ seed, dropProbability: drop })), Effect.withRandom(Random.make(seed)))
 
 const settle = TestClock.adjust(Duration.millis(5))
 

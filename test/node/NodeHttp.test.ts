@@ -10,7 +10,7 @@ import * as ApiServer from "../../src/http/ApiServer.js"
 import * as NodeHttp from "../../src/node/NodeHttp.js"
 import * as NodeRole from "../../src/node/NodeRole.js"
 import * as MemoryDisk from "../../src/storage/MemoryDisk.js"
-import { Network } from "../../src/transport/Network.js"
+import { MemoryNetwork } from "../../src/transport/MemoryNetwork.js"
 
 interface Reply {
   readonly status: number
@@ -27,7 +27,7 @@ const startNode = Effect.gen(function*() {
     peers: ["127.0.0.1:9002"],
     heartbeatInterval: Duration.seconds(1)
   }
-  const network = Layer.succeed(Network, yield* Network)
+  const network = Layer.succeed(MemoryNetwork, yield* MemoryNetwork)
   const peerCtx = yield* Layer.build(
     NodeRole.layerMemory(MemoryDisk.make()).pipe(
       Layer.provide(Layer.merge(NodeConfig.layer({ addr: "127.0.0.1:9002", httpAddr: "127.0.0.1:8012" }), network))
@@ -58,7 +58,7 @@ const startNode = Effect.gen(function*() {
       return { status: res.status, body: parsed, text }
     })
   return { call, disk }
-}).pipe(Effect.provide(Network.layer()))
+}).pipe(Effect.provide(MemoryNetwork.layer()))
 
 const live = <A, E>(name: string, f: Effect.Effect<A, E, import("effect").Scope.Scope>) =>
   it.live(name, () => Effect.scoped(f).pipe(Effect.timeout("20 seconds")))

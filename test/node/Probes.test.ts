@@ -8,7 +8,7 @@ import { Deferred, Duration, Effect, Exit, Fiber, Layer, Logger, LogLevel, Optio
 import { DiscoveryConfig } from "../../src/config/DiscoveryConfig.js"
 import { GatewayConfig } from "../../src/config/GatewayConfig.js"
 import { NodeConfig } from "../../src/config/NodeConfig.js"
-import * as DiscoveryRole from "../../src/discovery/DiscoveryRole.js"
+import * as DiscoveryRole from "../../src/discoveryServer/DiscoveryRole.js"
 import * as GatewayRole from "../../src/gateway/GatewayRole.js"
 import { ApiServer } from "../../src/http/ApiServer.js"
 import * as NodeRole from "../../src/node/NodeRole.js"

@@ -11,7 +11,7 @@ import type { HttpApiEndpoint, HttpRouter, HttpServerRequest } from "@effect/pla
 import { Effect, Option, Runtime } from "effect"
 import type { Context, Fiber, ParseResult } from "effect"
 import type * as Http from "node:http"
-import type * as Metrics from "../../observability/Metrics.js"
+import type * as Metrics from "../../observability/HttpMetrics.js"
 import {
   deunionize,
   describeIssues,

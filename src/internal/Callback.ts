@@ -1,0 +1,73 @@
+/**
+ * An `Effect.async` that a caller on a hot path can run without a fiber.
+ *
+ * Ports stay made of Effects: an implementation whose operation completes from a callback
+ * (a group commit, a socket answer) returns `Callback.make(register)`, an ordinary Effect
+ * that also carries its register function. A caller that knows the trick (`ApiServer`,
+ * the store's write path, the gateway's forwarder) runs it with `Callback.run`, which calls
+ * the register function directly when it is there and forks a fiber only when it is not;
+ * everyone else just yields the Effect. The callback form is this module's business and
+ * never appears in a port's type.
+ *
+ * A handler for a hot endpoint (a durable write: the request waits for a group commit)
+ * spends most of its CPU not in its own code but in the fiber that waits: forking it,
+ * suspending it, resuming it through the scheduler, and the garbage all that leaves. A
+ * handler that returns `Callback.make(register)` gives `ApiServer` the register function
+ * itself: the server calls it with a function that writes the answer, and no fiber is
+ * created. Measured on the node's durable `POST /increment` (bench/http), this is the
+ * difference between the fiber path and the fiberless one in the same run.
+ *
+ * The value is still an ordinary `Effect` (`Effect.async(register)`), so the same handler
+ * works anywhere an Effect does: under `HttpApiBuilder.serve()`, in tests, composed with
+ * other effects (composing it gives an ordinary Effect, run on a fiber as usual).
+ *
+ * The contract of `register`: it calls `resume` exactly once, with an `Exit`, now or later;
+ * it does not throw (a throw is a defect: a 500 on the direct path). There is no
+ * interruption: what it started completes (a durable write under way stays made), as on
+ * `ApiServer`'s fiber path, whose handlers are not interrupted when a client goes away.
+ */
+import { Effect, Exit } from "effect"
+
+export const TypeId: unique symbol = Symbol.for("dcounter/Callback")
+export type TypeId = typeof TypeId
+
+/** The register function of a callback effect: calls `resume` once with the result. */
+export type Register<A, E> = (resume: (exit: Exit.Exit<A, E>) => void) => void
+
+export interface Callback<A, E> extends Effect.Effect<A, E> {
+  readonly [TypeId]: Register<A, E>
+}
+
+/** An Effect that completes when `register` calls back; `ApiServer` runs it without a fiber. */
+export const make = <A, E>(register: Register<A, E>): Callback<A, E> => {
+  // a plain assignment: `Object.defineProperty` costs more than the whole Effect.async on this path
+  const effect = Effect.async<A, E>((resume) => register(resume)) as Effect.Effect<A, E> & { [TypeId]?: Register<A, E> }
+  effect[TypeId] = register
+  return effect as Callback<A, E>
+}
+
+/**
+ * `Effect.sync(evaluate)` that `ApiServer` runs without a fiber: `evaluate` runs each time
+ * the effect runs (not when it is built), and must not throw (a throw is a defect).
+ */
+export const sync = <A>(evaluate: () => A): Callback<A, never> =>
+  make((resume) => resume(Exit.succeed(evaluate())))
+
+export const isCallback = (u: unknown): u is Callback<unknown, unknown> =>
+  typeof u === "object" && u !== null && TypeId in u
+
+/**
+ * Runs `effect` and calls `resume` once with its exit: through the register function
+ * without a fiber when `effect` is a `Callback`, else on a fiber of the default runtime
+ * (an ordinary Effect, e.g. a test double of the port). Like `register`, what it started
+ * completes: there is no interruption.
+ *
+ * @internal for the fast paths behind ports; application code yields the Effect.
+ */
+export const run = <A, E>(effect: Effect.Effect<A, E>, resume: (exit: Exit.Exit<A, E>) => void): void => {
+  if (isCallback(effect)) {
+    ;(effect as unknown as Callback<A, E>)[TypeId](resume)
+    return
+  }
+  Effect.runCallback(effect, { onExit: resume })
+}
