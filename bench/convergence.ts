@@ -10,7 +10,7 @@
  * few ms apart; the clock starts when `increment` resolves (the acknowledgement) and stops
  * when the last node has merged that counter's entry (seen on each node's change stream).
  * p50/p99/max over >= 200 writes, for 5 and 50 nodes, with our configuration (eager delta
- * push, 2 ms window) and with the seed's (no eager push, anti-entropy every 2 s to 2 random
+ * push, 10 ms window) and with the seed's (no eager push, anti-entropy every 2 s to 2 random
  * peers), measured in the same run.
  *
  * Where the nodes run: 5 nodes in 5 child processes (one node each); 50 nodes spread round
@@ -84,7 +84,7 @@ export const seedConfig: Partial<NodeConfigShape> = {
   maxSyncPeers: 2
 }
 
-/** Ours: the contract's defaults (eager push, 2 ms window, 2 s anti-entropy). */
+/** Ours: the contract's defaults (eager push, 10 ms push window, 2 s anti-entropy). */
 export const ourConfig: Partial<NodeConfigShape> = {}
 
 /** `size` distinct free loopback addresses. */
@@ -694,7 +694,7 @@ export const run = async (options: ConvergenceOptions = {}): Promise<ReadonlyArr
         : measureSharded({ size, shards, writes, spacingMs, preset, heartbeatMs, fileDisk, waitMs, log })
     log(`convergence: ${size} nodes, seed config (no eager push, sync 2 s); ${where}`)
     const seed = await once("seed", 40_000)
-    log(`convergence: ${size} nodes, our config (eager push, 2 ms window); ${where}`)
+    log(`convergence: ${size} nodes, our config (eager push, 10 ms push window); ${where}`)
     const ours = await once("ours", 20_000)
     log(`  ${describeDiagnostics(ours.diagnostics, shards)}`)
     p99Of.set(size, ours.p99)
