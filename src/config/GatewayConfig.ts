@@ -20,6 +20,10 @@ export interface GatewayConfigShape {
   readonly nodesDns?: ReadonlyArray<DnsName> | undefined
   /** `--dns-server host:port`: the resolver to ask (none: the system's) */
   readonly dnsServer?: Option.Option<string> | undefined
+  /** bound on one forwarded read, failover included (unset: the forwarder's default) */
+  readonly readTimeout?: Duration.Duration | undefined
+  /** bound on one forwarded write or batch of writes (unset: the forwarder's default) */
+  readonly writeTimeout?: Duration.Duration | undefined
 }
 
 export const defaults: GatewayConfigShape = {
@@ -27,7 +31,9 @@ export const defaults: GatewayConfigShape = {
   discovery: Option.none(),
   nodes: [],
   refreshInterval: Duration.seconds(2),
-  clusterKey: Option.none()
+  clusterKey: Option.none(),
+  readTimeout: Duration.seconds(2),
+  writeTimeout: Duration.seconds(10)
 }
 
 export class GatewayConfig extends Context.Tag("dcounter/GatewayConfig")<GatewayConfig, GatewayConfigShape>() {
@@ -90,8 +96,40 @@ const dnsServer = Setting.optional(
   Values.dnsServer
 )
 
+const readTimeout = Setting.withDefault(
+  {
+    name: "read-timeout",
+    value: "duration",
+    description: "Bound on a read forwarded to the nodes (tried on the next healthy node when one fails); then 503.",
+    default: Values.formatDuration(defaults.readTimeout!)
+  },
+  Values.duration,
+  defaults.readTimeout!
+)
+
+const writeTimeout = Setting.withDefault(
+  {
+    name: "write-timeout",
+    value: "duration",
+    description:
+      "Bound on a write (or batch of writes) forwarded to a node; past it the outcome is unknown and the " +
+      "answer is 503 indeterminate, never a retry on another node.",
+    default: Values.formatDuration(defaults.writeTimeout!)
+  },
+  Values.duration,
+  defaults.writeTimeout!
+)
+
 /** The role's own options, in the order of the help. */
-export const settings: ReadonlyArray<Setting.SettingDoc> = [addr, discovery, nodes, refreshInterval, dnsServer]
+export const settings: ReadonlyArray<Setting.SettingDoc> = [
+  addr,
+  discovery,
+  nodes,
+  refreshInterval,
+  dnsServer,
+  readTimeout,
+  writeTimeout
+]
 
 /** `dcounter --role gateway`: every option, validated; it needs a way to find nodes. */
 export const config: Config.Config<GatewayConfigShape> = Config.all({
@@ -100,7 +138,9 @@ export const config: Config.Config<GatewayConfigShape> = Config.all({
   nodes: nodes.config,
   refreshInterval: refreshInterval.config,
   clusterKey: CommonSettings.clusterKeyConfig,
-  dnsServer: dnsServer.config
+  dnsServer: dnsServer.config,
+  readTimeout: readTimeout.config,
+  writeTimeout: writeTimeout.config
 }).pipe(
   Config.mapOrFail(({ nodes, ...rest }): Either.Either<GatewayConfigShape, ReturnType<typeof Setting.fail>> =>
     Option.isNone(rest.discovery) && nodes.urls.length === 0 && nodes.dns.length === 0
