@@ -51,11 +51,11 @@ const cliConfig = CliConfig.make({ isCaseSensitive: true, autoCorrectLimit: 2, s
 const isHelpFlag = (arg: string) => arg === "--help" || arg === "-h"
 
 /** Parses `argv` (without the node executable and script) and `env` into an invocation. */
-export const parse = (
+export const parse: (
   argv: ReadonlyArray<string>,
   env: Env
-): Effect.Effect<Invocation, UsageError, CliApp.CliApp.Environment> =>
-  Effect.gen(function*() {
+) => Effect.Effect<Invocation, UsageError, CliApp.CliApp.Environment> = Effect.fn("Invocation.parse")(
+  function*(argv: ReadonlyArray<string>, env: Env) {
     const [first, second] = argv
     if (first === "help" || (argv.length === 1 && isHelpFlag(first!))) {
       return Invocation.Help({ text: Help.full() })
@@ -95,7 +95,8 @@ export const parse = (
       case "gateway":
         return Invocation.Gateway(yield* ConfigSource.load(roleConfig(GatewayConfig.config), given, env))
     }
-  })
+  }
+)
 
 /** What a role reads: the logger's settings and its own. */
 const roleConfig = <A>(config: Config.Config<A>) => Config.all({ logging: CommonSettings.logging(), config })

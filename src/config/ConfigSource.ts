@@ -53,5 +53,6 @@ export const describe = (error: ConfigError.ConfigError, flags: Flags, env: Env)
 /** Reads `config` from the flags, else the environment; a failure is one `UsageError` line. */
 export const load = <A>(config: Config.Config<A>, flags: Flags, env: Env): Effect.Effect<A, UsageError> =>
   provider(flags, env).load(config).pipe(
-    Effect.mapError((error) => new UsageError({ message: describe(error, flags, env) }))
+    Effect.mapError((error) => new UsageError({ message: describe(error, flags, env) })),
+    Effect.withSpan("ConfigSource.load")
   )
