@@ -65,7 +65,10 @@ export const parse: (
       const rest = argv.slice(1)
       if (rest.some(isHelpFlag)) return Invocation.Help({ text: Help.forCommand("simulate") })
       const given = yield* flags("simulate", rest)
-      const read = Config.all({ logging: CommonSettings.logging(SimulateSettings.defaults.logLevel), options: SimulateSettings.config })
+      const read = Config.all({
+        logging: CommonSettings.logging(SimulateSettings.defaults.logLevel),
+        options: SimulateSettings.config
+      })
       return Invocation.Simulate(yield* ConfigSource.load(read, given, env))
     }
     if (first === "wal") {

@@ -26,7 +26,12 @@ export const role: Setting.SettingDoc = {
 /** `--log-level` with the given default (simulate keeps its progress bar readable with `error`). */
 export const logLevel = (fallback: Logging.Level = "info", shown: string = fallback): Setting.Setting<Logging.Level> =>
   Setting.withDefault(
-    { name: "log-level", value: "debug|info|warn|error", description: "Minimum level of the log lines written.", default: shown },
+    {
+      name: "log-level",
+      value: "debug|info|warn|error",
+      description: "Minimum level of the log lines written.",
+      default: shown
+    },
     Values.oneOf(levels),
     fallback
   )

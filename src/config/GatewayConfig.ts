@@ -3,7 +3,7 @@
  * `defaults`, `layer(partial)` for tests, and `config`, which reads every option of the
  * role (declared once in `settings`, see Setting.ts) from flags and `DCOUNTER_*` variables.
  */
-import { Config, Context, Duration, Either, Layer, Option, type Redacted } from "effect"
+import { Config, type ConfigError, Context, Duration, Either, Layer, Option, type Redacted } from "effect"
 import type { DnsName } from "../discoveryClient/DnsName.js"
 import * as CommonSettings from "./CommonSettings.js"
 import * as Setting from "./Setting.js"
@@ -142,7 +142,7 @@ export const config: Config.Config<GatewayConfigShape> = Config.all({
   readTimeout: readTimeout.config,
   writeTimeout: writeTimeout.config
 }).pipe(
-  Config.mapOrFail(({ nodes, ...rest }): Either.Either<GatewayConfigShape, ReturnType<typeof Setting.fail>> =>
+  Config.mapOrFail(({ nodes, ...rest }): Either.Either<GatewayConfigShape, ConfigError.ConfigError> =>
     Option.isNone(rest.discovery) && nodes.urls.length === 0 && nodes.dns.length === 0
       ? Either.left(Setting.fail("the gateway needs --discovery host:port or --nodes http://host:port,... to find nodes"))
       : Either.right({ ...rest, nodes: nodes.urls, nodesDns: nodes.dns })

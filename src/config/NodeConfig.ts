@@ -7,7 +7,7 @@
  * The settings added after the first release are optional in the shape (`?`), so a test's
  * `layer(partial)` keeps the behaviour it had; the accessors below give their defaults.
  */
-import { Config, Context, Duration, Either, Layer, Option, Redacted } from "effect"
+import { Config, type ConfigError, Context, Duration, Either, Layer, Option, Redacted } from "effect"
 import type { DnsName } from "../discoveryClient/DnsName.js"
 import * as CommonSettings from "./CommonSettings.js"
 import * as Setting from "./Setting.js"
@@ -396,8 +396,10 @@ const fail = (message: string) => Either.left(Setting.fail(message))
 
 /** `--resp-password`, or the content of `--resp-password-file` (one trailing newline dropped). */
 const respPasswordConfig = Config.all([respPassword.config, respPasswordFile.config]).pipe(
-  Config.mapOrFail(([given, file]): Either.Either<Option.Option<Redacted.Redacted<string>>, ReturnType<typeof Setting.fail>> => {
-    if (Option.isSome(given) && Option.isSome(file)) return fail("--resp-password and --resp-password-file are exclusive: give one")
+  Config.mapOrFail(([given, file]): Either.Either<Option.Option<Redacted.Redacted<string>>, ConfigError.ConfigError> => {
+    if (Option.isSome(given) && Option.isSome(file)) {
+      return fail("--resp-password and --resp-password-file are exclusive: give one")
+    }
     if (Option.isSome(given)) return Either.right(Option.some(Redacted.make(given.value)))
     if (Option.isNone(file)) return Either.right(Option.none())
     const path = file.value
@@ -412,6 +414,11 @@ const respPasswordConfig = Config.all([respPassword.config, respPasswordFile.con
   })
 )
 
+interface Advertised {
+  readonly addr: Option.Option<string>
+  readonly httpAddr: Option.Option<string>
+}
+
 /**
  * `--advertise-addr` and `--advertise-http-addr`. A wildcard bind (0.0.0.0, ::) is never
  * advertised: `--addr` on a wildcard needs `--advertise-addr`; `--http-addr` on a wildcard
@@ -422,7 +429,7 @@ const advertised = (
   httpAddr: string,
   givenAddr: Option.Option<string>,
   givenHttp: Option.Option<string>
-): Either.Either<{ readonly addr: Option.Option<string>; readonly httpAddr: Option.Option<string> }, ReturnType<typeof Setting.fail>> => {
+): Either.Either<Advertised, ConfigError.ConfigError> => {
   if (Option.isNone(givenAddr) && Values.isWildcardHost(Values.hostOf(addr))) {
     return fail(
       `missing --advertise-addr: --addr "${addr}" binds every interface, which cannot be advertised; ` +
@@ -462,14 +469,15 @@ export const config: Config.Config<NodeConfigShape> = Config.all({
   snapshotInterval: snapshotInterval.config,
   snapshotEveryRecords: snapshotEveryRecords.config
 }).pipe(
-  Config.mapOrFail((given): Either.Either<NodeConfigShape, ReturnType<typeof Setting.fail>> => {
+  Config.mapOrFail((given): Either.Either<NodeConfigShape, ConfigError.ConfigError> => {
     const addr = given.addr
     const httpAddr = Option.getOrElse(given.httpAddr, () => defaultHttpAddr(addr))
     if (Option.isNone(given.httpAddr)) {
       const port = Values.portOf(httpAddr)
       if (!Number.isInteger(port) || port < 1 || port > 65535) {
         return fail(
-          `invalid --addr "${addr}": the default --http-addr port 8010 + (${Values.portOf(addr)} - 9000) is out of range; give --http-addr`
+          `invalid --addr "${addr}": the default --http-addr port 8010 + (${Values.portOf(addr)} - 9000) ` +
+            "is out of range; give --http-addr"
         )
       }
     }
