@@ -43,6 +43,7 @@ import type { HostPort } from "../src/protocol/Message.js"
 import { CounterStore } from "../src/node/CounterStore.js"
 import { Gossip } from "../src/node/Gossip.js"
 import * as NodeRole from "../src/node/NodeRole.js"
+import * as DiscoveryStatic from "../src/discoveryClient/DiscoveryStatic.js"
 import * as DataDirFile from "../src/storage/DataDirFile.js"
 import * as DataDirMemory from "../src/storage/DataDirMemory.js"
 import * as MemoryDisk from "../src/storage/MemoryDisk.js"
@@ -142,6 +143,7 @@ export const startNodes = (
           )
         ),
         Layer.provideMerge(storage),
+        Layer.provide(DiscoveryStatic.layerNone),
         Layer.provide(nodeConfig)
       )
       const ctx = yield* Layer.build(layer).pipe(Effect.orDie)

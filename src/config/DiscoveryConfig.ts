@@ -1,5 +1,12 @@
-/** Settings of the discovery role, with the contract's defaults. */
-import { Context, Duration, Layer, Option, Redacted } from "effect"
+/**
+ * Settings of the discovery role: the `DiscoveryConfig` tag holding a plain object, its
+ * `defaults`, `layer(partial)` for tests, and `config`, which reads every option of the
+ * role (declared once in `settings`, see Setting.ts) from flags and `DCOUNTER_*` variables.
+ */
+import { Config, Context, Duration, Layer, Option, type Redacted } from "effect"
+import * as CommonSettings from "./CommonSettings.js"
+import * as Setting from "./Setting.js"
+import * as Values from "./Values.js"
 
 export interface DiscoveryConfigShape {
   readonly addr: string
@@ -21,3 +28,42 @@ export class DiscoveryConfig extends Context.Tag("dcounter/DiscoveryConfig")<Dis
   static readonly layer = (partial: Partial<DiscoveryConfigShape> = {}) =>
     Layer.succeed(DiscoveryConfig, { ...defaults, ...partial })
 }
+
+const addr = Setting.withDefault(
+  { name: "addr", value: "host:port", description: "Address of the discovery HTTP API.", default: defaults.addr },
+  Values.hostPort,
+  defaults.addr
+)
+
+const peerTtl = Setting.withDefault(
+  {
+    name: "peer-ttl",
+    value: "duration",
+    description: "A node not heard from (register or heartbeat) for this long is dropped from /peers.",
+    default: Values.formatDuration(defaults.peerTtl)
+  },
+  Values.duration,
+  defaults.peerTtl
+)
+
+const maxPeers = Setting.withDefault(
+  {
+    name: "max-peers",
+    value: "count",
+    description: "Most nodes the registry holds; registering past it is refused (507).",
+    default: String(defaults.maxPeers)
+  },
+  Values.integer(1, 10_000_000),
+  defaults.maxPeers
+)
+
+/** The role's own options, in the order of the help. */
+export const settings: ReadonlyArray<Setting.SettingDoc> = [addr, peerTtl, maxPeers]
+
+/** `dcounter --role discovery`: every option, validated. */
+export const config: Config.Config<DiscoveryConfigShape> = Config.all({
+  addr: addr.config,
+  peerTtl: peerTtl.config,
+  maxPeers: maxPeers.config,
+  clusterKey: CommonSettings.clusterKeyConfig
+})

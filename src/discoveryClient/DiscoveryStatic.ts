@@ -46,6 +46,13 @@ export const layer = (peers: ReadonlyArray<DiscoveredPeer>): Layer.Layer<Discove
   )
 }
 
+/**
+ * No discovery: a client that lists no peers, for a node or gateway configured without
+ * one (static peers and peer exchange only). Consumers require a `DiscoveryClient`, so the
+ * role says which one it composed, this one included.
+ */
+export const layerNone: Layer.Layer<DiscoveryClient> = layer([])
+
 /** From `--peers` (gossip addresses). */
 export const layerGossipAddrs = (addrs: ReadonlyArray<string>): Layer.Layer<DiscoveryClient> =>
   layer(fromGossipAddrs(addrs))

@@ -1,16 +1,17 @@
 /**
  * The gateway role (`dcounter --role gateway`): the node pool (static `--nodes` and/or
  * discovery, health-checked every `--refresh-interval`), the forwarding rules, and the HTTP
- * API with the dashboard on `--addr`, configured by `GatewayConfig`. Logs the addresses it
- * listens on. The output keeps `NodePool` and `ApiServer` (the bound address) for tests
- * and composition.
+ * API with the dashboard on `--addr`, configured by `GatewayConfig` alone: the modules'
+ * options are built from it here. Logs the addresses it listens on. The output keeps
+ * `NodePool` and `ApiServer` (the bound address) for tests and composition.
  */
 import { Duration, Effect, Layer, Option } from "effect"
-import { GatewayConfig } from "../config/GatewayConfig.js"
+import { GatewayConfig, type GatewayConfigShape } from "../config/GatewayConfig.js"
 import { ApiServer, type ApiServerError } from "../http/ApiServer.js"
-import { layerUnion } from "../discoveryClient/DiscoveryClient.js"
+import { type DiscoveryClient, layerUnion } from "../discoveryClient/DiscoveryClient.js"
 import * as DiscoveryDns from "../discoveryClient/DiscoveryDns.js"
 import * as DiscoveryHttp from "../discoveryClient/DiscoveryHttp.js"
+import * as DiscoveryStatic from "../discoveryClient/DiscoveryStatic.js"
 import * as DnsName from "../discoveryClient/DnsName.js"
 import * as GatewayHandlers from "./GatewayHandlers.js"
 import * as GatewayHttpServer from "./GatewayHttpServer.js"
@@ -38,10 +39,11 @@ const logListening = Layer.effectDiscard(
 )
 
 /**
- * The discovery clients: the discovery server (`--discovery`) and each `--nodes dns:...`
- * name, as one; nothing when neither is given (static nodes only).
+ * The gateway's discovery client, as the config names it: the discovery server
+ * (`--discovery`) and each `--nodes dns:...` name, as one; none when neither is given
+ * (static `--nodes` only, which the pool reads from the config itself).
  */
-const layerDiscovery = Layer.unwrapEffect(
+export const layerDiscovery: Layer.Layer<DiscoveryClient, never, GatewayConfig> = Layer.unwrapEffect(
   Effect.map(GatewayConfig, (config) => {
     const server = Option.match(config.discovery, {
       onNone: () => [],
@@ -63,15 +65,28 @@ const layerDiscovery = Layer.unwrapEffect(
       })
     )
     const layers = [...server, ...dns]
-    return layers.length === 0 ? Layer.empty : layerUnion(...layers)
+    return layers.length === 0 ? DiscoveryStatic.layerNone : layers.length === 1 ? layers[0]! : layerUnion(...layers)
   })
 )
 
-/** Pool, client and forwarding, without the HTTP server (for tests and embedding). */
-export const layerCore: Layer.Layer<NodePool.NodePool | Upstream.Upstream, never, GatewayConfig> = Upstream.layer().pipe(
-  Layer.provideMerge(NodePool.layer()),
-  Layer.provide(NodeClient.layer()),
-  Layer.provide(layerDiscovery)
+/** The forwarder's tunables of `GatewayConfig` (unset: its own defaults). */
+export const upstreamOptionsOf = (config: GatewayConfigShape): Upstream.UpstreamOptions => ({
+  ...Upstream.defaultOptions,
+  ...(config.readTimeout === undefined ? {} : { readTimeout: config.readTimeout }),
+  ...(config.writeTimeout === undefined ? {} : { writeTimeout: config.writeTimeout })
+})
+
+/**
+ * Pool, client and forwarding, without the HTTP server (for tests and embedding). The
+ * discovery client is composed here, exactly one, as the config names it.
+ */
+export const layerCore: Layer.Layer<NodePool.NodePool | Upstream.Upstream, never, GatewayConfig> = Layer.unwrapEffect(
+  Effect.map(GatewayConfig, (config) =>
+    Upstream.layer(upstreamOptionsOf(config)).pipe(
+      Layer.provideMerge(NodePool.layer()),
+      Layer.provide(NodeClient.layer()),
+      Layer.provide(layerDiscovery)
+    ))
 )
 
 export const layer: Layer.Layer<NodePool.NodePool | ApiServer, ApiServerError, GatewayConfig> = Layer.unwrapEffect(

@@ -6,7 +6,7 @@
  * taken out at once (`markDown`) until a later check finds it healthy again.
  */
 import type { Scope } from "effect"
-import { Clock, Context, Duration, Effect, Layer, Option, Runtime, Schedule } from "effect"
+import { Clock, Context, Duration, Effect, Layer, Runtime, Schedule } from "effect"
 import { GatewayConfig } from "../config/GatewayConfig.js"
 import { DiscoveryClient } from "../discoveryClient/DiscoveryClient.js"
 import { NodeClient } from "./NodeClient.js"
@@ -93,11 +93,11 @@ const describeStatus = (status: number, json: unknown): string => {
 
 const byAddr = (a: Entry, b: Entry): number => (a.httpAddr < b.httpAddr ? -1 : a.httpAddr > b.httpAddr ? 1 : 0)
 
-export const make = (options?: Partial<PoolOptions>): Effect.Effect<NodePool["Type"], never, GatewayConfig | NodeClient | Scope.Scope> =>
+export const make = (options?: Partial<PoolOptions>): Effect.Effect<NodePool["Type"], never, GatewayConfig | NodeClient | DiscoveryClient | Scope.Scope> =>
   Effect.gen(function*() {
     const config = yield* GatewayConfig
     const client = yield* NodeClient
-    const discovery = yield* Effect.serviceOption(DiscoveryClient)
+    const discovery = yield* DiscoveryClient
     const runtime = yield* Effect.runtime<never>()
     const healthTimeout = options?.healthTimeout ?? healthTimeoutFor(config.refreshInterval)
     const healthMillis = Duration.toMillis(healthTimeout)
@@ -134,17 +134,15 @@ export const make = (options?: Partial<PoolOptions>): Effect.Effect<NodePool["Ty
     const listed = Effect.gen(function*() {
       const out = new Map<string, { gossipAddr: string; id: string | undefined; sources: Array<NodeSource> }>()
       for (const addr of staticNodes) out.set(addr, { gossipAddr: "", id: undefined, sources: ["static"] })
-      if (Option.isSome(discovery)) {
-        for (const peer of yield* discovery.value.peers) {
-          if (peer.httpAddr === "") continue // a gossip-only entry: nothing the gateway can call
-          const known = out.get(peer.httpAddr)
-          if (known === undefined) {
-            out.set(peer.httpAddr, { gossipAddr: peer.gossipAddr, id: peer.nodeId, sources: ["discovery"] })
-          } else {
-            known.gossipAddr = peer.gossipAddr
-            known.id = peer.nodeId
-            known.sources.push("discovery")
-          }
+      for (const peer of yield* discovery.peers) {
+        if (peer.httpAddr === "") continue // a gossip-only entry: nothing the gateway can call
+        const known = out.get(peer.httpAddr)
+        if (known === undefined) {
+          out.set(peer.httpAddr, { gossipAddr: peer.gossipAddr, id: peer.nodeId, sources: ["discovery"] })
+        } else {
+          known.gossipAddr = peer.gossipAddr
+          known.id = peer.nodeId
+          known.sources.push("discovery")
         }
       }
       return out
@@ -272,5 +270,5 @@ export const make = (options?: Partial<PoolOptions>): Effect.Effect<NodePool["Ty
   })
 
 /** The pool, checking nodes from the first moment it is built. */
-export const layer = (options?: Partial<PoolOptions>): Layer.Layer<NodePool, never, GatewayConfig | NodeClient> =>
+export const layer = (options?: Partial<PoolOptions>): Layer.Layer<NodePool, never, GatewayConfig | NodeClient | DiscoveryClient> =>
   Layer.scoped(NodePool, make(options))

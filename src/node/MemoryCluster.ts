@@ -111,10 +111,10 @@ export const make = (options: MemoryClusterOptions): Effect.Effect<MemoryCluster
           peers: slot.peers,
           dataDir: slot.disk.path
         })
-        const discovery = options.discovery?.({ index: slot.index, addr: slot.addr }) ?? Layer.empty
+        const discovery = options.discovery?.({ index: slot.index, addr: slot.addr })
         const ctx = yield* Layer.buildWithScope(
-          NodeRole.layerMemory(slot.disk, services).pipe(
-            Layer.provide(Layer.mergeAll(config, discovery, Layer.succeed(MemoryNetwork, network)))
+          NodeRole.layerMemory(slot.disk, discovery === undefined ? services : { ...services, discovery }).pipe(
+            Layer.provide(Layer.mergeAll(config, Layer.succeed(MemoryNetwork, network)))
           ),
           scope
         ).pipe(Effect.orDie)

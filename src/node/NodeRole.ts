@@ -5,7 +5,7 @@
  *     NodeConfig -> NodeReadiness -> HTTP (probes answer, counter routes 503)
  *                -> DataDir -> Wal -> CounterStore
  *                -> Transport (Hello = advertised addresses + replica id) -> PeerManager -> Gossip
- *                -> discovery client (server or DNS) -> services attached to HTTP
+ *                -> DiscoveryClient (server, DNS, both, or none) -> services attached to HTTP
  *                   (and the Redis protocol, with --resp-addr)
  *
  * `layerServices` is the part every variant shares; `layerMemory` runs it on a simulated
@@ -13,12 +13,26 @@
  * discovery and HTTP (`dcounter --role node`). Closing a node fails `/readyz` and stops
  * HTTP first (explicitly: it was built first), then the rest releases in reverse order:
  * gossip, then the queued writes are committed and the WAL flushed.
+ *
+ * `NodeConfig` is the only configuration of the production layers: the tunables an
+ * operator may set are options there, and the modules' own options are built from it here.
+ * `NodeServicesOptions` are for the memory variants (tests and simulations) only. The
+ * discovery client is composed explicitly (`layerDiscovery`): exactly one, named by the
+ * config, so the layer types show that PeerManager needs one.
  */
 import { Context, Duration, Effect, Layer, Option } from "effect"
-import { advertisedAddr, advertisedHttpAddr, NodeConfig, type NodeConfigShape } from "../config/NodeConfig.js"
+import {
+  advertisedAddr,
+  advertisedHttpAddr,
+  discoveryRefreshOf,
+  NodeConfig,
+  type NodeConfigShape
+} from "../config/NodeConfig.js"
 import { portOf } from "../config/Values.js"
+import { DiscoveryClient, layerUnion } from "../discoveryClient/DiscoveryClient.js"
 import * as DiscoveryDns from "../discoveryClient/DiscoveryDns.js"
 import * as DiscoveryHttp from "../discoveryClient/DiscoveryHttp.js"
+import * as DiscoveryStatic from "../discoveryClient/DiscoveryStatic.js"
 import * as DnsName from "../discoveryClient/DnsName.js"
 import * as ApiServer from "../http/ApiServer.js"
 import * as PeerManager from "./PeerManager.js"
@@ -73,21 +87,29 @@ export const transportFor = <E, R>(
     })
   )
 
-/** CounterStore + PeerManager + Gossip over whatever DataDir, Wal and Transport are given. */
+/** CounterStore + PeerManager + Gossip over whatever DataDir, Wal, Transport and discovery are given. */
 export const layerServices = (
   options: NodeServicesOptions = {}
-): Layer.Layer<NodeServices, never, NodeConfig | DataDir | Wal | Transport> =>
+): Layer.Layer<NodeServices, never, NodeConfig | DataDir | Wal | Transport | DiscoveryClient> =>
   Gossip.layer(options.gossip).pipe(
     Layer.provideMerge(PeerManager.layer(options.peers)),
     Layer.provideMerge(CounterStore.layer(options.store))
   )
 
-/** A node on a simulated disk and the in-process network: for tests and `dcounter simulate`. */
+/**
+ * A node on a simulated disk and the in-process network: for tests and `dcounter simulate`.
+ * Its discovery client is `options.discovery`, none by default (peers from `--peers` and
+ * peer exchange).
+ */
 export const layerMemory = (
   disk: MemoryDisk,
-  options: NodeServicesOptions & { readonly wal?: WalMemory.WalMemoryOptions } = {}
+  options: NodeServicesOptions & {
+    readonly wal?: WalMemory.WalMemoryOptions
+    readonly discovery?: Layer.Layer<DiscoveryClient>
+  } = {}
 ): Layer.Layer<NodeServices | Transport | DataDir | Wal, DataDirError, NodeConfig | MemoryNetwork> =>
   layerServices(options).pipe(
+    Layer.provide(options.discovery ?? DiscoveryStatic.layerNone),
     Layer.provideMerge(transportFor((self) => TransportMemory.layer(self))),
     Layer.provideMerge(WalMemory.layer(disk, options.wal)),
     Layer.provideMerge(DataDirMemory.layer(disk))
@@ -128,19 +150,37 @@ const logStarted = Layer.scopedDiscard(
   })
 )
 
-/** Peers from DNS when `--discovery dns:...` is set (A/AAAA answers on the advertised gossip port). */
-const discoveryDns = (config: NodeConfigShape) =>
-  Option.match(config.discoveryDns ?? Option.none(), {
-    onNone: () => Layer.empty,
-    onSome: (name) =>
+/**
+ * The node's discovery client, as the config names it: the discovery server
+ * (`--discovery host:port`: registers this node, heartbeats, lists the others), DNS
+ * (`--discovery dns:...`: A/AAAA answers on the advertised gossip port, or SRV), both when
+ * both are set, or none. Each re-reads its peers every `--refresh-interval`.
+ */
+export const layerDiscovery: Layer.Layer<DiscoveryClient, never, NodeConfig | DataDir> = Layer.unwrapEffect(
+  Effect.gen(function*() {
+    const config = yield* NodeConfig
+    const dataDir = yield* DataDir
+    const refreshInterval = discoveryRefreshOf(config)
+    const server = Option.map(config.discovery, (discovery) =>
+      DiscoveryHttp.layer({
+        discovery,
+        self: { addr: advertisedAddr(config), httpAddr: advertisedHttpAddr(config), nodeId: dataDir.replicaId },
+        heartbeatInterval: config.heartbeatInterval,
+        refreshInterval,
+        clusterKey: config.clusterKey
+      }))
+    const dns = Option.map(config.discoveryDns ?? Option.none(), (name) =>
       DiscoveryDns.layer({
         name,
         target: "gossip",
         defaultPort: portOf(advertisedAddr(config)),
         dnsServer: config.dnsServer ?? Option.none(),
-        refreshInterval: config.syncInterval
-      })
+        refreshInterval
+      }))
+    const layers = [...Option.toArray(server), ...Option.toArray(dns)]
+    return layers.length === 0 ? DiscoveryStatic.layerNone : layers.length === 1 ? layers[0]! : layerUnion(...layers)
   })
+)
 
 /** Marks a start-up step done once `layer` is built (see NodeReadiness). */
 const stepDone = (step: NodeReadiness.Step) => <A, E, R>(layer: Layer.Layer<A, E, R>) =>
@@ -160,9 +200,9 @@ const attach = Layer.scopedDiscard(
 )
 
 /**
- * The node role over a given data directory and WAL (`layerWith` gives the files; tests
- * give memory ones, and can hold their recovery): TCP gossip, discovery (a discovery
- * server, DNS or none), the HTTP API on `--http-addr`.
+ * The node role over a given data directory and WAL (`layer` gives the files; tests give
+ * memory ones, and can hold their recovery): TCP gossip, discovery (a discovery server,
+ * DNS, both or none: `layerDiscovery`), the HTTP API on `--http-addr`.
  *
  * The HTTP API starts first, so `/livez` answers and `/readyz` reports the missing step
  * while the WAL is recovered and the gossip listener starts (NodeReadiness); the counter
@@ -171,33 +211,17 @@ const attach = Layer.scopedDiscard(
  * queued writes and flushes the WAL, and last unlocks the data directory.
  */
 export const layerOver = <E>(
-  walAndDataDir: Layer.Layer<Wal | DataDir, E, NodeConfig>,
-  options: NodeServicesOptions = {}
+  walAndDataDir: Layer.Layer<Wal | DataDir, E, NodeConfig>
 ): Layer.Layer<NodeServices | Transport | DataDir | ApiServer.ApiServer, NodeStartError | E, NodeConfig> =>
   Layer.unwrapEffect(
     Effect.map(NodeConfig, (config) => {
-      const storage = CounterStore.layer(options.store).pipe(Layer.provideMerge(walAndDataDir), stepDone("wal"))
+      const storage = CounterStore.layer().pipe(Layer.provideMerge(walAndDataDir), stepDone("wal"))
       const transport = transportFor((self) =>
         TransportTcp.layer({ listen: config.addr as HostPort, self, clusterKey: config.clusterKey })
       ).pipe(stepDone("gossip"))
-      const discovery = Option.match(config.discovery, {
-        onNone: () => discoveryDns(config),
-        onSome: (addr) =>
-          Layer.unwrapEffect(
-            Effect.map(DataDir, (dataDir) =>
-              DiscoveryHttp.layer({
-                discovery: addr,
-                self: { addr: advertisedAddr(config), httpAddr: advertisedHttpAddr(config), nodeId: dataDir.replicaId },
-                heartbeatInterval: config.heartbeatInterval,
-                refreshInterval: config.syncInterval,
-                clusterKey: config.clusterKey
-              })
-            )
-          )
-      })
-      const services = Gossip.layer(options.gossip).pipe(
-        Layer.provideMerge(KnownPeers.layer().pipe(Layer.provideMerge(PeerManager.layer(options.peers)))),
-        Layer.provideMerge(discovery),
+      const services = Gossip.layer().pipe(
+        Layer.provideMerge(KnownPeers.layer().pipe(Layer.provideMerge(PeerManager.layer()))),
+        Layer.provideMerge(layerDiscovery),
         Layer.provideMerge(transport)
       )
       // the Redis-protocol listener (only with --resp-addr), beside HTTP over the same
@@ -219,14 +243,16 @@ export const layerOver = <E>(
     })
   )
 
-/** The node role on real resources: data directory and file WAL (see `layerOver`). */
-export const layerWith = (
-  options: NodeServicesOptions & { readonly wal?: WalFile.WalFileOptions } = {}
-): Layer.Layer<NodeServices | Transport | DataDir | ApiServer.ApiServer, NodeStartError, NodeConfig> =>
+/** The WAL tunables of `NodeConfig`, as the file WAL takes them (unset: its own defaults). */
+export const walOptionsOf = (config: NodeConfigShape): WalFile.WalFileOptions => ({
+  ...(config.walFlushInterval === undefined ? {} : { flushInterval: config.walFlushInterval }),
+  ...(config.snapshotInterval === undefined ? {} : { snapshotInterval: config.snapshotInterval }),
+  ...(config.snapshotEveryRecords === undefined ? {} : { snapshotEveryRecords: config.snapshotEveryRecords })
+})
+
+/** `dcounter --role node`: the role on real resources, data directory and file WAL (see `layerOver`). */
+export const layer: Layer.Layer<NodeServices | Transport | DataDir | ApiServer.ApiServer, NodeStartError, NodeConfig> =
   Layer.unwrapEffect(
     Effect.map(NodeConfig, (config) =>
-      layerOver(WalFile.layer(options.wal).pipe(Layer.provideMerge(DataDirFile.layer(config.dataDir))), options))
+      layerOver(WalFile.layer(walOptionsOf(config)).pipe(Layer.provideMerge(DataDirFile.layer(config.dataDir)))))
   )
-
-/** `dcounter --role node`. */
-export const layer = layerWith()

@@ -22,7 +22,7 @@
  * the table keeps B only.
  */
 import type { Scope } from "effect"
-import { Clock, Context, Duration, Effect, Layer, Metric, Option, PubSub, Queue, Random, Schedule, Schema } from "effect"
+import { Clock, Context, Duration, Effect, Layer, Metric, PubSub, Queue, Random, Schedule, Schema } from "effect"
 import { ReplicaId } from "../crdt/ReplicaId.js"
 import { NodeConfig } from "../config/NodeConfig.js"
 import type { Hello } from "../protocol/Message.js"
@@ -148,7 +148,7 @@ export const make = (options: PeerManagerOptions = {}) =>
   Effect.gen(function*() {
     const config = yield* NodeConfig
     const transport = yield* Transport
-    const discovery = yield* Effect.serviceOption(DiscoveryClient)
+    const discovery = yield* DiscoveryClient
     const self = transport.self
     const maxPeers = options.maxPeers ?? 1024
     const failureMillis = Duration.toMillis(config.failureTimeout)
@@ -476,14 +476,12 @@ export const make = (options: PeerManagerOptions = {}) =>
     yield* every(jitter, config.heartbeatInterval, heartbeat, "heartbeat")
     const exchangeInterval = Duration.decode(options.exchangeInterval ?? Duration.times(config.syncInterval, 5))
     yield* every(exchangeInterval, exchangeInterval, exchange, "peer exchange")
-    if (Option.isSome(discovery)) {
-      yield* every(
-        Duration.zero,
-        Duration.decode(options.discoveryPollInterval ?? config.heartbeatInterval),
-        pollDiscovery(discovery.value),
-        "discovery poll"
-      )
-    }
+    yield* every(
+      Duration.zero,
+      Duration.decode(options.discoveryPollInterval ?? config.heartbeatInterval),
+      pollDiscovery(discovery),
+      "discovery poll"
+    )
 
     return PeerManager.of({
       self,
@@ -501,4 +499,4 @@ export const make = (options: PeerManagerOptions = {}) =>
 
 export const layer = (
   options: PeerManagerOptions = {}
-): Layer.Layer<PeerManager, never, NodeConfig | Transport> => Layer.scoped(PeerManager, make(options))
+): Layer.Layer<PeerManager, never, NodeConfig | Transport | DiscoveryClient> => Layer.scoped(PeerManager, make(options))

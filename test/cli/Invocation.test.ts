@@ -179,6 +179,21 @@ describe("dcounter --role discovery and gateway", () => {
     }))
 })
 
+describe("options added with the one Config per role", () => {
+  it.effect("node --refresh-interval and gateway --read-timeout/--write-timeout, each only on its role", () =>
+    Effect.gen(function*() {
+      const node = yield* ok("Node", ["--role", "node", "--refresh-interval", "10s", "--snapshot-interval", "1h"])
+      expect(Option.map(node.config.refreshInterval ?? Option.none(), Duration.toMillis)).toEqual(Option.some(10_000))
+      expect(Duration.toMillis(node.config.snapshotInterval!)).toBe(3_600_000)
+      const gateway = yield* ok("Gateway", ["--role", "gateway", "--nodes", "http://a:1", "--write-timeout", "3s"])
+      expect(Duration.toMillis(gateway.config.writeTimeout!)).toBe(3000)
+      expect(yield* fails(["--role", "node", "--write-timeout", "3s"])).toBe(
+        "--write-timeout does not apply to --role node (see dcounter --role node --help)"
+      )
+      expect(yield* fails(["--role", "discovery", "--refresh-interval", "3s"])).toMatch(/^--refresh-interval does not apply/)
+    }))
+})
+
 describe("dcounter simulate and wal", () => {
   it.effect("simulate defaults and flags", () =>
     Effect.gen(function*() {

@@ -33,7 +33,8 @@ describe("dcounter (built)", () => {
       const node = yield* dcounter(["--role", "node", "--help"])
       expect(node.code).toBe(0)
       expect(node.stdout).toContain("DCOUNTER_MAX_FAILS")
-      expect(node.stdout).not.toContain("--refresh-interval")
+      expect(node.stdout).toContain("--refresh-interval") // the discovery refresh, since the node has one too
+      expect(node.stdout).not.toContain("--peer-ttl")
     }), { timeout: 60_000 })
 
   it.scopedLive("a role prints where it listens and stops with exit 0 on SIGTERM", () =>

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Context, Duration, Effect, Layer, Queue, TestClock } from "effect"
+import * as DiscoveryStatic from "../../src/discoveryClient/DiscoveryStatic.js"
 import { NodeConfig } from "../../src/config/NodeConfig.js"
 import type { ReplicaId } from "../../src/crdt/ReplicaId.js"
 import * as PeerManager from "../../src/node/PeerManager.js"
@@ -29,7 +30,7 @@ const config = (self: number, peers: ReadonlyArray<string>) =>
 const node = (self: number, peers: ReadonlyArray<string>, options: PeerManager.PeerManagerOptions = {}) =>
   Effect.gen(function*() {
     const ctx = yield* Layer.build(
-      PeerManager.layer({ startJitter: false, ...options }).pipe(Layer.provideMerge(TransportMemory.layer(hello(self))), Layer.provide(config(self, peers)))
+      PeerManager.layer({ startJitter: false, ...options }).pipe(Layer.provideMerge(TransportMemory.layer(hello(self))), Layer.provide(config(self, peers)), Layer.provide(DiscoveryStatic.layerNone))
     )
     const pm = Context.get(ctx, PeerManager.PeerManager)
     const transport = Context.get(ctx, Transport)

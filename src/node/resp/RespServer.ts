@@ -94,7 +94,7 @@ const internalError: Reply = errorReply("ERR internal error")
 export const make = (options: RespServerOptions) =>
   Effect.gen(function*() {
     const store = yield* CounterStore
-    const peers = Option.getOrUndefined(yield* Effect.serviceOption(PeerManager))
+    const peers = yield* PeerManager
     const runtime = yield* Effect.runtime<never>()
     const runSyncExit = Runtime.runSyncExit(runtime)
     const address = splitHostPort(options.addr)
@@ -396,12 +396,12 @@ export const make = (options: RespServerOptions) =>
     return RespServer.of({ address: { host: bound.address, port: bound.port } })
   })
 
-/** The listener on `options.addr`, over the node's store (and its peers, for INFO, when present). */
-export const layer = (options: RespServerOptions): Layer.Layer<RespServer, RespServerError, CounterStore> =>
+/** The listener on `options.addr`, over the node's store (and its peers, for INFO). */
+export const layer = (options: RespServerOptions): Layer.Layer<RespServer, RespServerError, CounterStore | PeerManager> =>
   Layer.scoped(RespServer, make(options))
 
 /** The listener on `--resp-addr` with `--resp-password`, or nothing when `--resp-addr` is not set. */
-export const layerFromConfig: Layer.Layer<never, RespServerError, CounterStore | NodeConfig> = Layer.unwrapEffect(
+export const layerFromConfig: Layer.Layer<never, RespServerError, CounterStore | PeerManager | NodeConfig> = Layer.unwrapEffect(
   Effect.map(NodeConfig, (config) =>
     Option.match(config.respAddr, {
       onNone: () => Layer.empty,
