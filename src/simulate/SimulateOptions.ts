@@ -1,4 +1,4 @@
-/** Settings of `dcounter simulate`, as parsed from its flags (see cli/Flags.ts for defaults). */
+/** Settings of `dcounter simulate`, as parsed from its flags (defaults and validation: cli/SimulateSettings.ts). */
 import type { Duration, Option } from "effect"
 
 export interface SimulateOptions {
