@@ -17,8 +17,8 @@
  * Closing the layer flushes, stops the committer, cuts the segment to its records, waits
  * for a running snapshot and answers whatever is left with `WalError` reason `Closed`.
  */
-import * as path from "node:path"
 import * as fs from "node:fs"
+import * as path from "node:path"
 import { Duration, Effect, Exit, Fiber, Layer } from "effect"
 import { CounterMap } from "../crdt/CounterMap.js"
 import type { Entry } from "../crdt/Entry.js"
@@ -54,7 +54,7 @@ export interface WalFileOptions {
   /**
    * Zeros written ahead of the records whenever they reach the end of the file (default
    * 1 MiB, at most `segmentBytes`): an fdatasync of a record written over them needs no
-   * file-size update, so no journal commit (see docs/bench for what that saves).
+   * file-size update, so no journal commit (figures: docs/performance.md).
    */
   readonly preallocateBytes?: number
   /** Appends waiting for the committer before `append` itself waits (default 16,384). */

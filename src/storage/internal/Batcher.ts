@@ -2,7 +2,7 @@
  * The WAL committer's hand-off (`Committer.ts`) between many appends and one committer,
  * lighter than an Effect `Queue` plus a `Deferred` per item: on the node's durable write
  * path a Queue + Deferred + traced function per write cost several times the CPU of the
- * WAL append it waited for (figures: docs/bench), so it is written by hand.
+ * WAL append it waited for (figures: docs/performance.md), so it is written by hand.
  *
  * `offer(item, resume)` hands an item over with the callback that receives its result (no
  * fiber needed: `ApiServer` answers a request straight from it); `submit(item)` is the
