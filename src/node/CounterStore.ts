@@ -32,6 +32,7 @@ import type { CounterPage, PageRequest } from "../crdt/CounterMap.js"
 import type { CounterName } from "../crdt/CounterName.js"
 import type { Entry } from "../crdt/Entry.js"
 import { Overflow } from "../crdt/PNCounter.js"
+import * as Callback from "../internal/Callback.js"
 import type { ReplicaId } from "../crdt/ReplicaId.js"
 import type { HostPort } from "../protocol/Message.js"
 import { DataDir } from "../storage/DataDir.js"
@@ -343,7 +344,7 @@ export const make = (options: CounterStoreOptions = {}) =>
       s.inFlight++
       inFlight++
       const writeGeneration = generation
-      wal.offer([entry], (exit) => settle(name, entry, writeGeneration, exit, resume))
+      Callback.run(wal.append([entry]), (exit) => settle(name, entry, writeGeneration, exit, resume))
     }
     const write = (kind: "inc" | "dec") => (name: CounterName, by: number): Effect.Effect<number, WriteError> =>
       Effect.async<number, WriteError>((resume) => submit(name, kind, by, resume))

@@ -1,11 +1,13 @@
 /**
- * The write-ahead log port. `append` (and `offer`, its callback form) is durable when it
- * resolves (written and fdatasynced, group-committed with concurrent appends);
+ * The write-ahead log port, made of Effects only. `append` is durable when it resolves
+ * (written and fdatasynced, group-committed with concurrent appends);
  * `appendLazy` is for merged remote state, made durable within a short flush interval.
  * Recovery (snapshot + replay) happens when the layer is built; `recovered` is its result.
- * Implementations: `WalFile.layer` and `WalMemory.layer` (see those modules).
+ * Implementations: `WalFile.layer` and `WalMemory.layer` (see those modules). Both return
+ * `append` as a `Callback` (internal/Callback.ts): an ordinary Effect that the node's write
+ * path can also run without a fiber (`Callback.run`).
  */
-import type { Effect, Exit } from "effect"
+import type { Effect } from "effect"
 import { Context, Data } from "effect"
 import type { CounterMap } from "../crdt/CounterMap.js"
 import type { Entry } from "../crdt/Entry.js"
@@ -55,15 +57,11 @@ export class Wal extends Context.Tag("dcounter/Wal")<
      * Durable append: resolves after the entries are written and fdatasynced. Appends are
      * durable in the order they were made, and a failed write fails every append waiting
      * behind it as well: a caller may build an append on entries of one still in flight
-     * (totals that include it) without that append ever being durable on its own.
+     * (totals that include it) without that append ever being durable on its own. The
+     * append is handed over when the Effect runs, not when it is built; run through
+     * `Callback.run`, it resumes once, possibly before `run` returns (a closed WAL).
      */
     readonly append: (entries: ReadonlyArray<Entry>) => Effect.Effect<void, WalError>
-    /**
-     * `append` at the callback level, for callers that need no fiber to wait (the node's
-     * write path): `resume` is called once, when the entries are durable or have failed
-     * (at once when the WAL is closed; possibly before `offer` returns).
-     */
-    readonly offer: (entries: ReadonlyArray<Entry>, resume: (exit: Exit.Exit<void, WalError>) => void) => void
     /** Coalesced append for merged remote state: durable within the flush interval. */
     readonly appendLazy: (entries: ReadonlyArray<Entry>) => Effect.Effect<void, WalError>
     /** Makes everything appended so far durable. */

@@ -8,6 +8,7 @@
 import { Duration, Effect, Exit, Layer, Queue } from "effect"
 import { fromEntries } from "../crdt/CounterMap.js"
 import type { Entry } from "../crdt/Entry.js"
+import * as Callback from "../internal/Callback.js"
 import { Coalescer, coalesce } from "./internal/Coalescer.js"
 import type { MemoryDisk } from "./MemoryDisk.js"
 import { Wal, WalError, type WalStats } from "./Wal.js"
@@ -110,11 +111,11 @@ export const make = (disk: MemoryDisk, options: WalMemoryOptions = {}) =>
     return Wal.of({
       recovered,
       recoveredMap: () => fromEntries(recovered),
-      append: (entries) => write(coalesce(entries), 1),
-      offer: (entries, resume) => {
-        const error = writeNow(coalesce(entries), 1)
-        resume(error === undefined ? Exit.void : Exit.fail(error))
-      },
+      append: (entries) =>
+        Callback.make((resume) => {
+          const error = writeNow(coalesce(entries), 1)
+          resume(error === undefined ? Exit.void : Exit.fail(error))
+        }),
       appendLazy: (entries) =>
         Effect.suspend(() => {
           if (!alive()) return Effect.fail(new WalError({ reason: "Closed", message: faultMessages.Closed }))

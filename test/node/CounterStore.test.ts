@@ -3,6 +3,7 @@ import { Chunk, Context, Effect, Exit, Fiber, Layer, Queue, Scope, TestClock } f
 import type { CounterName } from "../../src/crdt/CounterName.js"
 import type { Entry } from "../../src/crdt/Entry.js"
 import type { ReplicaId } from "../../src/crdt/ReplicaId.js"
+import * as Callback from "../../src/internal/Callback.js"
 import * as CounterStore from "../../src/node/CounterStore.js"
 import * as DataDirMemory from "../../src/storage/DataDirMemory.js"
 import * as MemoryDisk from "../../src/storage/MemoryDisk.js"
@@ -40,10 +41,11 @@ const heldWal = (disk: MemoryDisk.MemoryDisk) => {
     Effect.map(Wal, (wal) =>
       Wal.of({
         ...wal,
-        offer: (entries, resume) => {
-          offered.push(entries)
-          held.push({ entries, resume })
-        }
+        append: (entries) =>
+          Callback.make((resume) => {
+            offered.push(entries)
+            held.push({ entries, resume })
+          })
       }))
   ).pipe(Layer.provide(WalMemory.layer(disk)))
   const release = (fault?: WalError["reason"]) =>

@@ -1,11 +1,12 @@
 /**
  * The pipelined committer of the file WAL: the next batch is written (and its fdatasync
  * started) before the previous batch's callers are answered; a failed batch fails every
- * append queued behind it; `offer` on a closed WAL answers at once.
+ * append queued behind it; an append run fiberless on a closed WAL answers at once.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Cause, Effect, Exit, FastCheck, Fiber, Option } from "effect"
 import type { Entry } from "../../src/crdt/Entry.js"
+import * as Callback from "../../src/internal/Callback.js"
 import { type FileIo, nodeIo } from "../../src/storage/internal/FileIo.js"
 import type { Wal, WalError } from "../../src/storage/Wal.js"
 import { close, digest, entry, open, tempDir, withWal } from "./walTestKit.js"
@@ -45,10 +46,10 @@ const holdingFirstSync = (events: Array<string>) => {
   return { io, firstSyncStarted: Effect.promise(() => started.promise), release: held.resolve, fail: held.reject }
 }
 
-/** `wal.offer`, recording `label` in `events` when resumed; the effect waits for the outcome. */
+/** `wal.append` run fiberless (`Callback.run`), recording `label` in `events` when resumed; the effect waits for the outcome. */
 const offer = (wal: Wal["Type"], entries: ReadonlyArray<Entry>, events: Array<string>, label: string) => {
   const outcome = new Promise<Outcome>((resolve) =>
-    wal.offer(entries, (exit) => {
+    Callback.run(wal.append(entries), (exit) => {
       events.push(label)
       resolve(exit)
     })
@@ -123,15 +124,15 @@ describe("WalFile pipelined committer", () => {
       expect(digest(recovered)).toBe(digest([entry("kept", "r1", 4), entry("kept", "r2", 1)]))
     }))
 
-  it.scopedLive("offer on a closed WAL resumes at once with Closed", () =>
+  it.scopedLive("an append run fiberless on a closed WAL resumes at once with Closed", () =>
     Effect.gen(function*() {
       const dir = yield* tempDir
       const opened = yield* open(dir)
       yield* opened.wal.append([entry("a", "r1", 1)])
       yield* close(opened)
       const outcomes: Array<Outcome> = []
-      opened.wal.offer([entry("a", "r1", 2)], (exit) => outcomes.push(exit))
-      // resumed before `offer` returned, exactly once
+      Callback.run(opened.wal.append([entry("a", "r1", 2)]), (exit) => outcomes.push(exit))
+      // resumed before `Callback.run` returned, exactly once
       expect(outcomes.map(reasonOf)).toEqual(["Closed"])
       expect(reasonOf(yield* Effect.exit(opened.wal.append([entry("a", "r1", 3)])))).toBe("Closed")
       const recovered = yield* withWal(dir, (wal) => Effect.succeed(wal.recovered))

@@ -1,8 +1,8 @@
 /**
- * The group-commit hand-off between many submitters and one committer, lighter than an
- * Effect `Queue` plus a `Deferred` per item: the WAL's appends waiting for one write +
- * fdatasync. Measured on the node's POST /increment path: a Queue + Deferred + traced
- * function per write cost about 4x the CPU of the WAL append it waited for.
+ * The WAL committer's hand-off (`Committer.ts`) between many appends and one committer,
+ * lighter than an Effect `Queue` plus a `Deferred` per item: on the node's durable write
+ * path a Queue + Deferred + traced function per write cost several times the CPU of the
+ * WAL append it waited for (figures: docs/performance.md), so it is written by hand.
  *
  * `offer(item, resume)` hands an item over with the callback that receives its result (no
  * fiber needed: `ApiServer` answers a request straight from it); `submit(item)` is the
