@@ -52,8 +52,7 @@ export const toPlain = (message: Message): unknown => {
 /**
  * Above this many entries a Push is packed into msgpackr's reused buffer and copied out:
  * msgpackr otherwise allocates a fresh buffer of the previous frame's size per call, which
- * costs large frames much of their throughput, far more than the copy out (and costs more
- * than the copy for small ones too).
+ * costs more than copying out of a reused buffer, and for large frames far more.
  */
 const LARGE_PUSH_ENTRIES = 256
 
