@@ -8,6 +8,8 @@ export default defineConfig({
           name: "unit",
           include: ["test/**/*.test.ts"],
           exclude: ["test/e2e/**", "test/chaos/**"],
+          // a unit test that prints anything fails: no product log line in a passing `npm test`
+          setupFiles: ["test/support/consoleGuard.ts"],
           testTimeout: 30_000,
           hookTimeout: 30_000
         }

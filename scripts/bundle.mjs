@@ -1,6 +1,6 @@
 // Bundles the CLI (src/main.ts) into dist/bundle/ with esbuild: one process then loads a
-// few files instead of ~950 modules, which cuts start-up from ~3 s to under 1 s and an
-// idle node's RSS from ~150 MB to under 80 MB (bench/footprint measures both).
+// few files instead of every module of its dependencies one by one, which cuts its
+// start-up time and an idle node's RSS (bench/footprint measures both; docs/performance.md).
 // bin/dcounter.js runs the bundle; dist/src (tsc) stays for tests, benches and scripts.
 import { rmSync } from "node:fs"
 import { build } from "esbuild"

@@ -1,7 +1,7 @@
 /**
- * Serves an `HttpApi` definition on a raw `node:http` server, several times faster than
- * `HttpApiBuilder.serve()` on `NodeHttpServer`, from the same definition and the same
- * handlers.
+ * Serves an `HttpApi` definition on a raw `node:http` server, from the same definition and
+ * the same handlers as `HttpApiBuilder.serve()` on `NodeHttpServer` but at a fraction of its
+ * cost per request (docs/performance.md compares them).
  *
  * Usage (role authors):
  *
@@ -296,7 +296,7 @@ const make = <E, R>(options: Options<E, R>) =>
     const groupRuntimes = new Map<Context.Context<never>, Runtime.Runtime<never>>()
     // Handler fibers run on the group's context over the server's, with the server's fiber
     // refs, but without Effect's per-fiber runtime metrics (a histogram, a gauge and two
-    // counters updated for every fiber: a third of the cost of forking one) and without the
+    // counters updated for every fiber: a large part of what forking one costs) and without the
     // debug log of "unhandled" failures (every failure is answered, and logged if unexpected).
     const handlerFlags = RuntimeFlags.disable(runtime.runtimeFlags, RuntimeFlags.RuntimeMetrics)
     // `currentContext` is dropped: every fork sets it from the runtime's context anyway, and
@@ -306,8 +306,9 @@ const make = <E, R>(options: Options<E, R>) =>
       fiberRef: FiberRef.unhandledErrorLogLevel,
       value: Option.none()
     })
-    // one shared FIFO for resumed handler fibers (internal/scheduler.ts): 10-15 % less CPU
-    // per durable request than Effect's per-fiber runners, measured with bench/http
+    // one shared FIFO for resumed handler fibers (internal/scheduler.ts): a durable request
+    // resumes once, and Effect's per-fiber runners pay a WeakMap entry, a task bucket and a
+    // promise for that one resumption
     handlerRefs = FiberRefs.updateAs(handlerRefs, {
       fiberId: FiberId.none,
       fiberRef: FiberRef.currentScheduler,

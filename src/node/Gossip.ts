@@ -379,8 +379,8 @@ export const make = (options: GossipOptions = {}) =>
 
     /**
      * Listens to the store's changes only while some peer is alive: a lone node spends
-     * nothing per write on eager push (it cost 4.5 us of a 29 us durable POST, a fiber
-     * wake-up per commit batch, only to find nobody to push to). What is written meanwhile
+     * nothing per write on eager push (otherwise a fiber wakes up per commit batch, only to
+     * find nobody to push to, on the path of every durable POST). What is written meanwhile
      * reaches the peers that come by anti-entropy: a joining or returning peer gets a
      * DigestPull at once (`membership events` below).
      */

@@ -100,7 +100,7 @@ export class Push extends Schema.TaggedClass<Push>()("Push", {
 
 /**
  * A Push built without the generic Schema check of every entry, which `new Push(...)` runs
- * and which costs tens of milliseconds for a 10,000-counter state: the entries are checked
+ * and which allocates per entry, too slow for a full state: the entries are checked
  * by `validateEntries` (same verdict, no allocation), the other fields by the schema.
  * Throws on invalid input, like the constructor. Use it on the gossip hot path.
  */

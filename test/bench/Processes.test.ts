@@ -1,4 +1,4 @@
-import { describe, expect, it } from "@effect/vitest"
+import { describe, expect, it } from "../support/vitest.js"
 import { Effect } from "effect"
 import * as Net from "node:net"
 import { ephemeralLow, freePorts, parseProcStat } from "../../bench/Processes.js"

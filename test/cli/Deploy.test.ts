@@ -4,7 +4,7 @@
  * are one line naming the option; `Cli.program` turns them into exit status 2.
  */
 import { NodeContext } from "@effect/platform-node"
-import { afterEach, describe, expect, it, vi } from "@effect/vitest"
+import { afterEach, describe, expect, it, vi } from "../support/vitest.js"
 import { Effect, Either, Option, Redacted } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"

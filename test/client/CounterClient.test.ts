@@ -4,7 +4,7 @@
  * and tells a refusal from a dead address.
  */
 import * as Http from "node:http"
-import { describe, expect, it } from "@effect/vitest"
+import { describe, expect, it } from "../support/vitest.js"
 import { Effect } from "effect"
 import * as CounterClient from "../../src/client/CounterClient.js"
 

@@ -4,7 +4,7 @@
  * its own DiscoveryHttp client. Discovery is stopped while they run: writes keep converging;
  * it restarts empty on the same address: all three are listed again within two heartbeats.
  */
-import { describe, expect, it } from "@effect/vitest"
+import { describe, expect, it } from "../support/vitest.js"
 import { Context, Duration, Effect, Exit, Layer, Option, Scope } from "effect"
 import type { NodeConfigShape } from "../../src/config/NodeConfig.js"
 import type { CounterName } from "../../src/crdt/CounterName.js"

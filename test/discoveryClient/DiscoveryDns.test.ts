@@ -11,19 +11,7 @@ import { DiscoveryClient } from "../../src/discoveryClient/DiscoveryClient.js"
 import * as DiscoveryDns from "../../src/discoveryClient/DiscoveryDns.js"
 import type { DnsName } from "../../src/discoveryClient/DnsName.js"
 import * as Values from "../../src/config/Values.js"
-
-interface Line {
-  readonly level: string
-  readonly message: string
-}
-
-const capture = () => {
-  const lines: Array<Line> = []
-  const logger = Logger.make<unknown, void>(({ logLevel, message }) => {
-    lines.push({ level: logLevel.label, message: (Array.isArray(message) ? message : [message]).map(String).join(" ") })
-  })
-  return { lines, layer: Logger.replace(Logger.defaultLogger, logger) }
-}
+import { capture } from "../support/TestLogger.js"
 
 type Answer = ReadonlyArray<string> | "fail" | "hang"
 

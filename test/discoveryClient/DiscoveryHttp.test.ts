@@ -2,7 +2,7 @@
  * The HTTP discovery client against a real discovery role on loopback (ephemeral ports).
  * Waits are bounded polls (`eventually`), never fixed sleeps before an assertion.
  */
-import { describe, expect, it } from "@effect/vitest"
+import { describe, expect, it } from "../support/vitest.js"
 import { Context, Duration, Effect, Exit, Layer, Option, Redacted, Scope } from "effect"
 import type { DiscoveredPeer } from "../../src/discoveryClient/DiscoveryClient.js"
 import { DiscoveryClient } from "../../src/discoveryClient/DiscoveryClient.js"

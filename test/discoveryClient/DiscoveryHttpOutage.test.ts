@@ -7,24 +7,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Context, Effect, Fiber, Layer, Logger, LogLevel, Option, TestClock } from "effect"
 import { DiscoveryClient } from "../../src/discoveryClient/DiscoveryClient.js"
 import * as DiscoveryHttp from "../../src/discoveryClient/DiscoveryHttp.js"
-
-interface Line {
-  readonly level: string
-  readonly message: string
-  readonly at: number
-}
-
-const capture = () => {
-  const lines: Array<Line> = []
-  const logger = Logger.make<unknown, void>(({ date, logLevel, message }) => {
-    lines.push({
-      level: logLevel.label,
-      message: (Array.isArray(message) ? message : [message]).map(String).join(" "),
-      at: date.getTime()
-    })
-  })
-  return { lines, layer: Logger.replace(Logger.defaultLogger, logger) }
-}
+import { capture } from "../support/TestLogger.js"
 
 let calls = 0
 const refusing = Layer.succeed(

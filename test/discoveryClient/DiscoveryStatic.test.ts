@@ -1,4 +1,4 @@
-import { describe, expect, it } from "@effect/vitest"
+import { describe, expect, it } from "../support/vitest.js"
 import { Effect, FastCheck as fc, Layer, Option } from "effect"
 import type { DiscoveredPeer } from "../../src/discoveryClient/DiscoveryClient.js"
 import { DiscoveryClient, layerUnion, unionPeers } from "../../src/discoveryClient/DiscoveryClient.js"

@@ -1,4 +1,4 @@
-import { describe, expect, it } from "@effect/vitest"
+import { describe, expect, it } from "../support/vitest.js"
 import { Duration, Effect, Layer, Option } from "effect"
 import { DiscoveryConfig } from "../../src/config/DiscoveryConfig.js"
 import * as DiscoveryRole from "../../src/discoveryServer/DiscoveryRole.js"

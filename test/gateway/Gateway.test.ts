@@ -1,4 +1,4 @@
-import { describe, expect, it } from "@effect/vitest"
+import { describe, expect, it } from "../support/vitest.js"
 import { Context, Duration, Effect, Layer } from "effect"
 import { GatewayConfig } from "../../src/config/GatewayConfig.js"
 import * as GatewayRole from "../../src/gateway/GatewayRole.js"

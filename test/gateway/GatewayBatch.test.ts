@@ -3,7 +3,7 @@
  * requests than writes, each counted once; in front of a real node (memory disk) through
  * its `POST /batch`; a node that dies with a batch makes every write of it 503.
  */
-import { describe, expect, it } from "@effect/vitest"
+import { describe, expect, it } from "../support/vitest.js"
 import { Context, Duration, Effect, Layer, Logger } from "effect"
 import { GatewayConfig } from "../../src/config/GatewayConfig.js"
 import { NodeConfig } from "../../src/config/NodeConfig.js"

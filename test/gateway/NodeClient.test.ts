@@ -1,4 +1,4 @@
-import { describe, expect, it } from "@effect/vitest"
+import { describe, expect, it } from "../support/vitest.js"
 import { Context, Duration, Effect, Either, Fiber, Layer } from "effect"
 import * as Net from "node:net"
 import type { AddressInfo } from "node:net"

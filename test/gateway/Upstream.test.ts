@@ -4,6 +4,7 @@ import type { NodeResponse, NodeResult, RequestOptions } from "../../src/gateway
 import { NodeClient, NodeRequestError } from "../../src/gateway/NodeClient.js"
 import { NodePool } from "../../src/gateway/NodePool.js"
 import * as Upstream from "../../src/gateway/Upstream.js"
+import * as TestLogger from "../support/TestLogger.js"
 
 type Script = "ok" | "500" | "NotReached" | "Busy" | "Indeterminate"
 
@@ -43,7 +44,7 @@ const setup = (nodes: ReadonlyArray<string>, scripts: Record<string, Script>) =>
     unsafeRecordRequest: (node) => void recorded.push(node)
   })
   const upstream = Effect.runSync(
-    Upstream.make().pipe(Effect.provideService(NodeClient, client), Effect.provideService(NodePool, pool))
+    Upstream.make().pipe(Effect.provideService(NodeClient, client), Effect.provideService(NodePool, pool), Effect.provide(TestLogger.quiet))
   )
   return { upstream, calls, markedDown, recorded }
 }

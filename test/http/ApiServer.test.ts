@@ -1,4 +1,4 @@
-import { describe, expect, it } from "@effect/vitest"
+import { describe, expect, it } from "../support/vitest.js"
 import { Effect, Exit, FastCheck, Layer, Ref, Scope } from "effect"
 import * as Http from "node:http"
 import * as Net from "node:net"

@@ -7,7 +7,7 @@
  */
 import { HttpApiBuilder, HttpServer } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
-import { describe, expect, it } from "@effect/vitest"
+import { describe, expect, it } from "../support/vitest.js"
 import { Effect, FastCheck, Layer, Ref } from "effect"
 import type { Context } from "effect"
 import * as Http from "node:http"

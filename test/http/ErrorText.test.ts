@@ -3,8 +3,8 @@
  * the field and, for `by`, the bound; never Schema's internals (`Expected undefined`,
  * `lessThanOrEqualTo(...)`, type literals). And `Retry-After` on every 503.
  */
-import { describe, expect, it } from "@effect/vitest"
-import { Context, Duration, Effect, Layer, Logger } from "effect"
+import { describe, expect, it } from "../support/vitest.js"
+import { Context, Duration, Effect, Layer } from "effect"
 import { GatewayConfig } from "../../src/config/GatewayConfig.js"
 import * as GatewayRole from "../../src/gateway/GatewayRole.js"
 import { ApiServer } from "../../src/http/ApiServer.js"
@@ -12,14 +12,10 @@ import { describeIssues } from "../../src/http/internal/codec.js"
 import * as FakeNode from "../gateway/FakeNode.js"
 import { startDiscovery } from "../discoveryServer/startDiscovery.js"
 
-/** No product log lines in a passing test. */
-const quiet = Logger.remove(Logger.defaultLogger)
-
 const gateway = (nodes: ReadonlyArray<string>) =>
   Effect.map(
     Layer.build(GatewayRole.layer.pipe(
-      Layer.provide(GatewayConfig.layer({ addr: "127.0.0.1:0", nodes, refreshInterval: Duration.minutes(10) })),
-      Layer.provide(quiet)
+      Layer.provide(GatewayConfig.layer({ addr: "127.0.0.1:0", nodes, refreshInterval: Duration.minutes(10) }))
     )),
     (context) => Context.get(context, ApiServer).url
   )
@@ -64,7 +60,7 @@ describe("error texts", () => {
 
   it.scopedLive("discovery: a missing field named", () =>
     Effect.gen(function*() {
-      const discovery = yield* startDiscovery().pipe(Effect.provide(quiet))
+      const discovery = yield* startDiscovery()
       const res = yield* send(`${discovery.url}/register`, "POST", "{}")
       expect(res.status).toBe(400)
       expect(res.body.message).toMatch(/^addr is missing(; httpAddr is missing; nodeId is missing)?$/)

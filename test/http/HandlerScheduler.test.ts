@@ -1,4 +1,4 @@
-import { describe, expect, it } from "@effect/vitest"
+import { describe, expect, it } from "../support/vitest.js"
 import { Effect, Fiber, FiberId, FiberRef, FiberRefs, Runtime } from "effect"
 import { makeHandlerScheduler } from "../../src/http/internal/scheduler.js"
 

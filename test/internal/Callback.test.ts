@@ -1,5 +1,5 @@
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiSchema } from "@effect/platform"
-import { describe, expect, it } from "@effect/vitest"
+import { describe, expect, it } from "../support/vitest.js"
 import { Effect, Exit, Layer, Schema } from "effect"
 import * as ApiServer from "../../src/http/ApiServer.js"
 import * as Callback from "../../src/internal/Callback.js"

@@ -3,8 +3,8 @@
  * known by that advertised address, and only by it, to discovery (register), to another
  * node (its Hello and PeerList) and to the gateway (/nodes). Real sockets on loopback.
  */
-import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Layer, Logger, LogLevel, Option } from "effect"
+import { describe, expect, it } from "../support/vitest.js"
+import { Duration, Effect, Layer, Option } from "effect"
 import { DiscoveryConfig } from "../../src/config/DiscoveryConfig.js"
 import { GatewayConfig } from "../../src/config/GatewayConfig.js"
 import { NodeConfig } from "../../src/config/NodeConfig.js"
@@ -111,5 +111,5 @@ describe("advertised addresses", () => {
           (body?.nodes ?? []).some((n) => n.httpAddr === advertised.http && n.gossipAddr === advertised.gossip && n.healthy))
       )
       expect(JSON.stringify(yield* getJson(`http://${gateway}/nodes`))).not.toContain("0.0.0.0")
-    }).pipe(Logger.withMinimumLogLevel(LogLevel.None)), { timeout: 30_000 })
+    }), { timeout: 30_000 })
 })

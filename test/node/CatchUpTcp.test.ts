@@ -3,11 +3,11 @@
  * real node layers (file WAL in temp dirs, TCP gossip and HTTP on loopback, free ports).
  * The anti-entropy answer goes in parts, and the new node ends with every entry.
  */
-import { describe, expect, it } from "@effect/vitest"
+import { describe, expect, it } from "../support/vitest.js"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { Context, Duration, Effect, Layer, Logger, LogLevel, Scope } from "effect"
+import { Context, Duration, Effect, Layer, Scope } from "effect"
 import { NodeConfig } from "../../src/config/NodeConfig.js"
 import type { CounterName } from "../../src/crdt/CounterName.js"
 import type { Entry } from "../../src/crdt/Entry.js"
@@ -67,5 +67,5 @@ describe("catch-up on TCP loopback", () => {
       expect(yield* b.store.digest).toBe(yield* a.store.digest)
       const sent = yield* a.stats
       expect(sent.pushesSent.full).toBeGreaterThanOrEqual(Math.ceil(ENTRIES / 16_384))
-    }).pipe(Logger.withMinimumLogLevel(LogLevel.None)), 90_000)
+    }), 90_000)
 })

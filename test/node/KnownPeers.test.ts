@@ -1,7 +1,7 @@
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { describe, expect, it } from "@effect/vitest"
+import { describe, expect, it } from "../support/vitest.js"
 import { Duration, Effect, Exit, Layer, Logger, Queue, Schedule, Scope } from "effect"
 import { ReplicaId } from "../../src/crdt/ReplicaId.js"
 import * as PeerManager from "../../src/node/PeerManager.js"

@@ -3,7 +3,7 @@
  * route answers with the documented shape; bad input answers the documented error and
  * changes nothing.
  */
-import { describe, expect, it } from "@effect/vitest"
+import { describe, expect, it } from "../support/vitest.js"
 import { Context, Duration, Effect, Layer } from "effect"
 import { NodeConfig } from "../../src/config/NodeConfig.js"
 import * as ApiServer from "../../src/http/ApiServer.js"

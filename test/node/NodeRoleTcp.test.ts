@@ -3,7 +3,7 @@
  * three nodes converge after writes to each; a node closed and started again on its data
  * directory keeps its replica id and its writes.
  */
-import { describe, expect, it } from "@effect/vitest"
+import { describe, expect, it } from "../support/vitest.js"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"

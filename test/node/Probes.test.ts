@@ -3,8 +3,8 @@
  * (live, not ready, counter routes 503), then ready; a gateway with no node (live, not
  * ready) and with one; discovery (ready once it listens). Real sockets on loopback.
  */
-import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Duration, Effect, Exit, Fiber, Layer, Logger, LogLevel, Option, Redacted, Scope } from "effect"
+import { describe, expect, it } from "../support/vitest.js"
+import { Deferred, Duration, Effect, Exit, Fiber, Layer, Option, Redacted, Scope } from "effect"
 import { DiscoveryConfig } from "../../src/config/DiscoveryConfig.js"
 import { GatewayConfig } from "../../src/config/GatewayConfig.js"
 import { NodeConfig } from "../../src/config/NodeConfig.js"
@@ -31,9 +31,6 @@ const get = (url: string) =>
       return undefined
     }
   })
-
-/** A passing test prints no product log line. */
-const silent = <A, E, R>(effect: Effect.Effect<A, E, R>) => Logger.withMinimumLogLevel(effect, LogLevel.None)
 
 describe("node probes", () => {
   it.scopedLive("a node recovering its WAL is live but not ready, and serves once recovered", () =>
@@ -82,7 +79,7 @@ describe("node probes", () => {
       // stopping: HTTP closes first, so nothing answers any more
       yield* Scope.close(scope, Exit.void)
       expect(yield* get(`http://${http}/livez`)).toBeUndefined()
-    }).pipe(silent), { timeout: 30_000 })
+    }), { timeout: 30_000 })
 })
 
 describe("gateway probes", () => {
@@ -118,7 +115,7 @@ describe("gateway probes", () => {
         Effect.map(get(`http://${gatewayAddr}/readyz`), (r) => r?.status === 200)
       )
       expect((yield* get(`http://${gatewayAddr}/readyz`))?.body).toEqual({ status: "ready", checks: { healthyNode: true } })
-    }).pipe(silent), { timeout: 30_000 })
+    }), { timeout: 30_000 })
 
   it.scopedLive("a gateway that knows no node says so", () =>
     Effect.gen(function*() {
@@ -133,7 +130,7 @@ describe("gateway probes", () => {
       const notReady = yield* get(`http://${gatewayAddr}/readyz`)
       expect(notReady?.status).toBe(503)
       expect(notReady?.body["message"]).toBe("the gateway knows no node yet")
-    }).pipe(silent), { timeout: 30_000 })
+    }), { timeout: 30_000 })
 })
 
 describe("discovery probes", () => {
@@ -148,5 +145,5 @@ describe("discovery probes", () => {
       expect(yield* get(`http://${addr}/livez`)).toEqual({ status: 200, body: { status: "ok" } })
       expect(yield* get(`http://${addr}/readyz`)).toEqual({ status: 200, body: { status: "ready", checks: { http: true } } })
       expect((yield* get(`http://${addr}/peers`))?.status).toBe(401)
-    }).pipe(silent), { timeout: 30_000 })
+    }), { timeout: 30_000 })
 })

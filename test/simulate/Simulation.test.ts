@@ -1,4 +1,4 @@
-import { describe, expect, it } from "@effect/vitest"
+import { describe, expect, it } from "../support/vitest.js"
 import { Duration, Effect, Option } from "effect"
 import * as Report from "../../src/simulate/Report.js"
 import * as Simulation from "../../src/simulate/Simulation.js"

@@ -1,7 +1,7 @@
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { crc32 as zlibCrc32 } from "node:zlib"
-import { describe, expect, it } from "@effect/vitest"
+import { describe, expect, it } from "../support/vitest.js"
 import { Effect, FastCheck as fc } from "effect"
 import type { CounterName } from "../../src/crdt/CounterName.js"
 import type { Entry } from "../../src/crdt/Entry.js"

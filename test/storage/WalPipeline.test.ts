@@ -3,7 +3,7 @@
  * started) before the previous batch's callers are answered; a failed batch fails every
  * append queued behind it; an append run fiberless on a closed WAL answers at once.
  */
-import { describe, expect, it } from "@effect/vitest"
+import { describe, expect, it } from "../support/vitest.js"
 import { Cause, Effect, Exit, FastCheck, Fiber, Option } from "effect"
 import type { Entry } from "../../src/crdt/Entry.js"
 import * as Callback from "../../src/internal/Callback.js"

@@ -1,6 +1,6 @@
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { describe, expect, it } from "@effect/vitest"
+import { describe, expect, it } from "../support/vitest.js"
 import { Effect } from "effect"
 import type { Entry } from "../../src/crdt/Entry.js"
 import { isRecord, readRecord } from "../../src/storage/internal/Record.js"

@@ -1,5 +1,5 @@
 import * as net from "node:net"
-import { describe, expect, it } from "@effect/vitest"
+import { describe, expect, it } from "../support/vitest.js"
 import { Chunk, Effect, Exit, Logger, Metric, Option, Queue, Redacted, Scope as S } from "effect"
 import { CounterName } from "../../src/crdt/CounterName.js"
 import { ReplicaId } from "../../src/crdt/ReplicaId.js"

@@ -3,8 +3,8 @@
  * served by the server itself (no CDN, works without internet).
  *
  * The Swagger UI bundle is the one @effect/platform already ships for `HttpApiSwagger`
- * (`dist/cjs/internal/httpApiSwagger.js`, about 1.9 MB): no extra dependency. It is loaded
- * on the first request for it, not at startup, so an idle node does not hold it in memory.
+ * (`dist/cjs/internal/httpApiSwagger.js`): no extra dependency. It is large, so it is loaded
+ * on the first request for it, not at startup, and an idle node does not hold it in memory.
  *
  * @internal
  */

@@ -4,7 +4,7 @@
  * `--pipe`), the errors Redis clients expect, AUTH, and hostile input (random and mutated
  * frames, a 1 GB bulk length) that never changes state nor stops the server.
  */
-import { describe, expect, it } from "@effect/vitest"
+import { describe, expect, it } from "../../support/vitest.js"
 import { createClient } from "@redis/client"
 import { Context, Effect, FastCheck as fc, Layer, Logger, LogLevel, Metric, Option, Redacted } from "effect"
 import type { Scope } from "effect"
