@@ -44,7 +44,7 @@ const heldWal = (disk: MemoryDisk.MemoryDisk) => {
       Wal.of({
         ...wal,
         append: (entries) =>
-          Callback.make<void, WalError>((resume) => {
+          Callback.make((resume) => {
             offered.push(entries)
             held.push({ entries, resume })
           })
