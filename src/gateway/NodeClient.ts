@@ -16,12 +16,14 @@
  * `idleTimeout`, and one second before the node's own keep-alive timeout, so that a
  * request is not sent on a connection the node is closing.
  *
- * `send` is the callback form for the hot path (no fiber, no Effect per request);
- * `request` is the same as an Effect (interruptible: an interrupted request's connection
- * is closed).
+ * The port is one Effect, `request`. It is a `Callback` (internal/Callback.ts): the
+ * gateway's forwarding runs it with `Callback.run`, straight from the connection's
+ * callback, with no fiber per request; yielded on a fiber it is interruptible (an
+ * interrupted request's connection is closed).
  */
 import type { Scope } from "effect"
-import { Cause, Context, Data, Duration, Effect, Either, Layer, Runtime } from "effect"
+import { Cause, Context, Data, Duration, Effect, Either, Exit, Layer, Runtime } from "effect"
+import * as Callback from "../internal/Callback.js"
 import { ConnectionPool } from "./internal/connectionPool.js"
 import type { Outcome } from "./internal/connectionPool.js"
 
@@ -50,6 +52,7 @@ export interface RequestOptions {
   readonly timeoutMillis: number
 }
 
+/** A request's result as data, for the callback-level forwarding (see `resultOf`). */
 export type NodeResult = Either.Either<NodeResponse, NodeRequestError>
 
 export interface NodeClientOptions {
@@ -81,16 +84,35 @@ const MAX_HEAD_BYTES = 16 * 1024
 export class NodeClient extends Context.Tag("dcounter/NodeClient")<
   NodeClient,
   {
-    /** One request to the node at `host:port`; never retried here. */
+    /**
+     * One request to the node at `host:port`; never retried here. Interrupting it closes
+     * its connection. (A `Callback`: the forwarding runs it without a fiber.)
+     */
     readonly request: (node: string, options: RequestOptions) => Effect.Effect<NodeResponse, NodeRequestError>
-    /** The same, calling `reply` exactly once with the result (for callers without a fiber). */
-    readonly send: (node: string, options: RequestOptions, reply: (result: NodeResult) => void) => void
   }
 >() {}
 
-const toResult = (node: string, outcome: Outcome): NodeResult => {
+/**
+ * A request's exit as a `NodeResult`. A defect (no `NodeRequestError`: a bug, not the
+ * network) is `Indeterminate`: nothing says the request did not reach the node.
+ */
+export const resultOf = (node: string, exit: Exit.Exit<NodeResponse, NodeRequestError>): NodeResult => {
+  if (Exit.isSuccess(exit)) return Either.right(exit.value)
+  const failure = Cause.failureOption(exit.cause)
+  if (failure._tag === "Some") return Either.left(failure.value)
+  return Either.left(
+    new NodeRequestError({
+      reason: "Indeterminate",
+      node,
+      message: `${node}: the request failed unexpectedly: ${Cause.pretty(exit.cause)}`,
+      cause: Cause.squash(exit.cause)
+    })
+  )
+}
+
+const toExit = (node: string, outcome: Outcome): Exit.Exit<NodeResponse, NodeRequestError> => {
   if (!outcome.ok) {
-    return Either.left(
+    return Exit.fail(
       new NodeRequestError({
         reason: outcome.reason,
         node,
@@ -109,7 +131,7 @@ const toResult = (node: string, outcome: Outcome): NodeResult => {
       json = undefined
     }
   }
-  return Either.right({ status, json, text })
+  return Exit.succeed({ status, json, text })
 }
 
 export const make = (options: NodeClientOptions = defaultOptions): Effect.Effect<NodeClient["Type"], never, Scope.Scope> =>
@@ -133,17 +155,13 @@ export const make = (options: NodeClientOptions = defaultOptions): Effect.Effect
       (pool) => Effect.sync(() => pool.close())
     )
 
-    const send = (node: string, req: RequestOptions, reply: (result: NodeResult) => void): void => {
-      pool.send(node, req, (outcome) => reply(toResult(node, outcome)))
-    }
-
     const request = (node: string, req: RequestOptions): Effect.Effect<NodeResponse, NodeRequestError> =>
-      Effect.async<NodeResponse, NodeRequestError>((resume) => {
-        const pending = pool.send(node, req, (outcome) => resume(toResult(node, outcome)))
-        return Effect.sync(() => pool.cancel(pending))
+      Callback.makeInterruptible<NodeResponse, NodeRequestError>((resume) => {
+        const pending = pool.send(node, req, (outcome) => resume(toExit(node, outcome)))
+        return () => pool.cancel(pending)
       })
 
-    return NodeClient.of({ request, send })
+    return NodeClient.of({ request })
   })
 
 export const layer = (options: NodeClientOptions = defaultOptions): Layer.Layer<NodeClient> =>

@@ -4,9 +4,14 @@
  * value and id) every `--refresh-interval` with a bounded timeout. Requests go to healthy
  * nodes in round-robin order (`candidates`); a node found unreachable by a request is
  * taken out at once (`markDown`) until a later check finds it healthy again.
+ *
+ * The forwarding hot path (`Upstream`) uses `candidates`, `markDown` and `recordRequest`
+ * per request: they are `Callback`s (internal/Callback.ts), which it runs with
+ * `Callback.run`, without a fiber.
  */
 import type { Scope } from "effect"
-import { Clock, Context, Duration, Effect, Layer, Runtime, Schedule } from "effect"
+import { Clock, Context, Duration, Effect, Exit, Layer, Runtime, Schedule } from "effect"
+import * as Callback from "../internal/Callback.js"
 import { GatewayConfig } from "../config/GatewayConfig.js"
 import { DiscoveryClient } from "../discoveryClient/DiscoveryClient.js"
 import { NodeClient } from "./NodeClient.js"
@@ -46,23 +51,23 @@ export class NodePool extends Context.Tag("dcounter/NodePool")<
   {
     /** Every known node, healthy or not, sorted by HTTP address. */
     readonly nodes: Effect.Effect<ReadonlyArray<NodeView>>
-    /** The healthy nodes' HTTP addresses, rotated one step per call (round-robin). */
+    /**
+     * The healthy nodes' HTTP addresses, rotated one step per run (round-robin). Completes
+     * at once. (A `Callback.sync`.)
+     */
     readonly candidates: Effect.Effect<ReadonlyArray<string>>
     readonly healthyCount: Effect.Effect<number>
-    /** Takes a node out of rotation until a later check finds it healthy. */
+    /**
+     * Takes a node out of rotation until a later check finds it healthy (logged when it
+     * was healthy). Completes at once. (A `Callback`.)
+     */
     readonly markDown: (httpAddr: string, reason: string) => Effect.Effect<void>
+    /** Counts a request forwarded to a node (shown by `/nodes`). (A `Callback.sync`.) */
+    readonly recordRequest: (httpAddr: string) => Effect.Effect<void>
     /** Refreshes the node list and checks every node now (one refresh at a time). */
     readonly refresh: Effect.Effect<void>
     /** Refreshes unless the last refresh finished less than `maxAge` ago. */
     readonly refreshIfOlder: (maxAge: Duration.DurationInput) => Effect.Effect<void>
-    /**
-     * Synchronous forms for the forwarding hot path (`Upstream`), which answers without a
-     * fiber: `candidates`, `markDown` (logs like it), and counting a request forwarded
-     * to a node (shown by `/nodes`).
-     */
-    readonly unsafeCandidates: () => ReadonlyArray<string>
-    readonly unsafeMarkDown: (httpAddr: string, reason: string) => void
-    readonly unsafeRecordRequest: (httpAddr: string) => void
   }
 >() {}
 
@@ -216,7 +221,7 @@ export const make = (options?: Partial<PoolOptions>): Effect.Effect<NodePool["Ty
 
     const nodes = Effect.sync((): ReadonlyArray<NodeView> => [...table.values()].sort(byAddr).map((e) => ({ ...e })))
 
-    const unsafeCandidates = (): ReadonlyArray<string> => {
+    const rotate = (): ReadonlyArray<string> => {
       const addrs = healthy
       if (addrs.length <= 1) return addrs
       const offset = rotation % addrs.length
@@ -236,17 +241,19 @@ export const make = (options?: Partial<PoolOptions>): Effect.Effect<NodePool["Ty
     }
     const logDown = (httpAddr: string, reason: string) => Effect.logWarning(`node ${httpAddr} taken out of rotation: ${reason}`)
 
-    const markDown = (httpAddr: string, reason: string) =>
-      Effect.suspend(() => (takeDown(httpAddr, reason) ? logDown(httpAddr, reason) : Effect.void))
+    // run without a fiber by the forwarding, so the rare line it logs goes through the
+    // layer's runtime (a fiber then, only when a healthy node is taken down)
+    const markDown = (httpAddr: string, reason: string): Effect.Effect<void> =>
+      Callback.make((resume) => {
+        if (takeDown(httpAddr, reason)) Runtime.runSync(runtime)(logDown(httpAddr, reason))
+        resume(Exit.void)
+      })
 
-    const unsafeMarkDown = (httpAddr: string, reason: string): void => {
-      if (takeDown(httpAddr, reason)) Runtime.runSync(runtime)(logDown(httpAddr, reason))
-    }
-
-    const unsafeRecordRequest = (httpAddr: string): void => {
-      const entry = table.get(httpAddr)
-      if (entry !== undefined) entry.requests++
-    }
+    const recordRequest = (httpAddr: string): Effect.Effect<void> =>
+      Callback.sync(() => {
+        const entry = table.get(httpAddr)
+        if (entry !== undefined) entry.requests++
+      })
 
     yield* refresh
     yield* refresh.pipe(
@@ -258,14 +265,12 @@ export const make = (options?: Partial<PoolOptions>): Effect.Effect<NodePool["Ty
 
     return NodePool.of({
       nodes,
-      candidates: Effect.sync(unsafeCandidates),
+      candidates: Callback.sync(rotate),
       healthyCount: Effect.sync(() => healthy.length),
       markDown,
+      recordRequest,
       refresh,
-      refreshIfOlder,
-      unsafeCandidates,
-      unsafeMarkDown,
-      unsafeRecordRequest
+      refreshIfOlder
     })
   })
 

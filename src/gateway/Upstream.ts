@@ -8,11 +8,13 @@
  * A node that could not be reached is taken out of rotation until its next health check.
  * Each node is tried at most once per request.
  *
- * This is the gateway's hot path, so it runs without a fiber: `read` and `write` return a
- * `Callback` (internal/Callback.ts), an Effect that `ApiServer` answers straight from the
- * node's reply, and the handler's mapping of the answer (`decode`) is applied in the same
- * callback. No span per request (a span and a fiber per request were most of the gateway's
- * CPU in bench/http); the counters below are updated directly.
+ * This is the gateway's hot path, so it runs without a fiber: `read`, `write` and `count`
+ * are typed as plain Effects but return a `Callback` (internal/Callback.ts), which
+ * `ApiServer` answers straight from the node's reply, and the handler's mapping of the
+ * answer (`decode`) is applied in the same callback. The ports it uses (`NodeClient.request`,
+ * `NodePool.candidates` / `markDown` / `recordRequest`) are Callbacks as well, run here with
+ * `Callback.run`. No span per request (a span and a fiber per request were most of the
+ * gateway's CPU in bench/http); the counters below are updated directly.
  *
  * Increments and decrements (`count`) are forwarded in batches: the writes bound for one
  * node travel together in one `POST /batch`, under the same retry rule applied to the
@@ -23,8 +25,8 @@ import * as Callback from "../internal/Callback.js"
 import { Unavailable } from "./GatewayApi.js"
 import type { Counted, Write, WriteError } from "./internal/writeBatcher.js"
 import { WriteBatcher } from "./internal/writeBatcher.js"
-import type { NodeRequestError, NodeResponse, NodeResult } from "./NodeClient.js"
-import { NodeClient } from "./NodeClient.js"
+import type { NodeRequestError, NodeResponse, NodeResult, RequestOptions } from "./NodeClient.js"
+import { NodeClient, resultOf } from "./NodeClient.js"
 import { NodePool } from "./NodePool.js"
 import * as Prometheus from "../observability/Prometheus.js"
 
@@ -95,17 +97,17 @@ export class Upstream extends Context.Tag("dcounter/Upstream")<
   Upstream,
   {
     /** GET `path` on a healthy node, failing over on any failure; `decode` maps the answer. */
-    readonly read: <A, E>(path: string, decode: Decode<A, E>) => Callback.Callback<A, E | Unavailable>
+    readonly read: <A, E>(path: string, decode: Decode<A, E>) => Effect.Effect<A, E | Unavailable>
     /**
      * POST `body` (JSON text) to `path` on a healthy node, failing over only when it was
      * not reached; `decode` maps the answer.
      */
-    readonly write: <A, E>(path: string, body: string, decode: Decode<A, E>) => Callback.Callback<A, E | Unavailable>
+    readonly write: <A, E>(path: string, body: string, decode: Decode<A, E>) => Effect.Effect<A, E | Unavailable>
     /**
      * An increment or decrement, forwarded in one batch with the other writes bound for
      * the same node; `map` shapes the durable result.
      */
-    readonly count: <A>(write: Write, map: (counted: Counted) => A) => Callback.Callback<A, WriteError>
+    readonly count: <A>(write: Write, map: (counted: Counted) => A) => Effect.Effect<A, WriteError>
   }
 >() {}
 
@@ -126,6 +128,32 @@ export const make = (options: UpstreamOptions = defaultOptions, schedule: (f: ()
     const readMillis = Duration.toMillis(options.readTimeout)
     const writeMillis = Duration.toMillis(options.writeTimeout)
 
+    // The pool's and the client's Effects at the callback level (`Callback.run`): no fiber
+    // when they are Callbacks, as NodePool's and NodeClient's are. They cannot fail; a
+    // defect is logged (and an empty candidate list answers 503).
+    const reportDefect = (what: string) => (exit: Exit.Exit<unknown, unknown>): void => {
+      if (Exit.isFailure(exit)) Runtime.runSync(runtime)(Effect.logError(`${what} failed unexpectedly`, exit.cause))
+    }
+    const candidatesFailed = reportDefect("NodePool.candidates")
+    const markDownFailed = reportDefect("NodePool.markDown")
+    const recordFailed = reportDefect("NodePool.recordRequest")
+    /**
+     * The healthy nodes now. `candidates` completes at once (a `Callback.sync`; an
+     * `Effect.sync` stand-in runs to its end on the spot too); had it not, no node is listed.
+     */
+    const candidates = (): ReadonlyArray<string> => {
+      let nodes: ReadonlyArray<string> = []
+      Callback.run(pool.candidates, (exit) => {
+        if (Exit.isSuccess(exit)) nodes = exit.value
+        else candidatesFailed(exit)
+      })
+      return nodes
+    }
+    const markDown = (node: string, reason: string): void => Callback.run(pool.markDown(node, reason), markDownFailed)
+    const recordRequest = (node: string): void => Callback.run(pool.recordRequest(node), recordFailed)
+    const send = (node: string, request: RequestOptions, reply: (result: NodeResult) => void): void =>
+      Callback.run(client.request(node, request), (exit) => reply(resultOf(node, exit)))
+
     /**
      * Tries the healthy nodes in turn: `judge` decides, for each failure, whether the next
      * node may be tried. Calls `done` once.
@@ -139,7 +167,7 @@ export const make = (options: UpstreamOptions = defaultOptions, schedule: (f: ()
       judge: (failure: NodeRequestError | string, node: string) => Verdict,
       done: (exit: Exit.Exit<Answer, Unavailable>) => void
     ): void => {
-      const nodes = pool.unsafeCandidates()
+      const nodes = candidates()
       if (nodes.length === 0) {
         count(unavailable)
         return done(Exit.fail(noHealthyNode))
@@ -161,8 +189,8 @@ export const make = (options: UpstreamOptions = defaultOptions, schedule: (f: ()
         const node = nodes[i]!
         if (i > 0) count(failovers)
         count(forwarded)
-        pool.unsafeRecordRequest(node)
-        client.send(node, request, (result: NodeResult) => {
+        recordRequest(node)
+        send(node, request, (result: NodeResult) => {
           if (result._tag === "Right" && accept(result.right)) return done(Exit.succeed({ node, response: result.right }))
           const failure = result._tag === "Left" ? result.left : `${node} answered ${result.right.status}`
           const verdict = judge(failure, node)
@@ -178,7 +206,7 @@ export const make = (options: UpstreamOptions = defaultOptions, schedule: (f: ()
     /** reads: a 5xx answer or any failure moves on; an unreachable node is taken out */
     const readAnswer = (response: NodeResponse) => response.status < 500
     const judgeRead = (failure: NodeRequestError | string, node: string): Verdict => {
-      if (typeof failure !== "string" && failure.reason === "NotReached") pool.unsafeMarkDown(node, failure.message)
+      if (typeof failure !== "string" && failure.reason === "NotReached") markDown(node, failure.message)
       return "next"
     }
     /** writes: only what provably did not reach the node moves on */
@@ -186,13 +214,13 @@ export const make = (options: UpstreamOptions = defaultOptions, schedule: (f: ()
       if (typeof failure === "string") return "next" // not produced: every answer is accepted
       switch (failure.reason) {
         case "NotReached":
-          pool.unsafeMarkDown(node, failure.message)
+          markDown(node, failure.message)
           return "next"
         case "Busy":
           return "next"
         case "Indeterminate":
           count(indeterminate)
-          pool.unsafeMarkDown(node, failure.message)
+          markDown(node, failure.message)
           logWarning(`write ${failure.message}: indeterminate, not retried`)
           return new Unavailable({
             error: "indeterminate",
@@ -223,17 +251,17 @@ export const make = (options: UpstreamOptions = defaultOptions, schedule: (f: ()
       Callback.make((resume) => forward("POST", path, body, writeMillis, anyAnswer, judgeWrite, finish(decode, resume)))
 
     const batcher = new WriteBatcher({
-      candidates: pool.unsafeCandidates,
+      candidates,
       send: (node, path, body, reply) => {
         if (path === "/batch") count(batches)
-        client.send(node, { method: "POST", path, body, timeoutMillis: writeMillis }, reply)
+        send(node, { method: "POST", path, body, timeoutMillis: writeMillis }, reply)
       },
       now: () => performance.now(),
-      markDown: pool.unsafeMarkDown,
+      markDown,
       forwarded: (node, failover) => {
         if (failover) count(failovers)
         count(forwarded)
-        pool.unsafeRecordRequest(node)
+        recordRequest(node)
       },
       indeterminate: (_node, writes, message) => {
         indeterminate.unsafeUpdate(writes, noTags)

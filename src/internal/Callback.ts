@@ -47,6 +47,23 @@ export const make = <A, E>(register: Register<A, E>): Callback<A, E> => {
 }
 
 /**
+ * `make` for an operation that can be called off: `register` starts it and returns the
+ * function that cancels it. Yielded on a fiber, interrupting the fiber calls that function
+ * (the Effect is `Effect.async` with it as the canceler); run by `run` or `ApiServer` there
+ * is no fiber to interrupt, so it is never called there and what was started completes.
+ */
+export const makeInterruptible = <A, E>(
+  register: (resume: (exit: Exit.Exit<A, E>) => void) => () => void
+): Callback<A, E> => {
+  const effect = Effect.async<A, E>((resume) => {
+    const cancel = register(resume)
+    return Effect.sync(cancel)
+  }) as Effect.Effect<A, E> & { [TypeId]?: Register<A, E> }
+  effect[TypeId] = (resume) => void register(resume)
+  return effect as Callback<A, E>
+}
+
+/**
  * `Effect.sync(evaluate)` that `ApiServer` runs without a fiber: `evaluate` runs each time
  * the effect runs (not when it is built), and must not throw (a throw is a defect).
  */
@@ -55,6 +72,31 @@ export const sync = <A>(evaluate: () => A): Callback<A, never> =>
 
 export const isCallback = (u: unknown): u is Callback<unknown, unknown> =>
   typeof u === "object" && u !== null && TypeId in u
+
+/**
+ * `effect` with its exit mapped by `f`: a caller shapes a port's answer (a handler's
+ * response, an HTTP error) and keeps the fiberless form. A `Callback` gives a `Callback`
+ * whose register function runs the original's and maps its exit; any other Effect gives an
+ * ordinary Effect (`Effect.exit` then `f`). A throw in `f` is a defect in both.
+ */
+export const mapExit = <A, E, B, E2>(
+  effect: Effect.Effect<A, E>,
+  f: (exit: Exit.Exit<A, E>) => Exit.Exit<B, E2>
+): Effect.Effect<B, E2> => {
+  if (!isCallback(effect)) return Effect.flatMap(Effect.exit(effect), f)
+  const register = (effect as unknown as Callback<A, E>)[TypeId]
+  return make<B, E2>((resume) =>
+    register((exit) => {
+      let mapped: Exit.Exit<B, E2>
+      try {
+        mapped = f(exit)
+      } catch (defect) {
+        mapped = Exit.die(defect)
+      }
+      resume(mapped)
+    })
+  )
+}
 
 /**
  * Runs `effect` and calls `resume` once with its exit: through the register function

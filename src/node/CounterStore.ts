@@ -4,11 +4,17 @@
  * A local write is prepared at once: the replica's new own totals for the counter, computed
  * on a staging copy of the counter that already holds the totals of this replica's writes
  * still in flight (an `Overflow` fails only this write). The entry goes to the WAL as one
- * append (`Wal.offer`, group-committed with every other append waiting for the disk); once
- * it is durable it is applied to the map and the write resolves with the counter's new
- * value. No fiber per write and no committer of its own: the WAL's committer batches, and
- * it begins the next write + fdatasync before it settles the last batch, so the disk is
- * busy while the answers go out.
+ * append (`Wal.append`, group-committed with every other append waiting for the disk);
+ * once it is durable it is applied to the map and the write resolves with the counter's
+ * new value. No committer of its own: the WAL's committer batches, and it begins the next
+ * write + fdatasync before it settles the last batch, so the disk is busy while the
+ * answers go out.
+ *
+ * The port is made of Effects only. `increment` / `decrement` return a `Callback`
+ * (internal/Callback.ts) and `value` a `Callback.sync`: ordinary Effects that a hot caller
+ * (the HTTP engine, the RESP front end) runs with `Callback.run`, without a fiber per
+ * write. The write itself runs the WAL's `append` the same way, so a write that reaches
+ * the WAL through callbacks end to end costs no fiber, span or Effect run of its own.
  *
  * Invariant: an own entry is never visible (HTTP reads, gossip) before it is durable.
  * Otherwise a crash could make this replica hand out totals that peers already hold, and
@@ -101,24 +107,15 @@ export class CounterStore extends Context.Tag("dcounter/CounterStore")<
      * means something only together with the incarnation it belongs to.
      */
     readonly incarnation: string
-    /** Adds `by` to the counter; resolves with its new value once the write is durable. */
+    /**
+     * Adds `by` to the counter; resolves with its new value once the write is durable, or
+     * fails at once if the store is closed. The write is prepared when the Effect runs, and
+     * each run is one write. (A `Callback`: a hot caller runs it without a fiber.)
+     */
     readonly increment: (name: CounterName, by: number) => Effect.Effect<number, WriteError>
     readonly decrement: (name: CounterName, by: number) => Effect.Effect<number, WriteError>
-    /**
-     * `increment` / `decrement` at the callback level, for callers that need no fiber to
-     * wait (`ApiServer`'s `Callback` handlers): `resume` is called once, with the new value
-     * once the write is durable, or with the error (at once if the store is closed).
-     */
-    readonly submit: (
-      name: CounterName,
-      kind: "inc" | "dec",
-      by: number,
-      resume: (exit: Exit.Exit<number, WriteError>) => void
-    ) => void
-    /** The counter's value (0 if never written). */
+    /** The counter's value (0 if never written). (A `Callback.sync`.) */
     readonly value: (name: CounterName) => Effect.Effect<number>
-    /** `value`, read at once: for callers that need no fiber (`Callback.sync` handlers). */
-    readonly unsafeValue: (name: CounterName) => number
     /** This replica's own contribution to the counter: own increments - own decrements. */
     readonly localValue: (name: CounterName) => Effect.Effect<number>
     /** Every counter with its value, sorted by name. */
@@ -151,6 +148,14 @@ export class CounterStore extends Context.Tag("dcounter/CounterStore")<
     readonly changes: Effect.Effect<Queue.Dequeue<Change>, never, Scope.Scope>
   }
 >() {}
+
+/** `increment` or `decrement` by `kind`: for callers that carry a write's direction as data. */
+export const write = (
+  store: CounterStore["Type"],
+  name: CounterName,
+  kind: "inc" | "dec",
+  by: number
+): Effect.Effect<number, WriteError> => kind === "inc" ? store.increment(name, by) : store.decrement(name, by)
 
 // ---------------------------------------------------------------------------- metrics
 
@@ -320,7 +325,7 @@ export const make = (options: CounterStoreOptions = {}) =>
       })
     )
 
-    // Hot path: no fiber, span or Effect per write.
+    // Hot path: no fiber or span per write; the WAL's append runs at the callback level.
     const submit = (
       name: CounterName,
       kind: "inc" | "dec",
@@ -347,7 +352,7 @@ export const make = (options: CounterStoreOptions = {}) =>
       Callback.run(wal.append([entry]), (exit) => settle(name, entry, writeGeneration, exit, resume))
     }
     const write = (kind: "inc" | "dec") => (name: CounterName, by: number): Effect.Effect<number, WriteError> =>
-      Effect.async<number, WriteError>((resume) => submit(name, kind, by, resume))
+      Callback.make<number, WriteError>((resume) => submit(name, kind, by, resume))
 
     const merge = (entries: ReadonlyArray<Entry>, source: MergeSource = {}) =>
       Effect.suspend(() => {
@@ -389,9 +394,7 @@ export const make = (options: CounterStoreOptions = {}) =>
       incarnation: randomBytes(8).toString("hex"),
       increment: write("inc"),
       decrement: write("dec"),
-      submit,
-      value: (name) => Effect.sync(() => map.value(name)),
-      unsafeValue: (name) => map.value(name),
+      value: (name) => Callback.sync(() => map.value(name)),
       localValue: (name) =>
         Effect.sync(() => {
           const t = map.totals(name, replicaId)

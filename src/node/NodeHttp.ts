@@ -16,6 +16,7 @@ import * as Callback from "../internal/Callback.js"
 import * as Probes from "../api/Probes.js"
 import type { PeerManager } from "./PeerManager.js"
 import type { CounterStore, WriteError } from "./CounterStore.js"
+import * as CounterStoreModule from "./CounterStore.js"
 import type { BatchResponse, BatchResult, BatchWrite } from "./NodeApi.js"
 import { CounterOverflow, MAX_BODY_BYTES, NodeApi, Unavailable } from "./NodeApi.js"
 import * as NodeReadinessModule from "./NodeReadiness.js"
@@ -29,9 +30,9 @@ const toHttpError = (e: WriteError): CounterOverflow | Unavailable =>
   e._tag === "Overflow" ? CounterOverflow.of(e.message) : Unavailable.of(e.message)
 
 /**
- * A durable write as a handler's answer: a `Callback` (ApiServer answers it from the
- * committer, without a fiber per request; see internal/Callback.ts) that resolves with
- * `answer(newValue)` once the write is durable.
+ * A durable write as a handler's answer: the store's write mapped with `Callback.mapExit`,
+ * so it stays a `Callback` that ApiServer answers from the committer, without a fiber per
+ * request (see internal/Callback.ts); it resolves with `answer(newValue)` once durable.
  */
 const write = <A>(
   store: CounterStore["Type"],
@@ -39,10 +40,15 @@ const write = <A>(
   kind: "inc" | "dec",
   by: number,
   answer: (value: number) => A
-): Callback.Callback<A, CounterOverflow | Unavailable> =>
-  Callback.make((resume) =>
-    store.submit(name, kind, by, (exit) => resume(Exit.mapBoth(exit, { onFailure: toHttpError, onSuccess: answer })))
+): Effect.Effect<A, CounterOverflow | Unavailable> =>
+  Callback.mapExit(
+    CounterStoreModule.write(store, name, kind, by),
+    Exit.mapBoth({ onFailure: toHttpError, onSuccess: answer })
   )
+
+/** A counter's value as a handler's answer; a `Callback` still (ApiServer reads it without a fiber). */
+const read = <A>(store: CounterStore["Type"], name: CounterName, answer: (value: number) => A): Effect.Effect<A> =>
+  Callback.mapExit(store.value(name), Exit.map(answer))
 
 /** Before the node's services are attached (WAL recovery) and once it stops: 503. */
 const notRunning = (readiness: NodeReadiness["Type"]) =>
@@ -69,7 +75,7 @@ export const CounterHandlers = ApiServer.group(NodeApi, "counter", (handlers) =>
     const answer = (store: CounterStore["Type"]) => (value: number) => ({ value, nodeId: store.replicaId as string })
     const run = <A, E>(f: (running: Running) => Effect.Effect<A, E>) => withRunning(readiness, f)
     return handlers
-      .handle("counter", run(({ store }) => Callback.sync(() => answer(store)(store.unsafeValue(DEFAULT_COUNTER)))))
+      .handle("counter", run(({ store }) => read(store, DEFAULT_COUNTER, answer(store))))
       .handle("increment", ({ payload }) =>
         run(({ store }) => write(store, DEFAULT_COUNTER, "inc", byOf(payload), answer(store)))())
       .handle("decrement", ({ payload }) =>
@@ -96,7 +102,7 @@ export const CountersHandlers = ApiServer.group(NodeApi, "counters", (handlers) 
     return handlers
       .handle("list", ({ urlParams }) => run(({ store }) => store.page(pageRequestOf(urlParams)))())
       .handle("get", ({ path }) =>
-        run(({ store }) => Callback.sync(() => answer(store, path.name)(store.unsafeValue(path.name))))())
+        run(({ store }) => read(store, path.name, answer(store, path.name)))())
       .handle("increment", ({ path, payload }) =>
         run(({ store }) => write(store, path.name, "inc", byOf(payload), answer(store, path.name)))())
       .handle("decrement", ({ path, payload }) =>
@@ -113,19 +119,19 @@ const batchResult = (exit: Exit.Exit<number, WriteError>): BatchResult => {
 }
 
 /**
- * A batch as one `Callback`: every write is submitted in this synchronous run, so they
- * join the same WAL group commit, and the answer goes out when the last one settled.
+ * A batch as one `Callback`: every write is run (`Callback.run`) in this synchronous run, so
+ * they join the same WAL group commit, and the answer goes out when the last one settled.
  */
 const writeBatch = (
   store: CounterStore["Type"],
   writes: ReadonlyArray<BatchWrite>
-): Callback.Callback<BatchResponse, never> =>
+): Effect.Effect<BatchResponse> =>
   Callback.make((resume) => {
     const results = new Array<BatchResult>(writes.length)
     let left = writes.length
     for (let i = 0; i < writes.length; i++) {
       const w = writes[i]!
-      store.submit(w.name, w.kind, w.by, (exit) => {
+      Callback.run(CounterStoreModule.write(store, w.name, w.kind, w.by), (exit) => {
         results[i] = batchResult(exit)
         if (--left === 0) resume(Exit.succeed({ nodeId: store.replicaId as string, results }))
       })

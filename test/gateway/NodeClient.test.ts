@@ -3,6 +3,7 @@ import { Context, Duration, Effect, Either, Fiber, Layer } from "effect"
 import * as Net from "node:net"
 import type { AddressInfo } from "node:net"
 import * as NodeClient from "../../src/gateway/NodeClient.js"
+import * as Callback from "../../src/internal/Callback.js"
 import * as FakeNode from "./FakeNode.js"
 
 const options = (overrides: Partial<NodeClient.NodeClientOptions> = {}): NodeClient.NodeClientOptions => ({
@@ -197,7 +198,8 @@ describe("NodeClient", () => {
       const closed = yield* Effect.scoped(
         Effect.gen(function*() {
           const nodes = yield* client()
-          nodes.send(silent.addr, get, (r) => results.push(r))
+          // the callback level, as the forwarding runs it
+          Callback.run(nodes.request(silent.addr, get), (exit) => results.push(NodeClient.resultOf(silent.addr, exit)))
           yield* waitFor(() => received === 1)
           expect(results).toHaveLength(0)
           return nodes
@@ -205,7 +207,7 @@ describe("NodeClient", () => {
       )
       expect(results).toHaveLength(1)
       expect(results[0]).toMatchObject({ _tag: "Left", left: { reason: "Indeterminate" } })
-      closed.send(silent.addr, get, (r) => results.push(r))
+      Callback.run(closed.request(silent.addr, get), (exit) => results.push(NodeClient.resultOf(silent.addr, exit)))
       expect(results[1]).toMatchObject({ _tag: "Left", left: { reason: "NotReached" } })
     }))
 })

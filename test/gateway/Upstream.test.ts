@@ -1,47 +1,48 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, Effect, Either, Exit, FastCheck as fc } from "effect"
-import type { NodeResponse, NodeResult, RequestOptions } from "../../src/gateway/NodeClient.js"
+import { Cause, Effect, Exit, FastCheck as fc } from "effect"
+import type { NodeResponse, RequestOptions } from "../../src/gateway/NodeClient.js"
 import { NodeClient, NodeRequestError } from "../../src/gateway/NodeClient.js"
 import { NodePool } from "../../src/gateway/NodePool.js"
 import * as Upstream from "../../src/gateway/Upstream.js"
 import * as TestLogger from "../support/TestLogger.js"
+import * as Callback from "../../src/internal/Callback.js"
 
 type Script = "ok" | "500" | "NotReached" | "Busy" | "Indeterminate"
 
-const answerOf = (node: string, script: Script): NodeResult => {
+const answerOf = (node: string, script: Script): Exit.Exit<NodeResponse, NodeRequestError> => {
   switch (script) {
     case "ok":
-      return Either.right({ status: 200, json: { value: 1, nodeId: node }, text: "" })
+      return Exit.succeed({ status: 200, json: { value: 1, nodeId: node }, text: "" })
     case "500":
-      return Either.right({ status: 500, json: undefined, text: "boom" })
+      return Exit.succeed({ status: 500, json: undefined, text: "boom" })
     default:
-      return Either.left(new NodeRequestError({ reason: script, node, message: `${node}: ${script}` }))
+      return Exit.fail(new NodeRequestError({ reason: script, node, message: `${node}: ${script}` }))
   }
 }
 
-/** Upstream over stub ports: `scripts` says how each node answers; replies are synchronous. */
+/**
+ * Upstream over stub ports: `scripts` says how each node answers; replies are synchronous.
+ * The stubs are Callbacks, like the real ports, so Upstream runs them without a fiber.
+ */
 const setup = (nodes: ReadonlyArray<string>, scripts: Record<string, Script>) => {
   const calls: Array<{ node: string; request: RequestOptions }> = []
   const markedDown: Array<string> = []
   const recorded: Array<string> = []
-  const send = (node: string, request: RequestOptions, reply: (result: NodeResult) => void) => {
-    calls.push({ node, request })
-    reply(answerOf(node, scripts[node] ?? "ok"))
-  }
   const client = NodeClient.of({
-    send,
-    request: (node, request) => Effect.async<NodeResponse, NodeRequestError>((resume) => send(node, request, resume))
+    request: (node, request) =>
+      Callback.make((resume) => {
+        calls.push({ node, request })
+        resume(answerOf(node, scripts[node] ?? "ok"))
+      })
   })
   const pool = NodePool.of({
     nodes: Effect.succeed([]),
-    candidates: Effect.succeed(nodes),
+    candidates: Callback.sync(() => nodes),
     healthyCount: Effect.succeed(nodes.length),
-    markDown: () => Effect.void,
+    markDown: (node) => Callback.sync(() => void markedDown.push(node)),
+    recordRequest: (node) => Callback.sync(() => void recorded.push(node)),
     refresh: Effect.void,
-    refreshIfOlder: () => Effect.void,
-    unsafeCandidates: () => nodes,
-    unsafeMarkDown: (node) => void markedDown.push(node),
-    unsafeRecordRequest: (node) => void recorded.push(node)
+    refreshIfOlder: () => Effect.void
   })
   const upstream = Effect.runSync(
     Upstream.make().pipe(Effect.provideService(NodeClient, client), Effect.provideService(NodePool, pool), Effect.provide(TestLogger.quiet))

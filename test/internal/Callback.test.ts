@@ -1,6 +1,6 @@
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiSchema } from "@effect/platform"
 import { describe, expect, it } from "../support/vitest.js"
-import { Effect, Exit, Layer, Schema } from "effect"
+import { Cause, Effect, Exit, Fiber, Layer, Schema } from "effect"
 import * as ApiServer from "../../src/http/ApiServer.js"
 import * as Callback from "../../src/internal/Callback.js"
 import { request } from "../http/client.js"
@@ -138,5 +138,77 @@ describe("Callback.sync", () => {
       expect(yield* read).toBe(1)
       expect(yield* read).toBe(2)
       expect(Callback.isCallback(read)).toBe(true)
+    }))
+})
+
+describe("Callback.mapExit", () => {
+  it("keeps a Callback a Callback: Callback.run answers through the original's register function", () => {
+    const resumes: Array<(exit: Exit.Exit<number, string>) => void> = []
+    const later = Callback.make<number, string>((resume) => void resumes.push(resume))
+    const mapped = Callback.mapExit(later, Exit.mapBoth({ onFailure: (e) => `refused: ${e}`, onSuccess: (n) => n * 2 }))
+    expect(Callback.isCallback(mapped)).toBe(true)
+    const exits: Array<Exit.Exit<number, string>> = []
+    Callback.run(mapped, (exit) => void exits.push(exit))
+    Callback.run(mapped, (exit) => void exits.push(exit))
+    expect(resumes).toHaveLength(2)
+    expect(exits).toEqual([])
+    resumes[0]!(Exit.succeed(21))
+    resumes[1]!(Exit.fail("no"))
+    expect(exits).toEqual([Exit.succeed(42), Exit.fail("refused: no")])
+  })
+
+  it.effect("gives an ordinary Effect for an ordinary Effect, with the same result", () =>
+    Effect.gen(function*() {
+      const double = Exit.map((n: number) => n * 2)
+      const plain = Callback.mapExit(Effect.succeed(21), double)
+      expect(Callback.isCallback(plain)).toBe(false)
+      expect(yield* plain).toBe(42)
+      const fromCallback = Callback.mapExit(Callback.sync(() => 21), double)
+      expect(Callback.isCallback(fromCallback)).toBe(true)
+      expect(yield* fromCallback).toBe(42)
+    }))
+
+  it.effect("a throwing mapping is a defect on both paths", () =>
+    Effect.gen(function*() {
+      const boom = (): Exit.Exit<number> => {
+        throw new Error("boom")
+      }
+      const exits: Array<Exit.Exit<number>> = []
+      Callback.run(Callback.mapExit(Callback.sync(() => 1), boom), (exit) => void exits.push(exit))
+      expect(exits).toHaveLength(1)
+      expect(Exit.isFailure(exits[0]!) && Cause.isDie(exits[0].cause)).toBe(true)
+      const yielded = yield* Effect.exit(Callback.mapExit(Effect.succeed(1), boom))
+      expect(Exit.isFailure(yielded) && Cause.isDie(yielded.cause)).toBe(true)
+    }))
+})
+
+describe("Callback.makeInterruptible", () => {
+  it.effect("interrupting the fiber that yields it calls the canceler; Callback.run never does", () =>
+    Effect.gen(function*() {
+      let started = 0
+      let cancelled = 0
+      const pending = Callback.makeInterruptible<number, never>(() => {
+        started++
+        return () => void cancelled++
+      })
+      expect(Callback.isCallback(pending)).toBe(true)
+      const fiber = yield* Effect.fork(pending)
+      yield* Effect.yieldNow()
+      expect(started).toBe(1)
+      yield* Fiber.interrupt(fiber)
+      expect(cancelled).toBe(1)
+      Callback.run(pending, () => {})
+      expect(started).toBe(2)
+      expect(cancelled).toBe(1)
+      // a completed one resolves as usual on both paths
+      const done = Callback.makeInterruptible<number, never>((resume) => {
+        resume(Exit.succeed(5))
+        return () => void cancelled++
+      })
+      expect(yield* done).toBe(5)
+      const exits: Array<Exit.Exit<number>> = []
+      Callback.run(done, (exit) => void exits.push(exit))
+      expect(exits).toEqual([Exit.succeed(5)])
+      expect(cancelled).toBe(1)
     }))
 })

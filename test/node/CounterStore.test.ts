@@ -30,8 +30,10 @@ const build = (layer: Layer.Layer<CounterStore.CounterStore, unknown>) =>
 
 /**
  * A Wal whose durable appends are held (an fdatasync in flight) until `release()`, which
- * hands them to the memory WAL in order; `release("NoSpace")` fails them all instead, as a
- * failed write fails every append queued behind it.
+ * makes them durable on the simulated disk in order; `release("NoSpace")` fails them all
+ * instead, as a failed write fails every append queued behind it. `append` is a `Callback`,
+ * like the real WALs' (the store runs it without a fiber); `releaseNow` is `release` as a
+ * plain function, to see who is resumed before it returns.
  */
 const heldWal = (disk: MemoryDisk.MemoryDisk) => {
   const held: Array<{ readonly entries: ReadonlyArray<Entry>; readonly resume: (exit: Exit.Exit<void, WalError>) => void }> = []
@@ -48,20 +50,23 @@ const heldWal = (disk: MemoryDisk.MemoryDisk) => {
           })
       }))
   ).pipe(Layer.provide(WalMemory.layer(disk)))
+  const releaseNow = (fault?: WalError["reason"]): void => {
+    for (const { entries, resume } of held.splice(0)) {
+      if (fault !== undefined) resume(Exit.fail(new WalError({ reason: fault, message: "simulated" })))
+      else {
+        disk.state.apply(entries)
+        disk.records++
+        resume(Exit.void)
+      }
+    }
+  }
   const release = (fault?: WalError["reason"]) =>
     Effect.gen(function*() {
-      for (const { entries, resume } of held.splice(0)) {
-        if (fault !== undefined) resume(Exit.fail(new WalError({ reason: fault, message: "simulated" })))
-        else {
-          disk.state.apply(entries)
-          disk.records++
-          resume(Exit.void)
-        }
-      }
+      releaseNow(fault)
       // let the resumed writers run
       yield* Effect.yieldNow()
     })
-  return { layer, release, held, offered }
+  return { layer, release, releaseNow, held, offered }
 }
 
 describe("CounterStore", () => {
@@ -79,6 +84,55 @@ describe("CounterStore", () => {
       expect(disk.state.totals(c("a"), store.replicaId)).toEqual({ inc: 5, dec: 2 })
       const st = yield* store.counterState(c("a"))
       expect(st).toEqual({ name: "a", increments: { [store.replicaId]: 5 }, decrements: { [store.replicaId]: 2 }, value: 3 })
+    }))
+
+  it.scoped("a write is a Callback: Callback.run answers it without a fiber, as soon as it is durable", () =>
+    Effect.gen(function*() {
+      const disk = MemoryDisk.make()
+      const wal = heldWal(disk)
+      const store = yield* build(storeLayer(disk, wal.layer))
+      const write = store.increment(c("cb"), 3)
+      expect(Callback.isCallback(write)).toBe(true)
+      expect(Callback.isCallback(store.value(c("cb")))).toBe(true)
+      const exits: Array<Exit.Exit<number, CounterStore.WriteError>> = []
+      Callback.run(write, (exit) => void exits.push(exit))
+      // prepared and handed to the WAL at once; answered only once durable
+      expect(wal.held.length).toBe(1)
+      expect(exits).toEqual([])
+      // no fiber waits for the WAL: the answer comes inside the WAL's own callback
+      wal.releaseNow()
+      expect(exits).toEqual([Exit.succeed(3)])
+      // the same Effect, run again, is a second write (each run is one write)
+      Callback.run(write, (exit) => void exits.push(exit))
+      wal.releaseNow()
+      expect(exits).toEqual([Exit.succeed(3), Exit.succeed(6)])
+      const read: Array<Exit.Exit<number>> = []
+      Callback.run(store.value(c("cb")), (exit) => void read.push(exit))
+      expect(read).toEqual([Exit.succeed(6)])
+    }))
+
+  it.scoped("over the memory WAL, Callback.run resolves a write before it returns; yielded, the same write gives the same", () =>
+    Effect.gen(function*() {
+      const disk = MemoryDisk.make()
+      const store = yield* build(storeLayer(disk))
+      const exits: Array<Exit.Exit<number, CounterStore.WriteError>> = []
+      Callback.run(store.increment(c("w"), 4), (exit) => void exits.push(exit))
+      Callback.run(store.decrement(c("w"), 1), (exit) => void exits.push(exit))
+      expect(exits).toEqual([Exit.succeed(4), Exit.succeed(3)])
+      // the same writes yielded as Effects on the test's fiber
+      expect(yield* store.increment(c("y"), 4)).toBe(4)
+      expect(yield* store.decrement(c("y"), 1)).toBe(3)
+      expect(disk.state.totals(c("w"), store.replicaId)).toEqual({ inc: 4, dec: 1 })
+      expect(disk.state.totals(c("y"), store.replicaId)).toEqual({ inc: 4, dec: 1 })
+      // a refused write fails the same way on both paths
+      const big = Number.MAX_SAFE_INTEGER
+      const refused: Array<Exit.Exit<number, CounterStore.WriteError>> = []
+      Callback.run(store.increment(c("w"), big), (exit) => void refused.push(exit))
+      const yielded = yield* Effect.exit(store.increment(c("w"), big))
+      expect(refused.length).toBe(1)
+      expect(Exit.isFailure(yielded)).toBe(true)
+      expect(refused[0]).toEqual(yielded)
+      expect(yield* store.value(c("w"))).toBe(3)
     }))
 
   it.scoped("an own write is invisible (reads, changes) until its WAL append has resolved", () =>

@@ -4,10 +4,11 @@
  * settles, or an Effect for the rare commands that need one). No sockets here: the server
  * (RespServer.ts) parses, calls `execute` in order and writes the replies in order.
  *
- * Keys are counter names. INCR / INCRBY / DECR / DECRBY go through `CounterStore.submit`,
- * the callback form the HTTP write uses (through the server's `WriteCoalescer`): the reply
- * is sent once the write is durable, and the writes of one chunk of pipelined commands are
- * all submitted before any settles, so the WAL commits them together. GET answers a counter's value as a bulk string, like
+ * Keys are counter names. INCR / INCRBY / DECR / DECRBY are the store's writes (through the
+ * server's `WriteCoalescer`), run with `Callback.run` like the HTTP write: no fiber per
+ * write, the reply is sent once the write is durable, and the writes of one chunk of
+ * pipelined commands are all submitted before any settles, so the WAL commits them
+ * together. GET reads the store the same way. GET answers a counter's value as a bulk string, like
  * Redis; a counter this node has never seen answers nil (Redis's answer for a missing key,
  * and what EXISTS agrees with); one that was written and came back to 0 answers "0".
  *
@@ -20,6 +21,8 @@ import type { CounterName } from "../../crdt/CounterName.js"
 import { isCounterName } from "../../crdt/CounterName.js"
 import type { PeerManager } from "../PeerManager.js"
 import type { CounterStore, WriteError } from "../CounterStore.js"
+import * as Callback from "../../internal/Callback.js"
+import type { Submit } from "./WriteCoalescer.js"
 import { globMatch, literalPrefix } from "./Glob.js"
 import type { Command } from "./RespParser.js"
 import * as R from "./RespReply.js"
@@ -49,8 +52,8 @@ export interface ServerStats {
 /** What the commands work on: the node's store and peers, and the server's settings. */
 export interface CommandContext {
   readonly store: CounterStore["Type"]
-  /** how writes reach the store: `store.submit`, or a `WriteCoalescer` in front of it */
-  readonly submit: CounterStore["Type"]["submit"]
+  /** how writes reach the store: `WriteCoalescer.add` (the store's writes, joined per turn) */
+  readonly submit: Submit
   readonly peers: PeerManager["Type"] | undefined
   readonly password: Option.Option<Redacted.Redacted<string>>
   /** `host:port` the RESP listener is bound to */
@@ -91,6 +94,9 @@ export const errors = {
   dbIndex: R.error("ERR DB index is out of range"),
   invalidCursor: R.error("ERR invalid cursor")
 } as const
+
+/** The answer when a read of the store died (a defect: the store's reads cannot fail). */
+const readFailed = R.error("ERR internal error")
 
 const wrongArity = (name: string): Reply => R.error(`ERR wrong number of arguments for '${name.toLowerCase()}' command`)
 
@@ -155,7 +161,11 @@ const write = (ctx: CommandContext, name: string, kind: "inc" | "dec", by: numbe
   if (!isCounterName(name)) return errors.invalidName
   if (by === undefined) return errors.notInteger
   if (by === "unsafe") return errors.overflow
-  if (by === 0) return R.integer(ctx.store.unsafeValue(name))
+  if (by === 0) {
+    return later((resume) =>
+      Callback.run(ctx.store.value(name), (exit) => resume(Exit.isSuccess(exit) ? R.integer(exit.value) : readFailed))
+    )
+  }
   const k: "inc" | "dec" = by > 0 ? kind : kind === "inc" ? "dec" : "inc"
   return later((resume) =>
     ctx.submit(name, k, Math.abs(by), (exit) =>
@@ -172,12 +182,18 @@ const write = (ctx: CommandContext, name: string, kind: "inc" | "dec", by: numbe
 
 /** Whether the node holds any entry of the counter (it was written somewhere and merged here). */
 const exists = (store: CounterStore["Type"], name: CounterName): Effect.Effect<boolean> =>
-  store.unsafeValue(name) !== 0
-    ? Effect.succeed(true)
-    : Effect.map(store.counterState(name), (s) => Object.keys(s.increments).length > 0)
+  Effect.flatMap(store.value(name), (value) =>
+    value !== 0
+      ? Effect.succeed(true)
+      : Effect.map(store.counterState(name), (s) => Object.keys(s.increments).length > 0))
+
+/** A written counter at 0 and one never written both read 0: only the second has no entries. */
+const zeroReply = (state: { readonly increments: Readonly<Record<string, number>> }): Reply =>
+  Object.keys(state.increments).length > 0 ? R.bulk("0") : R.nil
 
 const valueReply = (store: CounterStore["Type"], name: CounterName): Effect.Effect<Reply> =>
-  Effect.map(exists(store, name), (found) => (found ? R.bulk(String(store.unsafeValue(name))) : R.nil))
+  Effect.flatMap(store.value(name), (value) =>
+    value !== 0 ? Effect.succeed(R.bulk(String(value))) : Effect.map(store.counterState(name), zeroReply))
 
 const ping: Spec["run"] = (_ctx, _session, args) => {
   if (args.length > 2) return wrongArity("ping")
@@ -299,9 +315,15 @@ const incrBy = (kind: "inc" | "dec"): Spec["run"] => (ctx, _session, args) =>
 const get: Spec["run"] = (ctx, _session, args) => {
   const name = args[1]!
   if (!isCounterName(name)) return errors.invalidName
-  const value = ctx.store.unsafeValue(name)
-  // a non-zero value exists; a zero may be a counter back at 0 or one never written
-  return value !== 0 ? R.bulk(String(value)) : run(valueReply(ctx.store, name))
+  // `valueReply` at the callback level: the store's reads are `Callback`s, run without a fiber
+  return later((resume) =>
+    Callback.run(ctx.store.value(name), (exit) => {
+      if (Exit.isFailure(exit)) return resume(readFailed)
+      // a non-zero value exists; a zero may be a counter back at 0 or one never written
+      if (exit.value !== 0) return resume(R.bulk(String(exit.value)))
+      Callback.run(ctx.store.counterState(name), (state) => resume(Exit.isSuccess(state) ? zeroReply(state.value) : readFailed))
+    })
+  )
 }
 
 const mget: Spec["run"] = (ctx, _session, args) => {

@@ -30,7 +30,7 @@ import * as Net from "node:net"
 import { version as dcounterVersion } from "../../observability/BuildInfo.js"
 import { NodeConfig } from "../../config/NodeConfig.js"
 import { PeerManager } from "../PeerManager.js"
-import { CounterStore } from "../CounterStore.js"
+import { CounterStore, write as storeWrite } from "../CounterStore.js"
 import type { CommandContext, Outcome, ServerStats, Session } from "./RespCommands.js"
 import { execute, lookup, readsCounters } from "./RespCommands.js"
 import * as Metrics from "./RespMetrics.js"
@@ -103,7 +103,7 @@ export const make = (options: RespServerOptions) =>
     const limits = options.limits ?? {}
 
     const stats: ServerStats = { startedAt: Date.now(), connections: 0, connectionsTotal: 0, commandsTotal: 0 }
-    const coalescer = new WriteCoalescer(store.submit)
+    const coalescer = new WriteCoalescer((name, kind, by) => storeWrite(store, name, kind, by))
     const ctx: CommandContext = {
       store,
       submit: coalescer.add,
@@ -223,12 +223,17 @@ export const make = (options: RespServerOptions) =>
             const slot: Slot = { data: undefined, close: false }
             this.slots.push(slot)
             this.unfilled++
+            let registering = true
             outcome.register((reply) => {
               slot.data = this.encodeReply(reply, protocol)
               this.unfilled--
+              // answered at once (a read of the store): whoever called `run` goes on with the
+              // next command and flushes; releasing from here would nest once per command
+              if (registering) return
               if (this.unfilled === 0 && this.held.length > 0 && !this.dead) this.release()
               this.scheduleFlush()
             })
+            registering = false
             return
           }
           case "Run": {

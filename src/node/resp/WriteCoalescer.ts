@@ -17,13 +17,23 @@
  *
  * Writes are collected until `schedule` runs the flush (by default `setImmediate`: after
  * every socket read of this turn of the event loop) or until `flush` is called.
+ *
+ * The store is reached through its Effects (`CounterStore.write`), run with `Callback.run`:
+ * the store's writes are `Callback`s, so no fiber waits for one. The coalescer itself is
+ * callback-level (`add` takes the function that receives the result): it is the RESP
+ * front end's internal fast path, not a port.
  */
+import type { Effect } from "effect"
 import { Exit } from "effect"
 import type { CounterName } from "../../crdt/CounterName.js"
-import type { CounterStore, WriteError } from "../CounterStore.js"
+import type { WriteError } from "../CounterStore.js"
+import * as Callback from "../../internal/Callback.js"
 
-type Submit = CounterStore["Type"]["submit"]
-type Resume = (exit: Exit.Exit<number, WriteError>) => void
+/** One store write, as an Effect (`CounterStore.write` over the node's store). */
+export type Write = (name: CounterName, kind: "inc" | "dec", by: number) => Effect.Effect<number, WriteError>
+export type Resume = (exit: Exit.Exit<number, WriteError>) => void
+/** A write at the callback level: `resume` is called once with the counter's new value or the error. */
+export type Submit = (name: CounterName, kind: "inc" | "dec", by: number, resume: Resume) => void
 
 interface Group {
   readonly name: CounterName
@@ -38,9 +48,12 @@ export class WriteCoalescer {
   private scheduled = false
 
   constructor(
-    private readonly submit: Submit,
+    private readonly write: Write,
     private readonly schedule: (flush: () => void) => void = (f) => void setImmediate(f)
   ) {}
+
+  /** One store write now, its result to `resume`. */
+  private readonly submit: Submit = (name, kind, by, resume) => Callback.run(this.write(name, kind, by), resume)
 
   /** Writes waiting for the next flush. */
   get pending(): number {
@@ -49,8 +62,8 @@ export class WriteCoalescer {
     return n
   }
 
-  /** `CounterStore.submit`, joined with the other writes of this turn to the same counter. */
-  readonly add = (name: CounterName, kind: "inc" | "dec", by: number, resume: Resume): void => {
+  /** A store write, joined with the other writes of this turn to the same counter. */
+  readonly add: Submit = (name, kind, by, resume) => {
     const key = kind === "inc" ? `+${name}` : `-${name}`
     let group = this.groups.get(key)
     if (group !== undefined && group.total + by > Number.MAX_SAFE_INTEGER) {

@@ -178,6 +178,22 @@ describe("RESP server with real clients", () => {
     expect(r.closed).toBe(true)
   }))
 
+  live("thousands of pipelined GETs held behind a write are answered in order", Effect.gen(function*() {
+    // a GET is answered at once from the store's Callback; releasing the held commands must
+    // not nest one call per command (a deep enough pipeline would overflow the stack)
+    const { port } = yield* startServer()
+    const n = 5000
+    const bytes = Buffer.concat([
+      encodeCommand(["INCR", "g"]),
+      ...Array.from({ length: n }, () => encodeCommand(["GET", "g"])),
+      encodeCommand(["GET", "never-written"]),
+      encodeCommand(["QUIT"])
+    ])
+    const r = yield* raw(port, bytes, 10_000)
+    expect(r.reply).toBe(":1\r\n" + "$1\r\n1\r\n".repeat(n) + "$-1\r\n+OK\r\n")
+    expect(r.closed).toBe(true)
+  }))
+
   live("HELLO, CLIENT, INFO, COMMAND, QUIT", Effect.gen(function*() {
     const { port } = yield* startServer()
     const c = yield* client(port, { RESP: 3 })

@@ -4,6 +4,7 @@ import type { CounterName } from "../../../src/crdt/CounterName.js"
 import { Overflow } from "../../../src/crdt/PNCounter.js"
 import type { WriteError } from "../../../src/node/CounterStore.js"
 import { StoreUnavailable } from "../../../src/node/CounterStore.js"
+import * as Callback from "../../../src/internal/Callback.js"
 import { WriteCoalescer } from "../../../src/node/resp/WriteCoalescer.js"
 
 type Resume = (exit: Exit.Exit<number, WriteError>) => void
@@ -14,7 +15,7 @@ const setup = (limit = Number.MAX_SAFE_INTEGER) => {
   const calls: Array<{ name: string; kind: "inc" | "dec"; by: number; resume: Resume }> = []
   let flushes: Array<() => void> = []
   const coalescer = new WriteCoalescer(
-    (name, kind, by, resume) => calls.push({ name, kind, by, resume }),
+    (name, kind, by) => Callback.make((resume) => void calls.push({ name, kind, by, resume })),
     (f) => void flushes.push(f)
   )
   /** Runs the scheduled flush, then settles every submitted write in order. */
@@ -95,7 +96,7 @@ describe("WriteCoalescer", () => {
 
   it("a store failure fails every joined write", () => {
     const resumes: Array<Resume> = []
-    const coalescer = new WriteCoalescer((_n, _k, _b, resume) => resumes.push(resume), () => {})
+    const coalescer = new WriteCoalescer(() => Callback.make((resume) => void resumes.push(resume)), () => {})
     const answers: Array<string> = []
     for (let i = 0; i < 3; i++) coalescer.add(name("a"), "inc", 1, (exit) => answers.push(Exit.isSuccess(exit) ? "ok" : "failed"))
     coalescer.flush()
