@@ -240,8 +240,11 @@ export interface CounterPage {
    * cursor (`r.` and base-36 numbers, within the name alphabet) that only this map resolves
    */
   readonly next?: CounterName
-  /** why the request's `after` was refused (a recency cursor this map did not issue); no counters then */
-  readonly rejected?: string
+  /**
+   * why the request's `after` was refused by recency (no counters then): not a cursor at all,
+   * or a cursor of another map (another node's, or this node's before a restart)
+   */
+  readonly rejected?: { readonly reason: "NotACursor" | "OtherIssuer"; readonly message: string }
 }
 
 /** What `CounterMap.page` takes: a page by name (the default) or by recency of change. */
@@ -580,9 +583,24 @@ export class CounterMap {
       s = this.newest
     } else {
       const cursor = parseCursor(request.after)
-      if (cursor === undefined) return { counters: [], rejected: `after must be the next of a previous page when order=recent, not ${JSON.stringify(request.after)}` }
+      if (cursor === undefined) {
+        return {
+          counters: [],
+          rejected: {
+            reason: "NotACursor",
+            message: `after must be the next of a previous page when order=recent, not ${JSON.stringify(request.after)}`
+          }
+        }
+      }
       if (cursor.epoch !== this.epoch || cursor.v0 > this.currentVersion || cursor.slot >= this.slotCount) {
-        return { counters: [], rejected: "after is a cursor this node did not issue (another node's, or this node's before it restarted)" }
+        return {
+          counters: [],
+          rejected: {
+            reason: "OtherIssuer",
+            message: "after is a cursor this node did not issue (another node's, or its own before a restart): " +
+              "ask the node that issued it, or list again without after"
+          }
+        }
       }
       phase = cursor.phase
       v0 = cursor.v0

@@ -153,9 +153,11 @@ describe("CounterMap.page by recency", () => {
     expect(next).toMatch(/^r\./)
     const foreign = b.map.page({ order: "recent", limit: 1, after: next })
     expect(foreign.counters).toEqual([])
-    expect(foreign.rejected).toContain("did not issue")
+    expect(foreign.rejected?.reason).toBe("OtherIssuer")
+    expect(foreign.rejected?.message).toContain("did not issue")
     const notACursor = a.map.page({ order: "recent", limit: 1, after: "b" })
-    expect(notACursor.rejected).toContain("after must be the next of a previous page")
+    expect(notACursor.rejected?.reason).toBe("NotACursor")
+    expect(notACursor.rejected?.message).toContain("after must be the next of a previous page")
     // a copy is another map: its versions go their own way
     expect(a.map.clone().page({ order: "recent", limit: 1, after: next }).rejected).toBeDefined()
     // by name, `after` is still a name
