@@ -105,7 +105,9 @@ export const makeRequestHandler = (deps: HandlerDeps): (req: Http.IncomingMessag
     done(record, status, start)
   }
   const sendEncoded = (res: Http.ServerResponse, record: Recorder, start: number, encoded: Encoded) => {
-    if (debugRefusals && encoded.status >= 400) logRefused(res, encoded.status, "an error of the API's schemas")
+    if (debugRefusals && encoded.status >= 400) {
+      logRefused(res, encoded.status, typeof encoded.body === "string" ? encoded.body.slice(0, 300) : "an error of the API's schemas")
+    }
     writeEncoded(res, encoded, state.closing)
     done(record, encoded.status, start)
   }
