@@ -16,9 +16,10 @@
  *   each with SIGTERM and SIGKILL after a short grace, all within 5 s.
  * - SIGINT, SIGTERM and SIGHUP (the terminal closing) stop everything the same way.
  * - npm may die without passing a signal on (`kill -TERM <npm pid>` makes npm exit at once):
- *   this script watches its parent process and stops everything as soon as it is gone. So
- *   whatever stops `npm start`, no dcounter process outlives it (only a SIGKILL of this
- *   script itself cannot be handled here).
+ *   this script watches its parent process and stops everything as soon as it is gone.
+ * - This script may die without stopping anything (SIGKILL, a crash): a watchdog process
+ *   (scripts/startWatchdog.ts) holds a pipe from it and the children's pids, and stops them
+ *   when the pipe closes. So whatever stops `npm start`, no dcounter process outlives it.
  * - A node that dies is reported and restarted after a pause (a few attempts, then it stays
  *   down); the other processes keep serving meanwhile. The gateway and discovery are
  *   reported too but not restarted: the run ends only when stopped.
@@ -28,6 +29,8 @@ import { Deferred, Duration, Effect, Fiber, Scope } from "effect"
 import * as fs from "node:fs"
 import * as Net from "node:net"
 import * as path from "node:path"
+import { spawn } from "node:child_process"
+import { fileURLToPath } from "node:url"
 import { parseArgs } from "node:util"
 import type { Child } from "./lib/Processes.js"
 import * as Processes from "./lib/Processes.js"
@@ -85,8 +88,40 @@ const printer = (name: string, index: number) => (line: string) =>
 const logLevel = process.env["DCOUNTER_LOG_LEVEL"] ?? "info"
 const common = ["--log-level", logLevel, "--log-format", "pretty"]
 
+/**
+ * The watchdog (scripts/startWatchdog.ts), started before the first child: told every
+ * child's pid, it stops them if this script dies without doing so. Not waited for, and a
+ * watchdog that failed or went away only loses that safety net (its pipe's errors are
+ * ignored).
+ */
+const watchdog = (() => {
+  let pipe: NodeJS.WritableStream | undefined
+  const tell = (line: string) => {
+    if (pipe === undefined) return
+    pipe.write(`${line}\n`)
+  }
+  return {
+    start: () => {
+      const child = spawn(process.execPath, [fileURLToPath(new URL("./startWatchdog.js", import.meta.url))], {
+        detached: true,
+        stdio: ["pipe", "ignore", "ignore"]
+      })
+      child.on("error", () => (pipe = undefined))
+      child.stdin.on("error", () => (pipe = undefined))
+      child.unref()
+      ;(child.stdin as unknown as Net.Socket).unref()
+      pipe = child.stdin
+    },
+    child: (pid: number) => tell(String(pid)),
+    done: () => tell("done")
+  }
+})()
+
 const start = (name: string, index: number, args: ReadonlyArray<string>, stopTimeout: Duration.Duration) =>
-  Processes.dcounter(name, [...args, ...common], { cwd: process.cwd(), onLine: printer(name, index), stopTimeout })
+  Effect.tap(
+    Processes.dcounter(name, [...args, ...common], { cwd: process.cwd(), onLine: printer(name, index), stopTimeout }),
+    (child) => Effect.sync(() => watchdog.child(child.pid))
+  )
 
 const describeExit = (info: Processes.ExitInfo) => info.signal !== null ? `signal ${info.signal}` : `code ${info.code}`
 
@@ -168,6 +203,7 @@ let started = false
 const program = Effect.gen(function*() {
   yield* checkPorts
   started = true
+  watchdog.start()
   fs.mkdirSync(DATA_DIR, { recursive: true })
   // Scope finalizers run in reverse: the gateway stops first, then the nodes, then discovery.
   const discovery = yield* start("discovery", 0, ["--role", "discovery", "--addr", DISCOVERY], STOP_DISCOVERY)
@@ -252,6 +288,6 @@ process.on("SIGTERM", () => announce("SIGTERM"))
 program.pipe(
   Effect.tapError((error) => Effect.sync(() => process.stderr.write(`npm start: ${error.message}\n`))),
   Effect.scoped,
-  Effect.ensuring(Effect.suspend(() => started ? say("every process is stopped.") : Effect.void)),
+  Effect.ensuring(Effect.suspend(() => started ? Effect.zipRight(Effect.sync(watchdog.done), say("every process is stopped.")) : Effect.void)),
   NodeRuntime.runMain({ disableErrorReporting: true })
 )

@@ -5,7 +5,10 @@
  *
  * - `limit`: 1 to 1000 counters per page (default 100), written in plain decimal digits;
  * - `after`: a counter name; the page starts after it (it need not exist);
- * - `prefix`: 0 to 128 characters of the name alphabet; only names starting with it.
+ * - `prefix`: 0 to 128 characters of the name alphabet; only names starting with it;
+ * - `order` (added 2026-12): `name` (the default) or `recent`, most recently written first;
+ *   with `recent`, `after` is the previous page's `next` (a cursor of the node that answered)
+ *   and a page may hold fewer than `limit` counters while `next` is present.
  *
  * Each bad value gets one message naming the parameter and what it takes. A key given twice
  * is refused like a bad value (it would be ambiguous).
@@ -30,9 +33,10 @@ export const PageLimit = Schema.transform(
   })
 })
 
-/** `after`: a counter name. */
+/** `after`: a counter name (by name), or a cursor made of the same characters (by recency). */
 export const PageAfter = Schema.String.pipe(Schema.pattern(/^[A-Za-z0-9._:-]{1,128}$/)).annotations({
-  description: "The page starts after this counter name (it need not exist): the previous page's `next`",
+  description: "The previous page's `next`. By name: the page starts after this counter name (it need not exist); " +
+    "with `order=recent`: a cursor only the node that issued it resolves",
   message: (issue) => ({
     message: `after must be a counter name (1 to 128 characters of [A-Za-z0-9._:-]), not ${shown(issue.actual)}`,
     override: true
@@ -48,18 +52,29 @@ export const PagePrefix = Schema.String.pipe(Schema.pattern(/^[A-Za-z0-9._:-]{0,
   })
 })
 
+/** `order`: `name` (the default) or `recent`. */
+export const PageOrder = Schema.Literal("name", "recent").annotations({
+  description: "`name` (the default): sorted by name. `recent`: most recently written first, by the order in which " +
+    "the answering node saw the writes",
+  message: (issue) => ({ message: `order must be name or recent, not ${shown(issue.actual)}`, override: true })
+})
+
 export const PageQuery = Schema.Struct({
   limit: Schema.optionalWith(PageLimit, { exact: true }),
   after: Schema.optionalWith(PageAfter, { exact: true }),
-  prefix: Schema.optionalWith(PagePrefix, { exact: true })
+  prefix: Schema.optionalWith(PagePrefix, { exact: true }),
+  order: Schema.optionalWith(PageOrder, { exact: true })
 })
 export type PageQuery = typeof PageQuery.Type
 
 /** What a store's `page` takes, with the default limit filled in. */
-export const pageRequestOf = (query: PageQuery): { limit: number; after?: string; prefix?: string } => ({
+export const pageRequestOf = (
+  query: PageQuery
+): { limit: number; after?: string; prefix?: string; order?: "name" | "recent" } => ({
   limit: query.limit ?? DEFAULT_PAGE_LIMIT,
   ...(query.after === undefined ? {} : { after: query.after }),
-  ...(query.prefix === undefined ? {} : { prefix: query.prefix })
+  ...(query.prefix === undefined ? {} : { prefix: query.prefix }),
+  ...(query.order === undefined ? {} : { order: query.order })
 })
 
 /** The query string (`?limit=...`, or "" when empty) that asks a node for the same page. */
@@ -68,6 +83,7 @@ export const searchOf = (query: PageQuery): string => {
   if (query.limit !== undefined) params.set("limit", String(query.limit))
   if (query.after !== undefined) params.set("after", query.after)
   if (query.prefix !== undefined) params.set("prefix", query.prefix)
+  if (query.order !== undefined) params.set("order", query.order)
   const s = params.toString()
   return s === "" ? "" : `?${s}`
 }

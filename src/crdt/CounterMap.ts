@@ -40,7 +40,7 @@
 import { Either } from "effect"
 import type { CounterName } from "./CounterName.js"
 import type { Entry } from "./Entry.js"
-import { NameIndex, type PageRequest } from "./NameIndex.js"
+import { NameIndex, type PageRequest as NamePageRequest } from "./NameIndex.js"
 import * as PNCounter from "./PNCounter.js"
 import type { ReplicaId } from "./ReplicaId.js"
 
@@ -235,11 +235,56 @@ const hex = (acc: Uint32Array): string => {
 /** One page of `CounterMap.page`. */
 export interface CounterPage {
   readonly counters: ReadonlyArray<{ readonly name: CounterName; readonly value: number }>
-  /** the last name of this page, present when more counters follow */
+  /**
+   * present when more counters follow: by name, the last name of this page; by recency, a
+   * cursor (`r.` and base-36 numbers, within the name alphabet) that only this map resolves
+   */
   readonly next?: CounterName
+  /**
+   * why the request's `after` was refused by recency (no counters then): not a cursor at all,
+   * or a cursor of another map (another node's, or this node's before a restart)
+   */
+  readonly rejected?: { readonly reason: "NotACursor" | "OtherIssuer"; readonly message: string }
 }
 
-export type { PageRequest } from "./NameIndex.js"
+/** What `CounterMap.page` takes: a page by name (the default) or by recency of change. */
+export interface PageRequest extends NamePageRequest {
+  readonly order?: "name" | "recent" | undefined
+}
+
+/**
+ * Most slots one page by recency looks at. A page of 1000 counters each written by a few
+ * replicas fits; a rare prefix answers a short page with `next` instead of walking the map.
+ */
+export const RECENT_SCAN_LIMIT = 10_000
+
+/** Where a walk by recency stopped (see `CounterMap.recentPage`). */
+interface RecentCursor {
+  /** the map that issued it */
+  readonly epoch: number
+  /** 1: counters last changed at most at `v0`, newest first; 2: changed after `v0`, oldest first */
+  readonly phase: 1 | 2
+  /** the map's version when the walk began */
+  readonly v0: number
+  /** the last slot looked at (NONE: none yet in this phase) */
+  readonly slot: number
+  /** that slot's version then (`v0` when `slot` is NONE): tells whether it moved since */
+  readonly version: number
+}
+
+const formatCursor = (c: RecentCursor): string =>
+  `r.${c.epoch.toString(36)}.${c.phase}.${c.v0.toString(36)}.${(c.slot + 1).toString(36)}.${c.version.toString(36)}`
+
+const CURSOR = /^r\.([0-9a-z]{1,7})\.([12])\.([0-9a-z]{1,11})\.([0-9a-z]{1,11})\.([0-9a-z]{1,11})$/
+
+const parseCursor = (s: string): RecentCursor | undefined => {
+  const m = CURSOR.exec(s)
+  if (m === null) return undefined
+  const [epoch, v0, slot, version] = [m[1]!, m[3]!, m[4]!, m[5]!].map((x) => parseInt(x, 36))
+  if (![epoch, v0, slot, version].every((n) => Number.isSafeInteger(n))) return undefined
+  if (version! > v0! && m[2] === "1") return undefined
+  return { epoch: epoch!, phase: m[2] === "1" ? 1 : 2, v0: v0!, slot: slot! - 1, version: version! }
+}
 
 // ---------------------------------------------------------------------------------------
 
@@ -277,6 +322,11 @@ export class CounterMap {
   /** The map version `digestSum` reflects: slots of a higher version are not in it. */
   private digestVersion = 0
   private digestCache: string = hex(new Uint32Array(DIGEST_WORDS))
+  /**
+   * Tells this map's recency cursors from another's (a node's map lives as long as its
+   * process; versions start again after a restart): not a secret, only a mismatch check.
+   */
+  private readonly epoch = Math.floor(Math.random() * 0x7fffffff)
   /** The names in sorted order for `page` (cold until the first page; see NameIndex). */
   private readonly nameIndex = new NameIndex()
 
@@ -488,11 +538,132 @@ export class CounterMap {
   /**
    * One page of counters sorted by name (see `NameIndex`): at most `limit` counters after
    * `after` whose names start with `prefix`; `next` (the page's last name) when more follow.
+   * With `order: "recent"`, most recently changed first (see `recentPage`).
    */
   page(request: PageRequest): CounterPage {
+    if (request.order === "recent") return this.recentPage(request)
     const page = this.nameIndex.page(() => this.counterNames, request)
     const counters = page.names.map((name) => ({ name: name as CounterName, value: this.value(name as CounterName) }))
     return page.next === undefined ? { counters } : { counters, next: page.next as CounterName }
+  }
+
+  /**
+   * One page of counters most recently changed first (`order: "recent"`): a counter's place
+   * is the map version of its last change. No sort: the walk follows the version-ordered
+   * slot list from the newest end and lists a counter at its newest slot (a counter has one
+   * slot per replica that wrote it, so a slot of an older version is skipped by looking at
+   * the few slots of its counter). Nothing is kept per counter for this.
+   *
+   * The cursor (`next`, passed back as `after`) names the slot the walk stopped at and the
+   * map version when the walk began (`v0`), so the next page resumes in O(1) and pages stay
+   * stable: the walk first lists, newest first, the counters whose last change is at most
+   * `v0`; a counter changed after `v0` (while the pages are read) has left that part, and is
+   * listed in a second part, after the first, oldest change first (a change during that part
+   * moves it ahead of the walk again, so it cannot be skipped). So every counter present at
+   * the start is listed at least once; one changed during the walk may be listed twice;
+   * without changes, each once, newest first.
+   *
+   * A page scans at most `RECENT_SCAN_LIMIT` slots (a rare prefix must not walk the whole
+   * map in one request), so it may hold fewer than `limit` counters while `next` is present.
+   * A cursor not issued by this map (another node's, or this node's before a restart: the
+   * versions would mean nothing here) is refused with `rejected` and no counters.
+   */
+  private recentPage(request: PageRequest): CounterPage {
+    const limit = Math.max(1, Math.floor(request.limit))
+    const prefix = request.prefix ?? ""
+    const ints = this.slotInts
+    const nums = this.slotNums
+    const versionOf = (s: number) => nums[s * S_NUMS + S_VERSION]!
+    let phase: 1 | 2
+    let v0: number
+    /** the first slot to look at, in the walk's direction (NONE: nothing left in this part) */
+    let s: number
+    if (request.after === undefined) {
+      phase = 1
+      v0 = this.currentVersion
+      s = this.newest
+    } else {
+      const cursor = parseCursor(request.after)
+      if (cursor === undefined) {
+        return {
+          counters: [],
+          rejected: {
+            reason: "NotACursor",
+            message: `after must be the next of a previous page when order=recent, not ${JSON.stringify(request.after)}`
+          }
+        }
+      }
+      if (cursor.epoch !== this.epoch || cursor.v0 > this.currentVersion || cursor.slot >= this.slotCount) {
+        return {
+          counters: [],
+          rejected: {
+            reason: "OtherIssuer",
+            message: "after is a cursor this node did not issue (another node's, or its own before a restart): " +
+              "ask the node that issued it, or list again without after"
+          }
+        }
+      }
+      phase = cursor.phase
+      v0 = cursor.v0
+      if (cursor.slot !== NONE && versionOf(cursor.slot) === cursor.version) {
+        s = ints[cursor.slot * S_INTS + (phase === 1 ? S_OLDER : S_NEWER)]!
+      } else {
+        // the slot moved (its counter changed since): find the place again by version
+        s = phase === 1 ? this.olderThan(cursor.version) : this.oldestAfter(cursor.version)
+      }
+    }
+    const counters: Array<{ readonly name: CounterName; readonly value: number }> = []
+    let last = NONE
+    let scanned = 0
+    for (;;) {
+      if (s === NONE && phase === 1) {
+        // the first part is done: the counters changed after v0 follow, oldest change first
+        phase = 2
+        last = NONE
+        s = this.oldestAfter(v0)
+      }
+      if (s === NONE || counters.length === limit || scanned === RECENT_SCAN_LIMIT) break
+      scanned++
+      last = s
+      const c = ints[s * S_INTS + S_COUNTER]!
+      if (this.isNewestOfCounter(s, c)) {
+        const name = this.counterNames[c]!
+        if (name.startsWith(prefix)) counters.push({ name, value: this.value(name) })
+      }
+      s = ints[s * S_INTS + (phase === 1 ? S_OLDER : S_NEWER)]!
+    }
+    if (s === NONE) return { counters }
+    const version = last === NONE ? v0 : versionOf(last)
+    return { counters, next: formatCursor({ epoch: this.epoch, phase, v0, slot: last, version }) as CounterName }
+  }
+
+  /** Whether slot `s` is the newest slot of its counter `c`. */
+  private isNewestOfCounter(s: number, c: number): boolean {
+    const ints = this.slotInts
+    const nums = this.slotNums
+    const v = nums[s * S_NUMS + S_VERSION]!
+    for (let o = this.firstSlot[c]!; o !== NONE; o = ints[o * S_INTS + S_NEXT]!) {
+      if (nums[o * S_NUMS + S_VERSION]! > v) return false
+    }
+    return true
+  }
+
+  /** The newest slot changed before `version`, or NONE. Costs O(slots changed since). */
+  private olderThan(version: number): number {
+    const ints = this.slotInts
+    const nums = this.slotNums
+    let s = this.newest
+    while (s !== NONE && nums[s * S_NUMS + S_VERSION]! >= version) s = ints[s * S_INTS + S_OLDER]!
+    return s
+  }
+
+  /** The oldest slot changed after `version`, or NONE. Costs O(slots changed after it). */
+  private oldestAfter(version: number): number {
+    const ints = this.slotInts
+    const nums = this.slotNums
+    let found = NONE
+    for (let s = this.newest; s !== NONE && nums[s * S_NUMS + S_VERSION]! > version; s = ints[s * S_INTS + S_OLDER]!) found = s
+    return found
   }
 
   // -------------------------------------------------------------------------------------

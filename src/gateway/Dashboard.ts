@@ -4,10 +4,11 @@
  * `/counter` every second and shows every node with its health and value, the cluster
  * value with a live chart, and buttons that increment and decrement through the gateway.
  * A node that stops answering (or that the gateway forgets, once discovery dropped it) stays
- * in the table as down, with the time it went down. The named counters are listed by name
- * through the paged listing (`/counters?limit&prefix&after`, following `next`), with a
- * search box for a name prefix; against a gateway that answers every counter at once the
- * page pages them itself.
+ * in the table as down, with the time it went down. The named counters are listed most
+ * recently written first through the paged listing (`/counters?order=recent&limit&prefix&after`,
+ * following `next`), with a search box for a name prefix. A page by recency may come back
+ * short while more follow (a bounded scan per request), so the page asks again, a few times
+ * at most, to fill itself.
  */
 
 const css = `
@@ -254,32 +255,45 @@ async function change(kind) {
   }
 }
 
-// -- named counters: one page at a time through the paged listing
+// -- named counters: most recently written first, one page at a time through the paged listing
 const PAGE = 20;
+// the cursor each page starts after (a cursor of the node that answered the page before)
 let pageStarts = [undefined];
 let counterPage = 0;
 let pageNext = undefined;
+// requests to fill one page: a page by recency may come back short while more follow
+const FILL_REQUESTS = 5;
 
 async function loadCounters() {
   const prefix = $("search").value.trim();
-  const after = pageStarts[counterPage];
-  const query = "limit=" + PAGE + (prefix ? "&prefix=" + encodeURIComponent(prefix) : "") + (after ? "&after=" + encodeURIComponent(after) : "");
-  const res = await getJson("/counters?" + query).catch(() => null);
-  if (res === null || !res.ok) {
-    $("counters").innerHTML = '<tr><td class="empty" colspan="2">' + esc(res && res.body ? res.body.message : "gateway unreachable") + '</td></tr>';
-    return;
+  let after = pageStarts[counterPage];
+  let list = [];
+  let next = undefined;
+  for (let i = 0; i < FILL_REQUESTS && list.length < PAGE; i++) {
+    const query = "order=recent&limit=" + (PAGE - list.length) + (prefix ? "&prefix=" + encodeURIComponent(prefix) : "") + (after ? "&after=" + encodeURIComponent(after) : "");
+    const res = await getJson("/counters?" + query).catch(() => null);
+    if (res === null || !res.ok) {
+      if (res !== null && counterPage > 0) {
+        // the node that issued this page's cursor cannot resume it any more: back to the first page
+        pageStarts = [undefined];
+        counterPage = 0;
+        return loadCounters();
+      }
+      $("counters").innerHTML = '<tr><td class="empty" colspan="2">' + esc(res && res.body ? res.body.message : "gateway unreachable") + '</td></tr>';
+      return;
+    }
+    list = list.concat(res.body.counters);
+    next = res.body.next;
+    if (next === undefined) break;
+    after = next;
   }
-  // a gateway without paging answers everything, unfiltered: filter and page here
-  let list = res.body.counters.filter((c) => !prefix || c.name.startsWith(prefix)).filter((c) => !after || c.name > after);
-  list.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
-  pageNext = res.body.next !== undefined ? res.body.next : list.length > PAGE ? list[PAGE - 1].name : undefined;
-  list = list.slice(0, PAGE);
+  pageNext = next;
   $("counters").innerHTML = list.length === 0
     ? '<tr><td class="empty" colspan="2">' + (prefix ? "No counter starts with " + esc(prefix) + "." : "No named counter yet: POST /counters/NAME/increment.") + '</td></tr>'
     : list.map((c) => '<tr data-counter="' + esc(c.name) + '"><td class="mono">' + esc(c.name) + '</td><td class="value">' + fmt(c.value) + '</td></tr>').join("");
   $("prev").disabled = counterPage === 0;
   $("next").disabled = pageNext === undefined;
-  $("counter-page").textContent = "page " + (counterPage + 1);
+  $("counter-page").textContent = "most recently written first · page " + (counterPage + 1);
 }
 
 $("search").addEventListener("input", () => { pageStarts = [undefined]; counterPage = 0; loadCounters(); });

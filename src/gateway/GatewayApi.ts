@@ -78,7 +78,8 @@ export const CounterList = Schema.Struct({
   node: Schema.String
 }).annotations({
   identifier: "CounterList",
-  description: "One page of counters sorted by name, as the node that answered holds them"
+  description: "One page of counters, sorted by name or (`order=recent`) most recently written first, as the node " +
+    "that answered holds them"
 })
 export type CounterList = typeof CounterList.Type
 
@@ -122,7 +123,9 @@ export class CounterGroup extends HttpApiGroup.make("counter")
       .annotate(
         OpenApi.Description,
         "Counters sorted by name, one page at a time (`limit` default 100, max 1000; `after`: the previous " +
-          "page's `next`; `prefix`), from one node; a bad parameter is refused with 400 before any node is asked"
+          "page's `next`; `prefix`), from one node; a bad parameter is refused with 400 before any node is asked. " +
+          "With `order=recent`, most recently written first: `next` is a cursor of the node that answered, and " +
+          "the next page is asked of each node in turn until that node answers (503 when it no longer can)"
       )
   )
   .add(HttpApiEndpoint.get("named", "/counters/:name").annotate(OpenApi.Summary, "Read a named counter").annotate(OpenApi.Description, "A counter that was never written reads as 0.").setPath(NamePath).addSuccess(NamedCounterValue))

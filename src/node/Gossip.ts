@@ -366,7 +366,9 @@ export const make = (options: GossipOptions = {}) =>
         for (const inbound of batch) {
           yield* onMessage(inbound).pipe(
             Effect.catchAllCause((cause) =>
-              Effect.logError(`Gossip: handling ${inbound.message._tag} from ${inbound.from.gossipAddr} failed`, cause)
+              Effect.logError(`Gossip: handling ${inbound.message._tag} from ${inbound.from.gossipAddr} failed`, cause).pipe(
+                Effect.annotateLogs({ peer: inbound.from.gossipAddr, peerId: inbound.from.replicaId })
+              )
             )
           )
         }

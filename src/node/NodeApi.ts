@@ -76,7 +76,8 @@ export const CountersResponse = Schema.Struct({
   next: Schema.optionalWith(Schema.String, { exact: true })
 }).annotations({
   identifier: "CountersResponse",
-  description: "One page of counters sorted by name; `next` (pass it as `after`) when more follow"
+  description: "One page of counters, sorted by name or (`order=recent`) most recently written first; `next` (pass " +
+    "it as `after`) when more follow"
 })
 
 export const StateResponse = Schema.Struct({
@@ -214,7 +215,10 @@ export class CountersGroup extends HttpApiGroup.make("counters")
       .annotate(
         OpenApi.Description,
         "Counters sorted by name, one page at a time: `limit` (default 100, max 1000), `after` (the previous " +
-          "page's `next`), `prefix`; a bad parameter is refused with 400"
+          "page's `next`), `prefix`; a bad parameter is refused with 400. With `order=recent`, most recently " +
+          "written first (as this node saw the writes): `next` is a cursor of this node, a page may hold fewer " +
+          "than `limit` counters while `next` is present, and a cursor issued by another node (or by this one " +
+          "before a restart) is answered 503"
       )
   )
   .add(HttpApiEndpoint.get("get")`/counters/${nameParam}`.annotate(OpenApi.Summary, "Read a named counter").annotate(OpenApi.Description, "A counter that was never written reads as 0.").addSuccess(NamedCounterResponse))

@@ -7,6 +7,7 @@
  */
 import { Cause, Effect, Exit, Layer, Option } from "effect"
 import { advertisedAddr, advertisedHttpAddr, NodeConfig } from "../config/NodeConfig.js"
+import type { CounterPage } from "../crdt/CounterMap.js"
 import type { CounterName } from "../crdt/CounterName.js"
 import { DEFAULT_COUNTER } from "../crdt/CounterName.js"
 import { byOf } from "../api/CountBody.js"
@@ -18,7 +19,7 @@ import type { PeerManager } from "./PeerManager.js"
 import type { CounterStore, WriteError } from "./CounterStore.js"
 import * as CounterStoreModule from "./CounterStore.js"
 import type { BatchResponse, BatchResult, BatchWrite } from "./NodeApi.js"
-import { CounterOverflow, MAX_BODY_BYTES, NodeApi, Unavailable } from "./NodeApi.js"
+import { BadRequest, CounterOverflow, MAX_BODY_BYTES, NodeApi, Unavailable } from "./NodeApi.js"
 import * as NodeReadinessModule from "./NodeReadiness.js"
 import { NodeReadiness, type Running } from "./NodeReadiness.js"
 
@@ -100,7 +101,7 @@ export const CountersHandlers = ApiServer.group(NodeApi, "counters", (handlers) 
     })
     const run = <A, E>(f: (running: Running) => Effect.Effect<A, E>) => withRunning(readiness, f)
     return handlers
-      .handle("list", ({ urlParams }) => run(({ store }) => store.page(pageRequestOf(urlParams)))())
+      .handle("list", ({ urlParams }) => run(({ store }) => Effect.flatMap(store.page(pageRequestOf(urlParams)), listed))())
       .handle("get", ({ path }) =>
         run(({ store }) => read(store, path.name, answer(store, path.name)))())
       .handle("increment", ({ path, payload }) =>
@@ -108,6 +109,16 @@ export const CountersHandlers = ApiServer.group(NodeApi, "counters", (handlers) 
       .handle("decrement", ({ path, payload }) =>
         run(({ store }) => write(store, path.name, "dec", byOf(payload), answer(store, path.name)))())
   }))
+
+/**
+ * A page as answered. A recency cursor this node did not issue is a 503, not a 400: the
+ * request is sound, only this node cannot resume that walk, and the gateway then asks the
+ * other nodes until the one that issued it answers.
+ */
+const listed = (page: CounterPage): Effect.Effect<CounterPage, BadRequest | Unavailable> =>
+  page.rejected === undefined
+    ? Effect.succeed(page)
+    : Effect.fail(page.rejected.reason === "NotACursor" ? BadRequest.of(page.rejected.message) : Unavailable.of(page.rejected.message))
 
 /** One write's result in a batch answer: its error as the single endpoint would name it. */
 const batchResult = (exit: Exit.Exit<number, WriteError>): BatchResult => {

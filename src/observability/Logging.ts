@@ -5,7 +5,10 @@
  *
  * - `json`: one JSON object per line, for machines (`docker logs`, Loki, jq):
  *   `{"timestamp","level","message","annotations","spans","fiber","cause"?}`. Values that
- *   JSON cannot carry (bigint, cycles, errors) are rendered rather than thrown on.
+ *   JSON cannot carry (bigint, cycles, errors) are rendered rather than thrown on. Besides
+ *   the process's own fields (`role`, `addr`, `httpAddr`, `nodeId`), a line written while
+ *   handling an HTTP request carries `requestId`, and a gossip line about a peer `peer`
+ *   (its address) and, where known, `peerId` (its replica id).
  * - `pretty`: one human-readable line per entry (plus the cause's lines, indented):
  *   `2025-01-01T12:00:00.000Z INFO  gossip started addr=127.0.0.1:9000 sync=12ms`,
  *   coloured when the output is a terminal and `NO_COLOR` is unset.
@@ -90,11 +93,15 @@ export const safeStringify = (value: unknown): string => {
   }
 }
 
-/** A value as log text: strings as they are, anything else as (safe) JSON. */
+/**
+ * A value as log text: strings as they are, anything else as (safe) JSON; a value whose
+ * `toJSON` is a string (a date, a request id made when first logged) as that string.
+ */
 const text = (u: unknown): string => {
   if (typeof u === "string") return u
   if (typeof u === "number" || typeof u === "boolean" || typeof u === "bigint" || u === undefined) return String(u)
-  return safeStringify(Inspectable.toJSON(u))
+  const json = Inspectable.toJSON(u)
+  return typeof json === "string" ? json : safeStringify(json)
 }
 
 const messageText = (message: unknown): string => Arr.ensure(message).map(text).join(" ")

@@ -1,7 +1,8 @@
 /**
  * The gateway's dashboard in a real browser (Debian's chromium through playwright-core;
  * no browser is downloaded): it lists the 5 nodes of a real cluster, a click on Increment
- * changes the cluster value it shows, named counters are listed and searched, a killed node
+ * changes the cluster value it shows, named counters are listed most recently written first
+ * and searched, a killed node
  * stays shown down, and a screenshot is saved under test-results/.
  */
 import * as fs from "node:fs"
@@ -78,21 +79,47 @@ describe("dashboard", () => {
       )
       yield* Effect.promise(() => page.click("#decrement"))
       yield* shows(page, "6", 15_000)
-      // named counters, listed by name, and the search box narrows them by prefix
-      yield* LocalCluster.post(`${cluster.gateway}/counters/likes:a/increment`, 3)
-      yield* LocalCluster.post(`${cluster.gateway}/counters/likes:b/increment`, 1)
-      yield* LocalCluster.post(`${cluster.gateway}/counters/views/increment`, 5)
+      // named counters, most recently written first, and the search box narrows them by prefix.
+      // Each write is let reach every node before the next, so every node saw them in this order.
+      const write = (name: string, by: number, value: number) =>
+        Effect.gen(function*() {
+          expect((yield* LocalCluster.post(`${cluster.gateway}/counters/${name}/increment`, by)).status).toBe(200)
+          yield* LocalCluster.waitUntil(
+            Effect.map(
+              Effect.forEach(cluster.nodes, (n) => LocalCluster.json(`http://${n.http}/counters/${name}`)),
+              (bodies) => bodies.every((b) => (b as { value?: number } | undefined)?.value === value)
+            ),
+            "15 seconds",
+            `${name} = ${value} on every node`
+          )
+        })
+      expect(yield* LocalCluster.converged(cluster.nodes)).toBe(6)
+      yield* write("likes:a", 3, 3)
+      yield* write("likes:b", 1, 1)
+      yield* write("views", 5, 5)
       const countersShown = (n: number) =>
         Effect.promise(() =>
           page.waitForFunction(`document.querySelectorAll("tr[data-counter]").length === ${n}`, undefined, { timeout: 15_000 })
         )
+      const shownNames = Effect.promise(() => page.locator("tr[data-counter]").evaluateAll((trs) => trs.map((tr) => tr.textContent)))
+      const shownInOrder = (names: ReadonlyArray<string>) =>
+        Effect.promise(() =>
+          page.waitForFunction(
+            `JSON.stringify([...document.querySelectorAll("tr[data-counter]")].map((tr) => tr.textContent)) === ${JSON.stringify(JSON.stringify(names))}`,
+            undefined,
+            { timeout: 15_000 }
+          )
+        ).pipe(Effect.catchAllDefect((e) => Effect.flatMap(shownNames, (shown) => Effect.die(new Error(`shown: ${JSON.stringify(shown)}: ${String(e)}`)))))
       yield* countersShown(4)
-      const names = yield* Effect.promise(() => page.locator("tr[data-counter]").evaluateAll((trs) => trs.map((tr) => tr.textContent)))
-      expect(names).toEqual(["default6", "likes:a3", "likes:b1", "views5"])
+      yield* shownInOrder(["views5", "likes:b1", "likes:a3", "default6"])
+      expect(yield* Effect.promise(() => page.locator("#counter-page").textContent())).toContain("most recently written first")
       yield* Effect.promise(() => page.fill("#search", "likes:"))
-      yield* countersShown(2)
+      yield* shownInOrder(["likes:b1", "likes:a3"])
+      // a write moves a counter to the top
+      yield* write("likes:a", 1, 4)
+      yield* shownInOrder(["likes:a4", "likes:b1"])
       yield* Effect.promise(() => page.fill("#search", ""))
-      yield* countersShown(4)
+      yield* shownInOrder(["likes:a4", "views5", "likes:b1", "default6"])
 
       // a node that dies stays in the table, shown down with since when
       const victim = cluster.nodes[4]!

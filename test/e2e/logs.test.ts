@@ -1,6 +1,8 @@
 /**
  * JSON logs as a log pipeline reads them: every line of a role carries its role and
- * addresses (and a node's id) as fields, normal operation logs no warning, and the small
+ * addresses (and a node's id) as fields, a line about an HTTP request its request id (the
+ * client's `X-Request-Id`, echoed, or one made for the line and sent back), normal
+ * operation logs no warning, and the small
  * commands (`-V`, `wal check --log-format json`) answer as documented.
  */
 import { execFile } from "node:child_process"
@@ -41,9 +43,24 @@ describe("logs", () => {
         "--data-dir", path.join(dir, "node"), ...json
       ], collect("node"))
       yield* Processes.waitForHttp(`http://${httpAddr}/health`, { timeout: "60 seconds", child: node })
-      const gateway = yield* Processes.dcounter("gateway", ["--role", "gateway", "--addr", gatewayAddr, "--discovery", discoveryAddr, ...json], collect("gateway"))
+      // the gateway at debug: a refused request is a line there, with its request id
+      const gateway = yield* Processes.dcounter("gateway", [
+        "--role", "gateway", "--addr", gatewayAddr, "--discovery", discoveryAddr, "--log-format", "json", "--log-level", "debug"
+      ], collect("gateway"))
       yield* Processes.waitForHttp(`http://${gatewayAddr}/health`, { timeout: "60 seconds", child: gateway })
       yield* Effect.promise(() => fetch(`http://${gatewayAddr}/increment`, { method: "POST" }))
+      const refused = yield* Effect.promise(() =>
+        fetch(`http://${gatewayAddr}/counters?limit=0`, { headers: { "x-request-id": "e2e-req-1" }, signal: AbortSignal.timeout(10_000) }))
+      expect(refused.status).toBe(400)
+      expect(refused.headers.get("x-request-id")).toBe("e2e-req-1")
+      const unnamed = yield* Effect.promise(() => fetch(`http://${gatewayAddr}/counters/a%20b`, { signal: AbortSignal.timeout(10_000) }))
+      expect(unnamed.status).toBe(400)
+      const madeId = unnamed.headers.get("x-request-id")
+      expect(madeId).toMatch(/^[0-9a-f-]{36}$/)
+      // at info (the node), nothing is logged about a refusal, so no id is made
+      const quiet = yield* Effect.promise(() => fetch(`http://${httpAddr}/counters?limit=0`, { signal: AbortSignal.timeout(10_000) }))
+      expect(quiet.status).toBe(400)
+      expect(quiet.headers.get("x-request-id")).toBe(null)
       yield* Effect.forEach([gateway, node, discovery], (c) => Processes.stop(c), { discard: true })
 
       const parsed = (role: string) => lines[role]!.map((l) => JSON.parse(l) as Line)
@@ -55,6 +72,12 @@ describe("logs", () => {
           expect(line.level, `${role}: ${line.message}`).not.toMatch(/warn|error/)
         }
       }
+      const withId = (id: string) => parsed("gateway").find((l) => l.annotations["requestId"] === id)
+      expect(withId("e2e-req-1")).toMatchObject({ level: "debug", annotations: { status: 400, role: "gateway" } })
+      expect(withId("e2e-req-1")!.message).toContain("limit must be")
+      expect(withId(madeId!)).toMatchObject({ level: "debug", annotations: { status: 400 } })
+      expect(parsed("node").some((l) => l.annotations["requestId"] !== undefined)).toBe(false)
+
       const up = parsed("node").find((l) => / up: gossip on /.test(l.message))
       expect(up).toBeDefined()
       const id = /^node (\S+) /.exec(up!.message)![1]

@@ -97,6 +97,19 @@ describe("OpenAPI", () => {
       yield* n.check("get", "/local-counter", "/local-counter", 200)
       yield* n.check("get", "/state", "/state", 200)
       yield* n.check("get", "/counters", "/counters", 200)
+      // by recency: the parameter is documented, its answers and refusals match
+      const orderParam = (nodeSpec.paths["/counters"]?.["get"] as unknown as { parameters: Array<{ name: string; schema: unknown }> })
+        .parameters.find((p) => p.name === "order")
+      expect(JSON.stringify(orderParam?.schema)).toContain("recent")
+      yield* n.check("get", "/counters", "/counters?order=recent&limit=1", 200)
+      yield* n.check("get", "/counters", "/counters?order=newest", 400)
+      yield* n.check("get", "/counters", "/counters?order=recent&after=x", 400)
+      const other = `http://${cluster.nodes[1]!.http}`
+      for (const name of ["r1", "r2"]) yield* send(`${other}/counters/${name}/increment`, "POST")
+      const otherPage = (yield* send(`${other}/counters?order=recent&limit=1`, "GET")).body as { next?: string }
+      expect(otherPage.next).toMatch(/^r\./)
+      // a cursor another node issued: 503, so that the gateway asks the other nodes
+      yield* n.check("get", "/counters", `/counters?order=recent&after=${otherPage.next}`, 503)
       yield* n.check("get", "/counters/{name}", "/counters/x", 200)
       yield* n.check("get", "/counters/{name}", "/counters/a%20b", 400)
       yield* n.check("post", "/counters/{name}/increment", "/counters/big/increment", 200, `{"by":${Number.MAX_SAFE_INTEGER}}`)
@@ -132,6 +145,19 @@ describe("OpenAPI", () => {
       yield* g.check("post", "/decrement", "/decrement", 200, '{"by":1}')
       yield* g.check("get", "/counter", "/counter", 200)
       yield* g.check("get", "/counters", "/counters", 200)
+      yield* g.check("get", "/counters", "/counters?order=recent&limit=1", 200)
+      yield* g.check("get", "/counters", "/counters?order=newest", 400)
+      // the node that issued a cursor is found whichever node the gateway asks first
+      for (let i = 0; i < 4; i++) {
+        const first = (yield* send(`${cluster.gateway}/counters?order=recent&limit=1`, "GET")).body as { next?: string; node: string }
+        expect(first.next).toMatch(/^r\./)
+        const second = (yield* send(`${cluster.gateway}/counters?order=recent&limit=1&after=${first.next}`, "GET")).body as {
+          counters: Array<unknown>
+          node: string
+        }
+        expect(second.node).toBe(first.node)
+        expect(second.counters).toHaveLength(1)
+      }
       yield* g.check("get", "/counters/{name}", "/counters/x", 200)
       yield* g.check("get", "/counters/{name}", "/counters/a%20b", 400)
       yield* g.check("post", "/counters/{name}/increment", "/counters/x/increment", 200)

@@ -4,7 +4,8 @@
  * directory, so it never touches a cluster of the user's or of another test.
  * - a node killed with SIGKILL is reported, the others keep serving, and it comes back;
  * - SIGTERM to the npm process (npm exits at once without passing it on) leaves no
- *   dcounter process behind, within 5 s;
+ *   dcounter process behind, within 5 s; so do SIGINT and SIGHUP to npm or to the start
+ *   script, and SIGKILL of the start script (its watchdog stops the children);
  * - a taken port is reported by number and nothing starts.
  */
 import { type ChildProcess, spawn } from "node:child_process"
@@ -122,6 +123,55 @@ describe("npm start", () => {
       expect(took).toBeLessThan(5000 + 1000) // 5 s by design, plus polling on a busy machine
       yield* exitOf(run.child)
     }), { timeout: 240_000 })
+
+  // Every other way of stopping it: SIGINT and SIGHUP to npm's process or to the start script
+  // (a terminal's Ctrl-C reaches both; a closing terminal sends SIGHUP), and SIGKILL of the
+  // start script (its watchdog then stops the children). Each leaves no dcounter process
+  // within 5 s.
+  const stops = [
+    { to: "npm", signal: "SIGINT" },
+    { to: "npm", signal: "SIGHUP" },
+    { to: "script", signal: "SIGINT" },
+    { to: "script", signal: "SIGHUP" },
+    { to: "script", signal: "SIGKILL" }
+  ] as const
+  for (const { signal, to } of stops) {
+    it.scopedLive(`${signal} to the ${to === "npm" ? "npm process" : "start script"} leaves nothing running`, () =>
+      Effect.gen(function*() {
+        const host = yield* freeHost
+        const dir = yield* tempDir("dcounter-start-")
+        const tag = `${host}:`
+        yield* Effect.addFinalizer(() =>
+          Effect.sync(() => {
+            for (const pid of [...pidsWith(tag), ...pidsWith(`--host ${host} `)]) {
+              try {
+                process.kill(pid, "SIGKILL")
+              } catch {
+                // already gone
+              }
+            }
+          })
+        )
+        const run = yield* npmStart(["--host", host, "--data-dir", path.join(dir, "data")])
+        yield* eventually("the cluster is up", Duration.seconds(90), Effect.sync(() => run.output().includes("dcounter is up")))
+          .pipe(Effect.mapError((e) => new Error(`${e.message}\n${run.output()}`)))
+        const script = `start.js --host ${host} `
+        expect(pidsWith(tag)).toHaveLength(7)
+        const scriptPids = pidsWith(script)
+        expect(scriptPids).toHaveLength(1)
+        const t0 = Date.now()
+        process.kill(to === "npm" ? run.child.pid! : scriptPids[0]!, signal)
+        yield* eventually("no dcounter process left", Duration.seconds(8), Effect.sync(() => pidsWith(tag).length === 0 && pidsWith(script).length === 0))
+          .pipe(Effect.mapError((e) => new Error(`${e.message}: ${pidsWith(tag).join(",")}\n${run.output()}`)))
+        expect(Date.now() - t0).toBeLessThan(5000 + 1000) // 5 s by design, plus polling on a busy machine
+        // its last words may still be on their way through the pipe
+        if (signal !== "SIGKILL") {
+          yield* eventually("the script said so", Duration.seconds(3), Effect.sync(() => run.output().includes("every process is stopped.")))
+            .pipe(Effect.mapError((e) => new Error(`${e.message}\n${run.output()}`)))
+        }
+        yield* exitOf(run.child).pipe(Effect.timeout(Duration.seconds(10)))
+      }), { timeout: 180_000 })
+  }
 
   it.scopedLive("a port already taken is named and nothing starts", () =>
     Effect.gen(function*() {

@@ -6,13 +6,14 @@
  * @internal
  */
 import { HttpApiError, HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
-import { Cause, Context, Effect, Exit, Option, Runtime } from "effect"
+import { Cause, Context, Effect, Exit, FiberRef, FiberRefs, LogLevel, Option, Runtime } from "effect"
 import type { Fiber } from "effect"
 import type * as Http from "node:http"
 import * as Metrics from "../../observability/HttpMetrics.js"
 import { parseQuery } from "./codec.js"
 import type { Decoder, Encoded, QueryRecord, ResponseEncoder, Step } from "./codec.js"
 import * as Callback from "../../internal/Callback.js"
+import * as RequestId from "./requestId.js"
 import { MalformedPath } from "./router.js"
 import type { Router } from "./router.js"
 import { decodeLater, DecodeFailed, describeDecodeError, hasBody, HandlerArgs } from "./targets.js"
@@ -63,9 +64,28 @@ export const makeRequestHandler = (deps: HandlerDeps): (req: Http.IncomingMessag
   const runFork = Runtime.runFork(runtime)
   const unmatched = Metrics.httpRecorder("*", "unmatched")
 
-  const logCause = (message: string, cause: Cause.Cause<unknown>, name: string) =>
-    runFork(Effect.logError(message, cause).pipe(Effect.annotateLogs({ route: name })))
-  const logDefect = (message: string, defect: unknown, name: string) => logCause(message, Cause.die(defect), name)
+  const runSync = Runtime.runSync(runtime)
+  // the id is made now (not when the line is written) so that it goes out in the response
+  const logCause = (message: string, cause: Cause.Cause<unknown>, name: string, res: Http.ServerResponse) =>
+    runFork(Effect.logError(message, cause).pipe(Effect.annotateLogs({ route: name, requestId: RequestId.of(res).value })))
+  const logDefect = (message: string, defect: unknown, name: string, res: Http.ServerResponse) =>
+    logCause(message, Cause.die(defect), name, res)
+  /**
+   * A refused request (4xx, 5xx) is a debug line, with its request id; decided once from
+   * the runtime's level, so that at info (the default) a refusal costs nothing more.
+   */
+  const debugRefusals = LogLevel.lessThanEqual(
+    FiberRefs.getOrDefault(runtime.fiberRefs, FiberRef.currentMinimumLogLevel),
+    LogLevel.Debug
+  )
+  const logRefused = (res: Http.ServerResponse, status: number, message: string) => {
+    const req = res.req
+    runSync(
+      Effect.logDebug(`${req?.method ?? "?"} ${req?.url ?? "?"} answered ${status}: ${message}`).pipe(
+        Effect.annotateLogs({ status, requestId: RequestId.of(res) })
+      )
+    )
+  }
 
   const done = (record: Recorder, status: number, start: number) => {
     record(status, (performance.now() - start) / 1000)
@@ -80,10 +100,14 @@ export const makeRequestHandler = (deps: HandlerDeps): (req: Http.IncomingMessag
     message: string,
     extra?: Record<string, string>
   ) => {
+    if (debugRefusals) logRefused(res, status, message)
     writeError(res, status, code, message, state.closing, extra)
     done(record, status, start)
   }
   const sendEncoded = (res: Http.ServerResponse, record: Recorder, start: number, encoded: Encoded) => {
+    if (debugRefusals && encoded.status >= 400) {
+      logRefused(res, encoded.status, typeof encoded.body === "string" ? encoded.body.slice(0, 300) : "an error of the API's schemas")
+    }
     writeEncoded(res, encoded, state.closing)
     done(record, encoded.status, start)
   }
@@ -94,7 +118,7 @@ export const makeRequestHandler = (deps: HandlerDeps): (req: Http.IncomingMessag
     response: HttpServerResponse.HttpServerResponse,
     name: string
   ) => {
-    writeServerResponse(res, response, runtime, state.closing, (cause) => logDefect("writing a response failed", cause, name))
+    writeServerResponse(res, response, runtime, state.closing, (cause) => logDefect("writing a response failed", cause, name, res))
     done(record, response.status, start)
   }
   const tooLarge = (req: Http.IncomingMessage, res: Http.ServerResponse, record: Recorder, start: number) => {
@@ -148,7 +172,8 @@ export const makeRequestHandler = (deps: HandlerDeps): (req: Http.IncomingMessag
         logDefect(
           "the handler's value does not match the success schema",
           result._tag === "Bad" ? result.message : "no member of the success schema accepts it",
-          target.name
+          target.name,
+          res
         )
         return sendError(res, target.record, start, 500, "internal_error", "internal server error")
     }
@@ -179,13 +204,13 @@ export const makeRequestHandler = (deps: HandlerDeps): (req: Http.IncomingMessag
           else respondFailure(res, target, start, Cause.die(exit.cause))
         })
       }
-      logCause("unhandled error (not in the API's error schemas)", cause, target.name)
+      logCause("unhandled error (not in the API's error schemas)", cause, target.name, res)
       return sendError(res, target.record, start, 500, "internal_error", "internal server error")
     }
     if (Cause.isInterruptedOnly(cause)) {
       return sendError(res, target.record, start, 503, "unavailable", "the server is shutting down")
     }
-    logCause("handler failed", cause, target.name)
+    logCause("handler failed", cause, target.name, res)
     return sendError(res, target.record, start, 500, "internal_error", "internal server error")
   }
 
@@ -200,7 +225,7 @@ export const makeRequestHandler = (deps: HandlerDeps): (req: Http.IncomingMessag
     try {
       effect[Callback.TypeId]((exit) => {
         if (resumed) {
-          logDefect("a Callback handler resumed twice", "the second result is ignored", target.name)
+          logDefect("a Callback handler resumed twice", "the second result is ignored", target.name, res)
           return
         }
         resumed = true
@@ -210,7 +235,7 @@ export const makeRequestHandler = (deps: HandlerDeps): (req: Http.IncomingMessag
             : respondFailure(res, target, start, exit.cause))
       })
     } catch (defect) {
-      logDefect("a Callback handler threw", defect, target.name)
+      logDefect("a Callback handler threw", defect, target.name, res)
       if (resumed) return // it answered before throwing
       resumed = true
       sendError(res, target.record, start, 500, "internal_error", "internal server error")
@@ -294,7 +319,7 @@ export const makeRequestHandler = (deps: HandlerDeps): (req: Http.IncomingMessag
       try {
         effect = target.handler(args)
       } catch (defect) {
-        logDefect("handler threw", defect, target.name)
+        logDefect("handler threw", defect, target.name, res)
         return sendError(res, target.record, start, 500, "internal_error", "internal server error")
       }
     } else {
@@ -309,7 +334,8 @@ export const makeRequestHandler = (deps: HandlerDeps): (req: Http.IncomingMessag
     // nor does one that answered with `Callback.make`: its register function is called here
     if (Callback.isCallback(effect)) return runCallback(res, target, start, effect)
     if (target.uninterruptible) effect = Effect.uninterruptible(effect)
-    const fiber = target.runFork(effect)
+    // on the fiber path (not the fast one), lines the handler logs carry the request id
+    const fiber = target.runFork(Effect.annotateLogs(effect, "requestId", RequestId.of(res)))
     track(fiber, (exit) => {
       state.fibers.delete(fiber)
       if (Exit.isSuccess(exit)) respondSuccess(res, target, start, exit.value)
@@ -358,7 +384,7 @@ export const makeRequestHandler = (deps: HandlerDeps): (req: Http.IncomingMessag
       Effect.scoped,
       Effect.provide(context)
     ) as Effect.Effect<HttpServerResponse.HttpServerResponse, unknown>
-    const fiber = runFork(apiMiddleware(handled))
+    const fiber = runFork(Effect.annotateLogs(apiMiddleware(handled), "requestId", RequestId.of(res)))
     track(fiber, (exit) => {
       state.fibers.delete(fiber)
       if (Exit.isSuccess(exit)) {
@@ -394,7 +420,7 @@ export const makeRequestHandler = (deps: HandlerDeps): (req: Http.IncomingMessag
     try {
       f()
     } catch (defect) {
-      logDefect("request handling failed", defect, name)
+      logDefect("request handling failed", defect, name, res)
       if (!res.headersSent) return sendError(res, record, start, 500, "internal_error", "internal server error")
       res.destroy()
       done(record, 500, start)
@@ -404,6 +430,7 @@ export const makeRequestHandler = (deps: HandlerDeps): (req: Http.IncomingMessag
   const onRequest = (req: Http.IncomingMessage, res: Http.ServerResponse): void => {
     const start = performance.now()
     state.inflight++
+    RequestId.echo(req, res)
     guarded(res, unmatched, start, req.url ?? "/", () => dispatch(req, res, start))
   }
 
@@ -453,7 +480,7 @@ export const makeRequestHandler = (deps: HandlerDeps): (req: Http.IncomingMessag
         try {
           encoded = target.respond(match.params)
         } catch (defect) {
-          logDefect("built-in route failed", defect, path)
+          logDefect("built-in route failed", defect, path, res)
           return sendError(res, target.record, start, 500, "internal_error", "internal server error")
         }
         return sendEncoded(res, target.record, start, encoded)
@@ -464,7 +491,7 @@ export const makeRequestHandler = (deps: HandlerDeps): (req: Http.IncomingMessag
         try {
           target.handler(req, res, match.params)
         } catch (defect) {
-          logDefect("raw route failed", defect, path)
+          logDefect("raw route failed", defect, path, res)
           if (!res.headersSent) writeError(res, 500, "internal_error", "internal server error", true)
           else res.destroy()
         }
