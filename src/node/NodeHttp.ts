@@ -64,17 +64,17 @@ const notRunning = (readiness: NodeReadiness["Type"]) =>
  * Runs `f` over the running services, or answers 503. Synchronous, so a `Callback`
  * returned by `f` stays one (the fiberless path of ApiServer).
  */
-const withRunning = <A, E>(readiness: NodeReadiness["Type"], f: (running: Running) => Effect.Effect<A, E>) =>
-(): Effect.Effect<A, E | Unavailable> => {
-  const running = readiness.unsafeRunning()
-  return running === undefined ? notRunning(readiness) : f(running)
+const withRunning = (readiness: NodeReadiness["Type"]) => {
+  const refused = notRunning(readiness)
+  return <A, E>(f: (running: Running) => Effect.Effect<A, E>) => (): Effect.Effect<A, E | Unavailable> =>
+    readiness.whenRunning(f, refused)
 }
 
 export const CounterHandlers = ApiServer.group(NodeApi, "counter", (handlers) =>
   Effect.gen(function*() {
     const readiness = yield* NodeReadiness
     const answer = (store: CounterStore["Type"]) => (value: number) => ({ value, nodeId: store.replicaId as string })
-    const run = <A, E>(f: (running: Running) => Effect.Effect<A, E>) => withRunning(readiness, f)
+    const run = withRunning(readiness)
     return handlers
       .handle("counter", run(({ store }) => read(store, DEFAULT_COUNTER, answer(store))))
       .handle("increment", ({ payload }) =>
@@ -99,7 +99,7 @@ export const CountersHandlers = ApiServer.group(NodeApi, "counters", (handlers) 
       value,
       nodeId: store.replicaId as string
     })
-    const run = <A, E>(f: (running: Running) => Effect.Effect<A, E>) => withRunning(readiness, f)
+    const run = withRunning(readiness)
     return handlers
       .handle("list", ({ urlParams }) => run(({ store }) => Effect.flatMap(store.page(pageRequestOf(urlParams)), listed))())
       .handle("get", ({ path }) =>
@@ -152,7 +152,7 @@ const writeBatch = (
 export const BatchHandlers = ApiServer.group(NodeApi, "batch", (handlers) =>
   Effect.gen(function*() {
     const readiness = yield* NodeReadiness
-    const run = <A, E>(f: (running: Running) => Effect.Effect<A, E>) => withRunning(readiness, f)
+    const run = withRunning(readiness)
     return handlers.handle("write", ({ payload }) => run(({ store }) => writeBatch(store, payload.writes))())
   }))
 
@@ -160,7 +160,7 @@ export const ClusterHandlers = ApiServer.group(NodeApi, "cluster", (handlers) =>
   Effect.gen(function*() {
     const readiness = yield* NodeReadiness
     const config = yield* NodeConfig
-    const run = <A, E>(f: (running: Running) => Effect.Effect<A, E>) => withRunning(readiness, f)
+    const run = withRunning(readiness)
     return handlers
       .handle("peers", run(({ peers }) =>
         Effect.map(peers.peers, (list) => ({

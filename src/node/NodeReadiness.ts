@@ -37,8 +37,15 @@ export class NodeReadiness extends Context.Tag("dcounter/NodeReadiness")<
     readonly attach: (running: Running) => Effect.Effect<void>
     readonly stopping: Effect.Effect<void>
     readonly status: Effect.Effect<Status>
-    /** The running services, or undefined before `attach` (synchronous: the handlers' hot path). */
-    readonly unsafeRunning: () => Running | undefined
+    /**
+     * `f` over the running services, or `otherwise` before `attach`. The choice is made
+     * when it is called, not when the result runs, so the Effect `f` returns is handed back
+     * as it is (a `Callback` stays one: the handlers' fiberless hot path).
+     */
+    readonly whenRunning: <A, E, B, E2>(
+      f: (running: Running) => Effect.Effect<A, E>,
+      otherwise: Effect.Effect<B, E2>
+    ) => Effect.Effect<A | B, E | E2>
   }
 >() {}
 
@@ -60,7 +67,7 @@ export const make = Effect.sync((): NodeReadiness["Type"] => {
       stopping = true
     }),
     status: Effect.sync(() => ({ ...steps, stopping })),
-    unsafeRunning: () => running
+    whenRunning: (f, otherwise) => (running === undefined ? otherwise : f(running))
   }
 })
 

@@ -334,8 +334,10 @@ export const makeRequestHandler = (deps: HandlerDeps): (req: Http.IncomingMessag
     // nor does one that answered with `Callback.make`: its register function is called here
     if (Callback.isCallback(effect)) return runCallback(res, target, start, effect)
     if (target.uninterruptible) effect = Effect.uninterruptible(effect)
-    // on the fiber path (not the fast one), lines the handler logs carry the request id
-    const fiber = target.runFork(Effect.annotateLogs(effect, "requestId", RequestId.of(res)))
+    // no log annotation around the handler: `Effect.annotateLogs` here costs more than the
+    // rest of the request (bench/http, ApiServer rows); the engine's own lines about the
+    // request carry its id
+    const fiber = target.runFork(effect)
     track(fiber, (exit) => {
       state.fibers.delete(fiber)
       if (Exit.isSuccess(exit)) respondSuccess(res, target, start, exit.value)
@@ -384,7 +386,7 @@ export const makeRequestHandler = (deps: HandlerDeps): (req: Http.IncomingMessag
       Effect.scoped,
       Effect.provide(context)
     ) as Effect.Effect<HttpServerResponse.HttpServerResponse, unknown>
-    const fiber = runFork(Effect.annotateLogs(apiMiddleware(handled), "requestId", RequestId.of(res)))
+    const fiber = runFork(apiMiddleware(handled))
     track(fiber, (exit) => {
       state.fibers.delete(fiber)
       if (Exit.isSuccess(exit)) {
