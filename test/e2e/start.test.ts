@@ -73,29 +73,37 @@ const exitOf = (child: ChildProcess) =>
 const post = (url: string) =>
   Effect.promise(() => fetch(url, { method: "POST", signal: AbortSignal.timeout(5000) }).then(async (r) => ({ status: r.status, body: await r.text() })))
 
+/**
+ * `npm start` on a free loopback host, up: its output, the pid-matching tags of its
+ * processes, and a finalizer that SIGKILLs whatever of this run is left, whatever happens.
+ */
+const startedCluster = Effect.gen(function*() {
+  const host = yield* freeHost
+  const dir = yield* tempDir("dcounter-start-")
+  const tag = `${host}:`
+  yield* Effect.addFinalizer(() =>
+    Effect.sync(() => {
+      for (const pid of [...pidsWith(tag), ...pidsWith(`--host ${host} `)]) {
+        try {
+          process.kill(pid, "SIGKILL")
+        } catch {
+          // already gone
+        }
+      }
+    })
+  )
+  const run = yield* npmStart(["--host", host, "--data-dir", path.join(dir, "data")])
+  yield* eventually("the cluster is up", Duration.seconds(90), Effect.sync(() => run.output().includes("dcounter is up")))
+    .pipe(Effect.mapError((e) => new Error(`${e.message}\n${run.output()}`)))
+  const script = `start.js --host ${host} `
+  expect(pidsWith(tag)).toHaveLength(7) // discovery, 5 nodes, gateway
+  return { host, tag, script, run }
+})
+
 describe("npm start", () => {
   it.scopedLive("a killed node is reported and restarted while the rest serve; SIGTERM to npm leaves nothing running", () =>
     Effect.gen(function*() {
-      const host = yield* freeHost
-      const dir = yield* tempDir("dcounter-start-")
-      const tag = `${host}:`
-      // whatever happens, no process of this run outlives the test
-      yield* Effect.addFinalizer(() =>
-        Effect.sync(() => {
-          for (const pid of [...pidsWith(tag), ...pidsWith(`--host ${host} `)]) {
-            try {
-              process.kill(pid, "SIGKILL")
-            } catch {
-              // already gone
-            }
-          }
-        })
-      )
-      const run = yield* npmStart(["--host", host, "--data-dir", path.join(dir, "data")])
-      yield* eventually("the cluster is up", Duration.seconds(90), Effect.sync(() => run.output().includes("dcounter is up")))
-        .pipe(Effect.mapError((e) => new Error(`${e.message}\n${run.output()}`)))
-      const script = `start.js --host ${host} `
-      expect(pidsWith(tag)).toHaveLength(7) // discovery, 5 nodes, gateway
+      const { host, run, script, tag } = yield* startedCluster
       expect(pidsWith(script)).toHaveLength(1)
 
       const node3 = pidsWith(`--addr ${host}:9003`)
@@ -138,25 +146,7 @@ describe("npm start", () => {
   for (const { signal, to } of stops) {
     it.scopedLive(`${signal} to the ${to === "npm" ? "npm process" : "start script"} leaves nothing running`, () =>
       Effect.gen(function*() {
-        const host = yield* freeHost
-        const dir = yield* tempDir("dcounter-start-")
-        const tag = `${host}:`
-        yield* Effect.addFinalizer(() =>
-          Effect.sync(() => {
-            for (const pid of [...pidsWith(tag), ...pidsWith(`--host ${host} `)]) {
-              try {
-                process.kill(pid, "SIGKILL")
-              } catch {
-                // already gone
-              }
-            }
-          })
-        )
-        const run = yield* npmStart(["--host", host, "--data-dir", path.join(dir, "data")])
-        yield* eventually("the cluster is up", Duration.seconds(90), Effect.sync(() => run.output().includes("dcounter is up")))
-          .pipe(Effect.mapError((e) => new Error(`${e.message}\n${run.output()}`)))
-        const script = `start.js --host ${host} `
-        expect(pidsWith(tag)).toHaveLength(7)
+        const { run, script, tag } = yield* startedCluster
         const scriptPids = pidsWith(script)
         expect(scriptPids).toHaveLength(1)
         const t0 = Date.now()
