@@ -26,7 +26,7 @@
  * interruption: what it started completes (a durable write under way stays made), as on
  * `ApiServer`'s fiber path, whose handlers are not interrupted when a client goes away.
  */
-import { Effect, Exit } from "effect"
+import { Effect, Effectable, Exit } from "effect"
 
 export const TypeId: unique symbol = Symbol.for("dcounter/Callback")
 export type TypeId = typeof TypeId
@@ -38,13 +38,37 @@ export interface Callback<A, E> extends Effect.Effect<A, E> {
   readonly [TypeId]: Register<A, E>
 }
 
-/** An Effect that completes when `register` calls back; `ApiServer` runs it without a fiber. */
-export const make = <A, E>(register: Register<A, E>): Callback<A, E> => {
-  // a plain assignment: `Object.defineProperty` costs more than the whole Effect.async on this path
-  const effect = Effect.async<A, E>((resume) => register(resume)) as Effect.Effect<A, E> & { [TypeId]?: Register<A, E> }
-  effect[TypeId] = register
-  return effect as Callback<A, E>
+/**
+ * A Callback is one small object: the `Effect.async` a fiber needs is built only when a
+ * fiber runs it (`commit`), so the fiberless path allocates nothing else.
+ */
+class CallbackEffect<A, E> extends Effectable.Class<A, E> implements Callback<A, E> {
+  readonly [TypeId]: Register<A, E>
+  constructor(register: Register<A, E>) {
+    super()
+    this[TypeId] = register
+  }
+  commit(): Effect.Effect<A, E> {
+    const register = this[TypeId]
+    return Effect.async<A, E>((resume) => register(resume))
+  }
 }
+
+/** A Callback whose operation can be called off when a fiber running it is interrupted. */
+class InterruptibleCallback<A, E> extends CallbackEffect<A, E> {
+  constructor(private readonly start: (resume: (exit: Exit.Exit<A, E>) => void) => () => void) {
+    super((resume) => void start(resume))
+  }
+  override commit(): Effect.Effect<A, E> {
+    return Effect.async<A, E>((resume) => {
+      const cancel = this.start(resume)
+      return Effect.sync(cancel)
+    })
+  }
+}
+
+/** An Effect that completes when `register` calls back; `ApiServer` runs it without a fiber. */
+export const make = <A, E>(register: Register<A, E>): Callback<A, E> => new CallbackEffect(register)
 
 /**
  * `make` for an operation that can be called off: `register` starts it and returns the
@@ -54,14 +78,7 @@ export const make = <A, E>(register: Register<A, E>): Callback<A, E> => {
  */
 export const makeInterruptible = <A, E>(
   register: (resume: (exit: Exit.Exit<A, E>) => void) => () => void
-): Callback<A, E> => {
-  const effect = Effect.async<A, E>((resume) => {
-    const cancel = register(resume)
-    return Effect.sync(cancel)
-  }) as Effect.Effect<A, E> & { [TypeId]?: Register<A, E> }
-  effect[TypeId] = (resume) => void register(resume)
-  return effect as Callback<A, E>
-}
+): Callback<A, E> => new InterruptibleCallback(register)
 
 /**
  * `Effect.sync(evaluate)` that `ApiServer` runs without a fiber: `evaluate` runs each time
