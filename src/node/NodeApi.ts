@@ -237,7 +237,7 @@ export class CountersGroup extends HttpApiGroup.make("counters")
       .addError(Unavailable)
   )
   .addError(Unavailable)
-  .annotate(OpenApi.Description, "Named counters: any number per cluster, each 1 to 128 characters of [A-Za-z0-9._:-]")
+  .annotate(OpenApi.Description, "Named counters: as many per cluster as you like, each 1 to 128 characters of [A-Za-z0-9._:-]")
 {}
 
 /**

@@ -5,34 +5,13 @@
  */
 import { NodeContext } from "@effect/platform-node"
 import { afterEach, describe, expect, it, vi } from "../support/vitest.js"
-import { Effect, Either, Option, Redacted } from "effect"
+import { Effect, Option, Redacted } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import * as Cli from "../../src/cli/Cli.js"
-import type { Env } from "../../src/config/Usage.js"
-import type { Invocation } from "../../src/cli/Invocation.js"
-import { parse } from "../../src/cli/Invocation.js"
+import { fails, ok } from "./parseKit.js"
 import { advertisedAddr, advertisedHttpAddr } from "../../src/config/NodeConfig.js"
-
-const run = (argv: ReadonlyArray<string>, env: Env = {}) =>
-  parse(argv, env).pipe(Effect.either, Effect.provide(NodeContext.layer))
-
-const ok = <T extends Invocation["_tag"]>(tag: T, argv: ReadonlyArray<string>, env: Env = {}) =>
-  Effect.gen(function*() {
-    const result = yield* run(argv, env)
-    if (Either.isLeft(result)) throw new Error(`expected success, got: ${result.left.message}`)
-    expect(result.right._tag).toBe(tag)
-    return result.right as Extract<Invocation, { _tag: T }>
-  })
-
-const fails = (argv: ReadonlyArray<string>, env: Env = {}) =>
-  Effect.gen(function*() {
-    const result = yield* run(argv, env)
-    if (Either.isRight(result)) throw new Error(`expected a usage error for ${argv.join(" ")}`)
-    expect(result.left.message).not.toContain("\n")
-    return result.left.message
-  })
 
 const node = (...args: Array<string>) => ["--role", "node", ...args]
 const gateway = (...args: Array<string>) => ["--role", "gateway", ...args]

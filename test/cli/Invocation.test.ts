@@ -1,31 +1,9 @@
-import { NodeContext } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Either, Option, Redacted } from "effect"
+import { Duration, Effect, Option, Redacted } from "effect"
 import { allFlagNames, envName, flagNamesOf, sections } from "../../src/cli/Flags.js"
 import * as Help from "../../src/cli/Help.js"
 import type { Env } from "../../src/config/Usage.js"
-import type { Invocation } from "../../src/cli/Invocation.js"
-import { parse } from "../../src/cli/Invocation.js"
-
-const run = (argv: ReadonlyArray<string>, env: Env = {}) =>
-  parse(argv, env).pipe(Effect.either, Effect.provide(NodeContext.layer))
-
-const ok = <T extends Invocation["_tag"]>(tag: T, argv: ReadonlyArray<string>, env: Env = {}) =>
-  Effect.gen(function*() {
-    const result = yield* run(argv, env)
-    if (Either.isLeft(result)) throw new Error(`expected success, got: ${result.left.message}`)
-    expect(result.right._tag).toBe(tag)
-    return result.right as Extract<Invocation, { _tag: T }>
-  })
-
-const fails = (argv: ReadonlyArray<string>, env: Env = {}) =>
-  Effect.gen(function*() {
-    const result = yield* run(argv, env)
-    if (Either.isRight(result)) throw new Error(`expected a usage error for ${argv.join(" ")}`)
-    expect(result.left._tag).toBe("UsageError")
-    expect(result.left.message).not.toContain("\n")
-    return result.left.message
-  })
+import { fails, ok } from "./parseKit.js"
 
 describe("dcounter --role node", () => {
   it.effect("applies the contract defaults", () =>

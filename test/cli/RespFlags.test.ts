@@ -1,31 +1,17 @@
 /** The node's Redis-protocol options: --resp-addr, --resp-password, --resp-password-file. */
-import { NodeContext } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Either, Option, Redacted } from "effect"
+import { Effect, Option, Redacted } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import type { Env } from "../../src/config/Usage.js"
-import { parse } from "../../src/cli/Invocation.js"
-
-const run = (argv: ReadonlyArray<string>, env: Env = {}) =>
-  parse(["--role", "node", ...argv], env).pipe(Effect.either, Effect.provide(NodeContext.layer))
+import { fails, ok } from "./parseKit.js"
 
 const config = (argv: ReadonlyArray<string>, env: Env = {}) =>
-  Effect.gen(function*() {
-    const r = yield* run(argv, env)
-    if (Either.isLeft(r)) throw new Error(`expected success, got: ${r.left.message}`)
-    if (r.right._tag !== "Node") throw new Error(`expected a node, got ${r.right._tag}`)
-    return r.right.config
-  })
+  Effect.map(ok("Node", ["--role", "node", ...argv], env), (node) => node.config)
 
-const usage = (argv: ReadonlyArray<string>, env: Env = {}) =>
-  Effect.gen(function*() {
-    const r = yield* run(argv, env)
-    if (Either.isRight(r)) throw new Error(`expected a usage error for ${argv.join(" ")}`)
-    expect(r.left.message).not.toContain("\n")
-    return r.left.message
-  })
+const usage = (argv: ReadonlyArray<string>, env: Env = {}) => fails(["--role", "node", ...argv], env)
+
 
 const password = (c: { readonly respPassword: Option.Option<Redacted.Redacted<string>> }) =>
   Option.map(c.respPassword, Redacted.value)
